@@ -1,0 +1,373 @@
+/**
+ * Channels: the ordered stream of batches, barriers and eos from one upstream instance to one
+ * downstream instance over the downstream's mailbox subject, with credit-based backpressure.
+ * Invariants: a sender numbers everything it sends per (epoch, channel) from 0 and never sends
+ * a batch without credit; a receiver delivers a channel's messages only in `seq` order, and a gap
+ * or repeat is a `ChannelBroken` error, never silent loss. Messages of an older epoch are dropped.
+ */
+import { Cause, Data, Effect, Queue, Schedule } from "effect"
+import type { InstanceId, Subjects } from "./Address.ts"
+import { ReceiverCredit, SenderCredit } from "./CreditWindow.ts"
+import { decode, type DataEnvelope, encode, type Envelope, EnvelopeDecodeError, isData } from "./Envelope.ts"
+import type { NatsConnection } from "./Nats.ts"
+
+export class ChannelBroken extends Data.TaggedError("ChannelBroken")<{
+  /** the receiving instance */
+  readonly receiver: string
+  /** the sending instance (the channel) */
+  readonly channel: string
+  readonly epoch: number
+  readonly reason: string
+  readonly expected?: number
+  readonly got?: number
+}> {
+  override get message(): string {
+    return `channel ${this.channel} -> ${this.receiver} broken in epoch ${this.epoch}: ${this.reason}`
+  }
+}
+
+export interface ChannelOptions {
+  /** Records per batch before it is sent. Default 256. */
+  readonly batchSize: number
+  /** Longest time a record waits in a partial batch, in ms. Default 5. */
+  readonly lingerMs: number
+  /** Credit window W, in batches per channel. Default 32. */
+  readonly creditWindow: number
+}
+
+export const defaultChannelOptions: ChannelOptions = { batchSize: 256, lingerMs: 5, creditWindow: 32 }
+
+/** How often a mailbox repeats its grants, so that a lost grant cannot stall a channel. */
+export const regrantSchedule = Schedule.spaced("250 millis")
+
+/** The sending end of one channel. Driven by one fiber (the actor's loop); not shared. */
+export class ChannelSender {
+  readonly subject: string
+  readonly channel: string
+  readonly to: string
+  readonly epoch: number
+  readonly options: ChannelOptions
+  private readonly nc: NatsConnection
+  private seq = 0
+  private buffer: Array<unknown> = []
+  private firstAt = 0
+  private readonly credit: SenderCredit
+  private wake: (() => void) | undefined
+  /** Records handed to this sender in this epoch (including those still buffered). */
+  records = 0
+
+  constructor(
+    nc: NatsConnection,
+    subjects: Subjects,
+    from: InstanceId,
+    to: InstanceId,
+    epoch: number,
+    options: ChannelOptions
+  ) {
+    this.nc = nc
+    this.subject = subjects.mailbox(to)
+    this.channel = from.toString()
+    this.to = to.toString()
+    this.epoch = epoch
+    this.options = options
+    this.credit = new SenderCredit(options.creditWindow)
+  }
+
+  /** Batches sent and the highest grant seen (for tests and status). */
+  get sentBatches(): number {
+    return this.credit.sent
+  }
+  get grantedBatches(): number {
+    return this.credit.granted
+  }
+  get buffered(): number {
+    return this.buffer.length
+  }
+
+  /** Adds one record without I/O; true when the batch is full and `sendBatch` must be run. */
+  add(record: unknown): boolean {
+    if (this.buffer.length === 0) this.firstAt = Date.now()
+    this.buffer.push(record)
+    this.records++
+    return this.buffer.length >= this.options.batchSize
+  }
+
+  /** Adds records, sending every batch that fills (suspending while out of credit). */
+  push(records: ReadonlyArray<unknown>): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      let full = false
+      for (let i = 0; i < records.length; i++) {
+        if (this.add(records[i])) {
+          if (i + 1 < records.length)
+            return this.sendBatch.pipe(Effect.andThen(this.push(records.slice(i + 1))))
+          full = true
+        }
+      }
+      return full ? this.sendBatch : Effect.void
+    })
+  }
+
+  /** True when a partial batch has waited for `lingerMs`. */
+  lingerDue(now: number): boolean {
+    return this.buffer.length > 0 && now - this.firstAt >= this.options.lingerMs
+  }
+
+  /** Sends the buffered records as one batch, first waiting for credit. */
+  get sendBatch(): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      if (this.buffer.length === 0) return Effect.void
+      if (!this.credit.canSend()) return this.awaitCredit.pipe(Effect.andThen(this.sendBatch))
+      const r = this.buffer
+      this.buffer = []
+      this.credit.onSent()
+      this.publish({ k: "batch", e: this.epoch, c: this.channel, s: this.seq++, r })
+      return Effect.void
+    })
+  }
+
+  /** Flushes the partial batch, then sends `barrier n` (barriers need no credit). */
+  barrier(n: number): Effect.Effect<void> {
+    return this.sendBatch.pipe(
+      Effect.andThen(
+        Effect.sync(() => this.publish({ k: "barrier", e: this.epoch, c: this.channel, s: this.seq++, n }))
+      )
+    )
+  }
+
+  /** Flushes the partial batch, then sends end-of-stream. */
+  get eos(): Effect.Effect<void> {
+    return this.sendBatch.pipe(
+      Effect.andThen(
+        Effect.sync(() => this.publish({ k: "eos", e: this.epoch, c: this.channel, s: this.seq++ }))
+      )
+    )
+  }
+
+  /** Applies a grant from the receiver; wakes a suspended sender. */
+  onGrant(grantedThrough: number): void {
+    if (this.credit.onGrant(grantedThrough) && this.wake) {
+      const wake = this.wake
+      this.wake = undefined
+      wake()
+    }
+  }
+
+  private get awaitCredit(): Effect.Effect<void> {
+    return Effect.callback<void>((resume) => {
+      this.wake = () => resume(Effect.void)
+      return Effect.sync(() => {
+        this.wake = undefined
+      })
+    })
+  }
+
+  private publish(envelope: DataEnvelope): void {
+    this.nc.publish(this.subject, encode(envelope))
+  }
+}
+
+/** What a mailbox hands to the actor's loop: one validated data envelope and its channel. */
+export interface Delivery {
+  readonly channel: number
+  readonly envelope: DataEnvelope
+}
+
+/** Counters of a mailbox, for status and tests. */
+export interface MailboxCounters {
+  stale: number
+  malformed: number
+}
+
+/**
+ * The receiving ends of every input channel of one instance: subscribes the mailbox subject,
+ * validates each message (decode, epoch, channel, seq) and queues it for the actor's loop.
+ * Credit is granted when the loop reports a batch consumed (`consumed`), never on arrival.
+ */
+export class Mailbox {
+  readonly self: string
+  readonly epoch: number
+  readonly channels: ReadonlyArray<string>
+  readonly counters: MailboxCounters = { stale: 0, malformed: 0 }
+  private readonly nc: NatsConnection
+  private readonly subjects: Subjects
+  private readonly upstreams: ReadonlyArray<InstanceId>
+  private readonly index = new Map<string, number>()
+  private readonly expected: Array<number>
+  private readonly credits: Array<ReceiverCredit>
+  private readonly queue: Queue.Queue<Delivery, ChannelBroken | EnvelopeDecodeError>
+  private readonly onMalformed: (error: EnvelopeDecodeError) => void
+
+  private constructor(
+    nc: NatsConnection,
+    subjects: Subjects,
+    self: InstanceId,
+    upstreams: ReadonlyArray<InstanceId>,
+    epoch: number,
+    options: ChannelOptions,
+    queue: Queue.Queue<Delivery, ChannelBroken | EnvelopeDecodeError>,
+    onMalformed: (error: EnvelopeDecodeError) => void
+  ) {
+    this.nc = nc
+    this.subjects = subjects
+    this.self = self.toString()
+    this.upstreams = upstreams
+    this.epoch = epoch
+    this.queue = queue
+    this.onMalformed = onMalformed
+    this.channels = upstreams.map((u) => u.toString())
+    for (const [i, c] of this.channels.entries()) this.index.set(c, i)
+    this.expected = upstreams.map(() => 0)
+    this.credits = upstreams.map(() => new ReceiverCredit(options.creditWindow))
+  }
+
+  /**
+   * Subscribes `self`'s mailbox for the given upstream channels in `epoch` and flushes, so that
+   * it is ready when this returns. The subscription ends with the scope.
+   * `onMalformed` is told of every message that fails to decode (it is not delivered).
+   */
+  static open(
+    nc: NatsConnection,
+    subjects: Subjects,
+    self: InstanceId,
+    upstreams: ReadonlyArray<InstanceId>,
+    epoch: number,
+    options: ChannelOptions,
+    onMalformed: (error: EnvelopeDecodeError) => void = () => {}
+  ) {
+    return Effect.gen(function* () {
+      const queue = yield* Queue.unbounded<Delivery, ChannelBroken | EnvelopeDecodeError>()
+      const mailbox = new Mailbox(nc, subjects, self, upstreams, epoch, options, queue, onMalformed)
+      const subject = subjects.mailbox(self)
+      yield* Effect.acquireRelease(
+        Effect.sync(() =>
+          nc.subscribe(subject, { callback: (_err, msg) => mailbox.onMessage(subject, msg.data) })
+        ),
+        (sub) => Effect.sync(() => sub.unsubscribe())
+      )
+      yield* Effect.promise(() => nc.flush())
+      yield* Effect.forkScoped(Effect.sync(() => mailbox.regrant()).pipe(Effect.repeat(regrantSchedule)))
+      return mailbox
+    })
+  }
+
+  /** The next delivery in arrival order; fails with `ChannelBroken` once a channel broke. */
+  get take(): Effect.Effect<Delivery, ChannelBroken | EnvelopeDecodeError> {
+    return Queue.take(this.queue)
+  }
+
+  /** Like `take`, but undefined when nothing arrives within `ms`. */
+  takeWithin(ms: number): Effect.Effect<Delivery | undefined, ChannelBroken | EnvelopeDecodeError> {
+    const next = Queue.takeUnsafe(this.queue)
+    if (next !== undefined) return next
+    return Queue.take(this.queue).pipe(
+      Effect.timeoutOption(ms),
+      Effect.map((o) => (o._tag === "Some" ? o.value : undefined))
+    )
+  }
+
+  /** Reports one batch of `channel` consumed; sends a grant when half a window has drained. */
+  consumed(channel: number): void {
+    const credit = this.credits[channel]!
+    credit.onConsumed()
+    const grant = credit.nextGrant()
+    if (grant !== undefined) this.sendGrant(channel, grant)
+  }
+
+  /** Repeats the current grant of every channel (a lost grant must not stall a channel). */
+  regrant(): void {
+    for (let i = 0; i < this.credits.length; i++) this.sendGrant(i, this.credits[i]!.granted)
+  }
+
+  private sendGrant(channel: number, g: number): void {
+    this.nc.publish(
+      this.subjects.credit(this.upstreams[channel]!),
+      encode({ k: "credit", e: this.epoch, c: this.self, g })
+    )
+  }
+
+  private onMessage(subject: string, bytes: Uint8Array): void {
+    const envelope: Envelope | EnvelopeDecodeError = decode(subject, bytes)
+    if (envelope instanceof EnvelopeDecodeError) {
+      this.counters.malformed++
+      this.onMalformed(envelope)
+      return
+    }
+    if (!isData(envelope)) {
+      this.counters.malformed++
+      this.onMalformed(
+        new EnvelopeDecodeError({ subject, reason: `kind ${envelope.k} does not belong on a mailbox` })
+      )
+      return
+    }
+    if (envelope.e < this.epoch) {
+      this.counters.stale++
+      return
+    }
+    const channel = this.index.get(envelope.c)
+    if (channel === undefined) {
+      this.broken(envelope.c, `message from ${envelope.c}, which is not an input channel of ${this.self}`)
+      return
+    }
+    if (envelope.e > this.epoch) {
+      this.broken(envelope.c, `message of epoch ${envelope.e} while in epoch ${this.epoch}`)
+      return
+    }
+    const expected = this.expected[channel]!
+    if (envelope.s !== expected) {
+      this.broken(
+        envelope.c,
+        envelope.s > expected ? "gap (messages lost)" : "repeated or reordered message",
+        expected,
+        envelope.s
+      )
+      return
+    }
+    this.expected[channel] = expected + 1
+    Queue.offerUnsafe(this.queue, { channel, envelope })
+  }
+
+  private broken(channel: string, reason: string, expected?: number, got?: number): void {
+    Queue.failCauseUnsafe(
+      this.queue,
+      // A broken channel ends the epoch: the loop sees the error at its next take.
+      Cause.fail(
+        new ChannelBroken({
+          receiver: this.self,
+          channel,
+          epoch: this.epoch,
+          reason,
+          ...(expected === undefined ? {} : { expected }),
+          ...(got === undefined ? {} : { got })
+        })
+      )
+    )
+  }
+}
+
+/**
+ * The credit subscription of an instance: routes each grant to the sender of the channel it is
+ * for (the grant's `c` is the downstream instance). Grants of other epochs are ignored.
+ */
+export const subscribeCredits = (
+  nc: NatsConnection,
+  subjects: Subjects,
+  self: InstanceId,
+  epoch: number,
+  senders: ReadonlyMap<string, ChannelSender>
+) =>
+  Effect.gen(function* () {
+    const subject = subjects.credit(self)
+    yield* Effect.acquireRelease(
+      Effect.sync(() =>
+        nc.subscribe(subject, {
+          callback: (_err, msg) => {
+            const env = decode(subject, msg.data)
+            if (env instanceof EnvelopeDecodeError || env.k !== "credit" || env.e !== epoch) return
+            senders.get(env.c)?.onGrant(env.g)
+          }
+        })
+      ),
+      (sub) => Effect.sync(() => sub.unsubscribe())
+    )
+    yield* Effect.promise(() => nc.flush())
+  })

@@ -1,0 +1,160 @@
+/**
+ * The one wire format of exactor: every NATS message is a msgpack-encoded envelope
+ * `{ k: kind, e: epoch, c: channel/sender, ... }` (DESIGN §2).
+ * Invariant: `decode` never throws and never lets a malformed message through; it returns a
+ * typed `EnvelopeDecodeError` that names what was wrong.
+ */
+import { Data } from "effect"
+import { Packr } from "msgpackr"
+
+/** Data plane: what travels on a mailbox subject, in `seq` order per (epoch, channel). */
+export interface BatchEnvelope {
+  readonly k: "batch"
+  readonly e: number
+  readonly c: string
+  readonly s: number
+  readonly r: ReadonlyArray<unknown>
+}
+export interface BarrierEnvelope {
+  readonly k: "barrier"
+  readonly e: number
+  readonly c: string
+  readonly s: number
+  /** checkpoint id */
+  readonly n: number
+}
+export interface EosEnvelope {
+  readonly k: "eos"
+  readonly e: number
+  readonly c: string
+  readonly s: number
+}
+export type DataEnvelope = BatchEnvelope | BarrierEnvelope | EosEnvelope
+
+/** Credit: receiver `c` allows its upstream to send batches with batch number < `g`. */
+export interface CreditEnvelope {
+  readonly k: "credit"
+  readonly e: number
+  readonly c: string
+  readonly g: number
+}
+
+/** Commands of the coordinator to one instance (request/reply on the control subject). */
+export type ControlKind = "restore" | "run" | "trigger" | "complete" | "abort" | "stop"
+export interface ControlEnvelope {
+  readonly k: ControlKind
+  readonly e: number
+  /** the coordinator's incarnation */
+  readonly c: string
+  /** checkpoint id, where the command has one */
+  readonly n?: number
+  readonly b?: unknown
+}
+export interface ReplyEnvelope {
+  readonly k: "reply"
+  readonly e: number
+  readonly c: string
+  readonly ok: boolean
+  readonly b?: unknown
+  readonly err?: string
+}
+
+/** Reports of instances (and of the launcher) to the coordinator. */
+export type ReportKind = "hello" | "heartbeat" | "ack" | "fail" | "finished" | "exited" | "wantCheckpoint"
+export interface ReportEnvelope {
+  readonly k: ReportKind
+  readonly e: number
+  /** the reporting instance, e.g. `count#1` */
+  readonly c: string
+  /** incarnation id of the reporting process */
+  readonly i: string
+  readonly n?: number
+  readonly b?: unknown
+}
+
+export type Envelope = DataEnvelope | CreditEnvelope | ControlEnvelope | ReplyEnvelope | ReportEnvelope
+export type Kind = Envelope["k"]
+
+export class EnvelopeDecodeError extends Data.TaggedError("EnvelopeDecodeError")<{
+  readonly subject: string
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `malformed message on ${this.subject}: ${this.reason}`
+  }
+}
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false })
+
+export const encode = (envelope: Envelope): Uint8Array => packr.pack(envelope)
+
+type FieldCheck = (v: unknown) => boolean
+const nat: FieldCheck = (v) => typeof v === "number" && Number.isInteger(v) && v >= 0
+const str: FieldCheck = (v) => typeof v === "string" && v.length > 0
+const bool: FieldCheck = (v) => typeof v === "boolean"
+const array: FieldCheck = (v) => Array.isArray(v)
+
+/** Required fields per kind beyond `k`, `e` and `c`; `n` is optional on control and report kinds. */
+const required: Record<Kind, Readonly<Record<string, FieldCheck>>> = {
+  batch: { s: nat, r: array },
+  barrier: { s: nat, n: nat },
+  eos: { s: nat },
+  credit: { g: nat },
+  restore: {},
+  run: {},
+  trigger: { n: nat },
+  complete: { n: nat },
+  abort: { n: nat },
+  stop: {},
+  reply: { ok: bool },
+  hello: { i: str },
+  heartbeat: { i: str },
+  ack: { i: str, n: nat },
+  fail: { i: str },
+  finished: { i: str },
+  exited: { i: str },
+  wantCheckpoint: { i: str }
+}
+
+const describe = (v: unknown): string =>
+  v === null ? "null" : Array.isArray(v) ? "an array" : v instanceof Uint8Array ? "bytes" : typeof v
+
+/** Decodes and validates one message. Never throws. */
+export const decode = (subject: string, bytes: Uint8Array): Envelope | EnvelopeDecodeError => {
+  let value: unknown
+  try {
+    value = packr.unpack(bytes)
+  } catch (cause) {
+    return new EnvelopeDecodeError({
+      subject,
+      reason: `not msgpack (${cause instanceof Error ? cause.message : String(cause)})`
+    })
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value))
+    return new EnvelopeDecodeError({ subject, reason: `expected a map, got ${describe(value)}` })
+  const o = value as Record<string, unknown>
+  const kind = o.k
+  if (typeof kind !== "string" || !Object.hasOwn(required, kind))
+    return new EnvelopeDecodeError({ subject, reason: `unknown kind ${JSON.stringify(kind)}` })
+  if (!nat(o.e))
+    return new EnvelopeDecodeError({ subject, reason: `${kind}: field e (epoch) missing or invalid` })
+  if (!str(o.c))
+    return new EnvelopeDecodeError({
+      subject,
+      reason: `${kind}: field c (channel/sender) missing or invalid`
+    })
+  const fields = required[kind as Kind]
+  for (const name in fields) {
+    if (!fields[name]!(o[name]))
+      return new EnvelopeDecodeError({
+        subject,
+        reason: `${kind}: field ${name} missing or invalid (got ${describe(o[name])})`
+      })
+  }
+  if (o.n !== undefined && !nat(o.n))
+    return new EnvelopeDecodeError({ subject, reason: `${kind}: field n (checkpoint) is not a whole number` })
+  return o as unknown as Envelope
+}
+
+export const isData = (e: Envelope): e is DataEnvelope =>
+  e.k === "batch" || e.k === "barrier" || e.k === "eos"
