@@ -1,0 +1,150 @@
+/**
+ * Actor declarations: what each kind of operator does, as values the pipeline composes and every
+ * actor process loads. Handlers are plain functions that may return an Effect (typed errors);
+ * the runtime calls them in a plain loop per batch and wraps the batch, not each record, in Effect.
+ * Invariant: everything an operator remembers across records is named state (`state.name`) so it
+ * is in the checkpoint; keyed state lives per key and key group, nowhere else.
+ */
+import type { Effect, Scope } from "effect"
+import type { Key } from "./KeyGroups.ts"
+
+/** What an actor knows of where it runs. */
+export interface OperatorContext {
+  readonly job: string
+  readonly operator: string
+  readonly index: number
+  readonly parallelism: number
+  readonly natsUrl: string
+  readonly amqpUrl: string
+}
+
+/** A result or an Effect of it: handlers that need I/O or typed errors return an Effect. */
+export type Result<A, E> = A | Effect.Effect<A, E>
+
+/** A source instance reading from its recorded position on. */
+export interface SourceReader<A, E = unknown> {
+  /** Up to `max` records after the current position; `end` once a bounded source is exhausted. */
+  read(max: number): Effect.Effect<{ readonly records: ReadonlyArray<A>; readonly end: boolean }, E>
+  /** msgpack-able position of the last record `read` returned; restored readers continue after it. */
+  position(): unknown
+}
+
+export interface SourceDeclaration<A, E = unknown> {
+  readonly kind: "source"
+  readonly name: string
+  open(ctx: OperatorContext, position: unknown): Effect.Effect<SourceReader<A, E>, E, Scope.Scope>
+}
+
+export interface MapDeclaration<I, O, E = unknown> {
+  readonly kind: "map"
+  readonly name: string
+  handle(record: I): Result<O, E>
+}
+
+export interface FlatMapDeclaration<I, O, E = unknown> {
+  readonly kind: "flatMap"
+  readonly name: string
+  handle(record: I): Result<ReadonlyArray<O>, E>
+}
+
+export interface FilterDeclaration<I, E = unknown> {
+  readonly kind: "filter"
+  readonly name: string
+  handle(record: I): Result<boolean, E>
+}
+
+/** Keyed state: one value per key, created by `initial` on the key's first record. */
+export interface KeyedState<S> {
+  readonly name: string
+  initial(): S
+}
+
+/** A keyed operator: gets each record with its key's state, emits outputs, returns the new state. */
+export interface ProcessDeclaration<I, S, O, E = unknown> {
+  readonly kind: "process"
+  readonly name: string
+  readonly state: KeyedState<S>
+  handle(record: I, state: S, emit: (output: O) => void, key: Key): Result<S, E>
+}
+
+/**
+ * The two-phase-commit contract a sink instance fulfils (Flink's TwoPhaseCommitSinkFunction as
+ * the runtime drives it): write into the open transaction, snapshot (preCommit) at a barrier,
+ * commit on `complete n`, restore after a failure.
+ */
+export interface SinkWriter<A, E = unknown> {
+  readonly write: (records: ReadonlyArray<A>) => Effect.Effect<void, E>
+  readonly snapshot: (n: number) => Effect.Effect<unknown, E>
+  readonly commit: (n: number) => Effect.Effect<void, E>
+  readonly restore: (snapshot: unknown) => Effect.Effect<void, E>
+  readonly full: () => boolean
+}
+
+export interface SinkDeclaration<A, E = unknown> {
+  readonly kind: "sink"
+  readonly name: string
+  open(ctx: OperatorContext): Effect.Effect<SinkWriter<A, E>, E, Scope.Scope>
+}
+
+export type Declaration =
+  | SourceDeclaration<unknown>
+  | MapDeclaration<unknown, unknown>
+  | FlatMapDeclaration<unknown, unknown>
+  | FilterDeclaration<unknown>
+  | ProcessDeclaration<unknown, unknown, unknown>
+  | SinkDeclaration<unknown>
+
+export const source = <A, E = unknown>(
+  name: string,
+  open: (ctx: OperatorContext, position: unknown) => Effect.Effect<SourceReader<A, E>, E, Scope.Scope>
+): SourceDeclaration<A, E> => ({ kind: "source", name, open })
+
+export const map = <I, O, E = never>(
+  name: string,
+  handle: (record: I) => Result<O, E>
+): MapDeclaration<I, O, E> => ({
+  kind: "map",
+  name,
+  handle
+})
+
+export const flatMap = <I, O, E = never>(
+  name: string,
+  handle: (record: I) => Result<ReadonlyArray<O>, E>
+): FlatMapDeclaration<I, O, E> => ({ kind: "flatMap", name, handle })
+
+export const filter = <I, E = never>(
+  name: string,
+  handle: (record: I) => Result<boolean, E>
+): FilterDeclaration<I, E> => ({
+  kind: "filter",
+  name,
+  handle
+})
+
+export const process = <I, S, O, E = never>(
+  name: string,
+  spec: {
+    readonly state: KeyedState<S>
+    handle(record: I, state: S, emit: (output: O) => void, key: Key): Result<S, E>
+  }
+): ProcessDeclaration<I, S, O, E> => ({ kind: "process", name, state: spec.state, handle: spec.handle })
+
+/** A keyed fold: the state is the accumulator, and every new accumulator is emitted. */
+export const reduce = <I, S, E = never>(
+  name: string,
+  spec: { readonly initial: () => S; reduce(acc: S, record: I): S }
+): ProcessDeclaration<I, S, S, E> =>
+  process<I, S, S, E>(name, {
+    state: { name: `${name}.acc`, initial: spec.initial },
+    handle: (record, acc, emit) => {
+      const next = spec.reduce(acc, record)
+      emit(next)
+      return next
+    }
+  })
+
+export const sink = <A, E = unknown>(
+  name: string,
+  open: (ctx: OperatorContext) => Effect.Effect<SinkWriter<A, E>, E, Scope.Scope>
+): SinkDeclaration<A, E> => ({ kind: "sink", name, open })
