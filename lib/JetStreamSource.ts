@@ -1,0 +1,555 @@
+/**
+ * A replayable JetStream source: each instance reads one stream from a recorded position with an
+ * ordered consumer, pulling in fetches of up to `fetchSize` into a bounded buffer that `read` drains.
+ * Invariant: `read` returns records in stream-sequence order, none twice and none skipped, and
+ * `position()` is the sequence of the last one; a reader opened with that position continues after it.
+ *
+ * Parallel instances split the stream by sequence: instance i of p takes the messages with
+ * `(seq - 1) % p === i`. That is deterministic, replayable and independent of subjects, and a restored
+ * instance filters exactly as before. Its cost: every instance fetches the whole stream and drops
+ * (p - 1)/p of it client-side, so the stream is read p times. Splitting by subject with
+ * `filter_subjects` would avoid that, but the server here (2.9.10) has no multi-filter consumers,
+ * so it is not offered. A position belongs to one (index, parallelism): it cannot be rescaled.
+ *
+ * Bounded sources fix their end sequence once per job and operator, in the KV bucket
+ * `boundsBucket` (create-if-absent, so every instance of the job agrees on it even if messages
+ * arrive between their opens), and carry it in the position, so a restored reader stops at the
+ * same place. `clearBoundedEnd` forgets it, for a job started afresh under the same name.
+ */
+import {
+  DeliverPolicy,
+  type Consumer,
+  jetstream,
+  jetstreamManager,
+  type StreamInfo
+} from "@nats-io/jetstream"
+import { Kvm } from "@nats-io/kv"
+import { Data, Effect, Schedule, type Scope } from "effect"
+import { type NatsConnection, natsConnection, type NatsUnavailable } from "./Nats.ts"
+
+// ---------------------------------------------------------------------------------------------
+// Interface shared with the runtime (the lead moves it there later).
+
+export interface SourceReader<A> {
+  /** Up to `max` records after the current position. `end` is true when a bounded source has nothing more (now and ever). Must not block for long when nothing is available: wait at most `idle` (e.g. 50 ms) and return what it has (possibly empty). */
+  readonly read: (
+    max: number
+  ) => Effect.Effect<{ readonly records: ReadonlyArray<A>; readonly end: boolean }, SourceError>
+  /** msgpack-able position of the last record returned by read; after a restore, a new reader opened with this position continues right after it. */
+  readonly position: () => SourcePosition
+}
+export interface SourceContext {
+  readonly job: string
+  readonly operator: string
+  readonly index: number
+  readonly parallelism: number
+  readonly natsUrl: string
+}
+
+/** Where a JetStream source instance is; msgpack-able (numbers only, no undefined values). */
+export interface JetStreamPosition {
+  /** stream sequence of the last record `read` returned (or skipped as malformed); 0 before the first */
+  readonly seq: number
+  /** last stream sequence of a bounded source, fixed job-wide at first open; absent when unbounded */
+  readonly end?: number
+  /** the split this position belongs to */
+  readonly index: number
+  readonly parallelism: number
+}
+export type SourcePosition = JetStreamPosition
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+/** An option (or a field of the source context) that is missing or out of range. */
+export class SourceOptionsInvalid extends Data.TaggedError("SourceOptionsInvalid")<{
+  readonly field: string
+  readonly value: unknown
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `jetStreamSource: ${this.field} ${this.reason} (got ${String(this.value)})`
+  }
+}
+
+/** A recorded position that does not fit this source or instance. */
+export class SourcePositionInvalid extends Data.TaggedError("SourcePositionInvalid")<{
+  readonly stream: string
+  readonly position: unknown
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `stream ${this.stream}: cannot resume from position ${JSON.stringify(this.position)}: ${this.reason}`
+  }
+}
+
+/** A payload that the decoder rejected; the reader stays before it (`position().seq === seq - 1`, modulo the split). */
+export class MalformedRecord extends Data.TaggedError("MalformedRecord")<{
+  readonly stream: string
+  readonly seq: number
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `stream ${this.stream}: message at sequence ${this.seq} is not a record: ${this.reason}`
+  }
+}
+
+/** A JetStream call that failed (stream missing, consumer lost for good, KV unavailable). */
+export class SourceReadFailed extends Data.TaggedError("SourceReadFailed")<{
+  readonly stream: string
+  readonly operation: string
+  readonly cause: unknown
+}> {
+  override get message(): string {
+    const why = this.cause instanceof Error ? this.cause.message : String(this.cause)
+    return `stream ${this.stream}: ${this.operation} failed: ${why}`
+  }
+}
+
+export type SourceError =
+  | SourceOptionsInvalid
+  | SourcePositionInvalid
+  | MalformedRecord
+  | SourceReadFailed
+  | NatsUnavailable
+
+/** What a decoder returns for a payload that is not a record. */
+export class DecodeFailure extends Data.TaggedClass("DecodeFailure")<{ readonly reason: string }> {}
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+export interface JetStreamSourceOptions<A> {
+  /** Stream to read. Required, a valid stream name. */
+  readonly stream: string
+  /** Payload → record, or `DecodeFailure`. Default: UTF-8 JSON, not checked against `A` (validate in `decode`). */
+  readonly decode?: (bytes: Uint8Array, seq: number) => A | DecodeFailure
+  /** `"fail"` (default): a malformed payload is a `MalformedRecord` error. `"skip-and-count"`: skipped, counted in `malformed()`. */
+  readonly onMalformed?: "fail" | "skip-and-count"
+  /** Default unbounded. `"atStart"`: up to the stream's last sequence at the job's first open. `{ records: N }`: the N sequences from the stream's first one at the job's first open. */
+  readonly bounded?: "atStart" | { readonly records: number }
+  /** Longest `read` waits when nothing is buffered, in ms. Default 50. */
+  readonly idleMs?: number
+  /** Messages asked for per fetch. Default 1000. */
+  readonly fetchSize?: number
+  /** Most messages held ahead of `read` (the fetcher waits beyond). Default 4 × `fetchSize`. */
+  readonly maxBuffered?: number
+  /** How long one fetch waits for messages at the tail, in ms (server minimum 1000). Default 1000. */
+  readonly fetchExpiresMs?: number
+  /** KV bucket holding the job-wide end of bounded sources. Default `"exactor-source-bounds"`. */
+  readonly boundsBucket?: string
+}
+
+export interface ResolvedJetStreamSourceOptions<A> {
+  readonly stream: string
+  readonly decode: (bytes: Uint8Array, seq: number) => A | DecodeFailure
+  readonly skipMalformed: boolean
+  readonly bounded: "atStart" | { readonly records: number } | undefined
+  readonly idleMs: number
+  readonly fetchSize: number
+  readonly maxBuffered: number
+  readonly fetchExpiresMs: number
+  readonly boundsBucket: string
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true })
+
+/** The default decoder: UTF-8 JSON. */
+export const decodeJson = <A>(bytes: Uint8Array): A | DecodeFailure => {
+  try {
+    return JSON.parse(utf8.decode(bytes)) as A
+  } catch (e) {
+    return new DecodeFailure({ reason: e instanceof Error ? e.message : String(e) })
+  }
+}
+
+const streamNameOk = /^[^\s.*>/\\]+$/
+const bucketNameOk = /^[-\w]+$/
+const isPositiveInt = (n: unknown): n is number => typeof n === "number" && Number.isInteger(n) && n > 0
+
+/** Checks every option and fills in defaults; the error names the first bad field. */
+export const resolveJetStreamSourceOptions = <A>(
+  o: JetStreamSourceOptions<A>
+): ResolvedJetStreamSourceOptions<A> | SourceOptionsInvalid => {
+  const bad = (field: string, value: unknown, reason: string) =>
+    new SourceOptionsInvalid({ field, value, reason })
+  if (typeof o.stream !== "string" || o.stream.length === 0)
+    return bad("stream", o.stream, "must be a non-empty name")
+  if (!streamNameOk.test(o.stream))
+    return bad("stream", o.stream, "must not contain whitespace, '.', '*', '>', '/' or '\\'")
+  if (o.onMalformed !== undefined && o.onMalformed !== "fail" && o.onMalformed !== "skip-and-count")
+    return bad("onMalformed", o.onMalformed, 'must be "fail" or "skip-and-count"')
+  if (o.bounded !== undefined && o.bounded !== "atStart") {
+    if (typeof o.bounded !== "object" || !isPositiveInt(o.bounded.records))
+      return bad(
+        "bounded.records",
+        (o.bounded as { records?: unknown }).records,
+        "must be a positive integer"
+      )
+  }
+  if (o.decode !== undefined && typeof o.decode !== "function")
+    return bad("decode", o.decode, "must be a function")
+  const idleMs = o.idleMs ?? 50
+  if (!isPositiveInt(idleMs)) return bad("idleMs", idleMs, "must be a positive integer (ms)")
+  const fetchSize = o.fetchSize ?? 1000
+  if (!isPositiveInt(fetchSize)) return bad("fetchSize", fetchSize, "must be a positive integer")
+  const maxBuffered = o.maxBuffered ?? 4 * fetchSize
+  if (!isPositiveInt(maxBuffered) || maxBuffered < fetchSize)
+    return bad("maxBuffered", maxBuffered, `must be an integer >= fetchSize (${fetchSize})`)
+  const fetchExpiresMs = o.fetchExpiresMs ?? 1000
+  if (!Number.isInteger(fetchExpiresMs) || fetchExpiresMs < 1000)
+    return bad("fetchExpiresMs", fetchExpiresMs, "must be an integer >= 1000 (the server's minimum)")
+  const boundsBucket = o.boundsBucket ?? "exactor-source-bounds"
+  if (!bucketNameOk.test(boundsBucket)) return bad("boundsBucket", boundsBucket, "must match [-A-Za-z0-9_]+")
+  return {
+    stream: o.stream,
+    decode: o.decode ?? decodeJson,
+    skipMalformed: o.onMalformed === "skip-and-count",
+    bounded: o.bounded,
+    idleMs,
+    fetchSize,
+    maxBuffered,
+    fetchExpiresMs,
+    boundsBucket
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bounded end, agreed job-wide
+
+const keyPart = (s: string) => s.replace(/[^-\w=]/g, "_")
+const boundsKey = (job: string, operator: string, stream: string) =>
+  `${keyPart(job)}.${keyPart(operator)}.${keyPart(stream)}`
+
+const endFromInfo = (bounded: "atStart" | { readonly records: number }, info: StreamInfo): number => {
+  if (bounded === "atStart") return info.state.last_seq
+  const first = info.state.messages > 0 ? info.state.first_seq : info.state.last_seq + 1
+  return first + bounded.records - 1
+}
+
+const readEnd = (raw: Uint8Array): number | undefined => {
+  const v = decodeJson<{ end?: unknown }>(raw)
+  return v instanceof DecodeFailure || !Number.isInteger(v.end) ? undefined : (v.end as number)
+}
+
+/** The end sequence of a bounded source for (job, operator): the one recorded, else computed now and recorded. */
+const agreeOnEnd = (
+  nc: NatsConnection,
+  ctx: SourceContext,
+  cfg: { readonly stream: string; readonly boundsBucket: string },
+  bounded: "atStart" | { readonly records: number },
+  info: StreamInfo
+) =>
+  Effect.tryPromise({
+    try: async () => {
+      const kv = await new Kvm(nc).create(cfg.boundsBucket, { history: 1 })
+      const key = boundsKey(ctx.job, ctx.operator, cfg.stream)
+      const recorded = async () => {
+        const e = await kv.get(key)
+        return e !== null && e.operation === "PUT" ? readEnd(e.value) : undefined
+      }
+      const before = await recorded()
+      if (before !== undefined) return before
+      const end = endFromInfo(bounded, info)
+      try {
+        await kv.create(key, JSON.stringify({ end }))
+        return end
+      } catch (cause) {
+        // another instance recorded it first: take theirs
+        const theirs = await recorded()
+        if (theirs !== undefined) return theirs
+        throw cause
+      }
+    },
+    catch: (cause) =>
+      new SourceReadFailed({ stream: cfg.stream, operation: "agree on the bounded end", cause })
+  })
+
+/** Forgets the recorded end of a bounded source, so the next fresh open of (job, operator) fixes a new one. */
+export const clearBoundedEnd = (
+  nc: NatsConnection,
+  ctx: { readonly job: string; readonly operator: string },
+  options: { readonly stream: string; readonly boundsBucket?: string }
+): Effect.Effect<void, SourceReadFailed> =>
+  Effect.tryPromise({
+    try: async () => {
+      const kv = await new Kvm(nc).create(options.boundsBucket ?? "exactor-source-bounds", { history: 1 })
+      await kv.purge(boundsKey(ctx.job, ctx.operator, options.stream))
+    },
+    catch: (cause) =>
+      new SourceReadFailed({ stream: options.stream, operation: "clear the bounded end", cause })
+  })
+
+// ---------------------------------------------------------------------------------------------
+// Reader
+
+/** Fetch failures: the ordered consumer is recreated from the last sequence seen, 6 tries over ~3 s. */
+export const fetchRetrySchedule = Schedule.exponential("100 millis", 2).pipe(Schedule.upTo({ times: 5 }))
+
+/** A wake-up for fibers that wait on the buffer (data for `read`, room for the fetcher). */
+class Signal {
+  private waiters: Array<() => void> = []
+  notify(): void {
+    if (this.waiters.length === 0) return
+    const ws = this.waiters
+    this.waiters = []
+    for (const w of ws) w()
+  }
+  wait(ms: number): Effect.Effect<void> {
+    return Effect.callback<void>((resume) => {
+      let done = false
+      const fire = () => {
+        if (done) return
+        done = true
+        clearTimeout(timer)
+        resume(Effect.void)
+      }
+      const timer = setTimeout(fire, ms)
+      this.waiters.push(fire)
+      return Effect.sync(() => {
+        done = true
+        clearTimeout(timer)
+      })
+    })
+  }
+}
+
+interface Raw {
+  readonly seq: number
+  readonly data: Uint8Array
+}
+
+const checkContext = (ctx: SourceContext): SourceOptionsInvalid | undefined => {
+  if (!isPositiveInt(ctx.parallelism))
+    return new SourceOptionsInvalid({
+      field: "ctx.parallelism",
+      value: ctx.parallelism,
+      reason: "must be >= 1"
+    })
+  if (!Number.isInteger(ctx.index) || ctx.index < 0 || ctx.index >= ctx.parallelism)
+    return new SourceOptionsInvalid({
+      field: "ctx.index",
+      value: ctx.index,
+      reason: `must be an integer in [0, ${ctx.parallelism})`
+    })
+  return undefined
+}
+
+const checkPosition = (
+  stream: string,
+  ctx: SourceContext,
+  position: unknown
+): { readonly seq: number; readonly end: number | undefined } | SourcePositionInvalid => {
+  if (position === undefined || position === null) return { seq: 0, end: undefined }
+  const bad = (reason: string) => new SourcePositionInvalid({ stream, position, reason })
+  if (typeof position !== "object") return bad("not an object")
+  const p = position as Partial<Record<keyof JetStreamPosition, unknown>>
+  if (!Number.isInteger(p.seq) || (p.seq as number) < 0) return bad("seq must be an integer >= 0")
+  if (p.end !== undefined && (!Number.isInteger(p.end) || (p.end as number) < 0))
+    return bad("end must be an integer >= 0")
+  if (p.index !== ctx.index || p.parallelism !== ctx.parallelism)
+    return bad(
+      `recorded by instance ${String(p.index)} of ${String(p.parallelism)}, opened as ${ctx.index} of ${ctx.parallelism}; the sequence split cannot be rescaled`
+    )
+  return { seq: p.seq as number, end: p.end as number | undefined }
+}
+
+export interface JetStreamSourceReader<A> extends SourceReader<A> {
+  /** Malformed payloads skipped since this reader opened (`onMalformed: "skip-and-count"`). */
+  readonly malformed: () => number
+}
+
+const open = <A>(
+  options: JetStreamSourceOptions<A>,
+  ctx: SourceContext,
+  position: SourcePosition | undefined
+): Effect.Effect<JetStreamSourceReader<A>, SourceError, Scope.Scope> =>
+  Effect.gen(function* () {
+    const cfg = resolveJetStreamSourceOptions(options)
+    if (cfg instanceof SourceOptionsInvalid) return yield* cfg
+    const ctxError = checkContext(ctx)
+    if (ctxError !== undefined) return yield* ctxError
+    const start = checkPosition(cfg.stream, ctx, position)
+    if (start instanceof SourcePositionInvalid) return yield* start
+    const { stream, skipMalformed } = cfg
+    const { index, parallelism } = ctx
+
+    const nc = yield* natsConnection(ctx.natsUrl, { name: `${ctx.job}/${ctx.operator}#${index}/source` })
+    const js = (operation: string) => (cause: unknown) => new SourceReadFailed({ stream, operation, cause })
+    const jsm = yield* Effect.tryPromise({ try: () => jetstreamManager(nc), catch: js("reach JetStream") })
+    const info = yield* Effect.tryPromise({
+      try: () => jsm.streams.info(stream),
+      catch: js("look up the stream")
+    })
+    const end =
+      cfg.bounded === undefined
+        ? undefined
+        : (start.end ?? (yield* agreeOnEnd(nc, ctx, cfg, cfg.bounded, info)))
+
+    const buffer: Array<Raw> = []
+    let scanned = start.seq // last stream sequence the fetcher has seen
+    let lastSeq = start.seq // last sequence read returned or skipped
+    let exhausted = end !== undefined && start.seq >= end
+    let failure: SourceError | undefined
+    let malformed = 0
+    const data = new Signal()
+    const room = new Signal()
+
+    const client = jetstream(nc)
+    const orderedFrom = (seq: number) =>
+      Effect.tryPromise({
+        try: () =>
+          client.consumers.get(
+            stream,
+            seq <= 1
+              ? { deliver_policy: DeliverPolicy.All }
+              : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: seq }
+          ),
+        catch: js(`create an ordered consumer from sequence ${seq}`)
+      })
+    /** Ordered consumers are ephemeral and expire by themselves; deleting them is only tidiness. */
+    const remove = (c: Consumer) =>
+      Effect.tryPromise(() => c.delete()).pipe(
+        Effect.catch((e) => Effect.logDebug("ordered consumer not deleted (it expires by itself)", e))
+      )
+    let consumer: Consumer | undefined
+    // registered before the fetcher is forked, so it runs after the fetcher has stopped
+    yield* Effect.addFinalizer(() => (consumer === undefined ? Effect.void : remove(consumer)))
+
+    /** One fetch, drained into the buffer in a plain loop; returns how many messages came. */
+    const fetchOnce = (c: Consumer) =>
+      Effect.tryPromise({
+        try: async (signal) => {
+          const want = Math.min(cfg.fetchSize, cfg.maxBuffered - buffer.length)
+          const iter = await c.fetch({ max_messages: want, expires: cfg.fetchExpiresMs })
+          const stop = () => void iter.close()
+          signal.addEventListener("abort", stop, { once: true })
+          let got = 0
+          try {
+            for await (const m of iter) {
+              got++
+              const seq = m.info.streamSequence
+              if (end !== undefined && seq > end) {
+                exhausted = true
+                break
+              }
+              scanned = seq
+              if ((seq - 1) % parallelism === index) {
+                buffer.push({ seq, data: m.data })
+                data.notify()
+              }
+              // pending 0: nothing more in the stream now, and now is after the end was fixed
+              if (end !== undefined && (seq >= end || (cfg.bounded === "atStart" && m.info.pending === 0))) {
+                exhausted = true
+                break
+              }
+            }
+            if (got === 0 && end !== undefined && cfg.bounded === "atStart" && !signal.aborted) {
+              // the rest up to `end` may have been deleted: nothing pending now means nothing more
+              if ((await c.info()).num_pending === 0) exhausted = true
+            }
+          } finally {
+            signal.removeEventListener("abort", stop)
+          }
+          return got
+        },
+        catch: js("fetch")
+      })
+
+    let recreate = true
+    const fetchAttempt = Effect.gen(function* () {
+      if (recreate || consumer === undefined) {
+        if (consumer !== undefined) yield* remove(consumer)
+        consumer = undefined
+        consumer = yield* orderedFrom(scanned + 1)
+        recreate = false
+      }
+      return yield* fetchOnce(consumer)
+    }).pipe(
+      Effect.tapError((e) =>
+        Effect.sync(() => {
+          recreate = true
+        }).pipe(Effect.andThen(Effect.logWarning(`${e.message}; recreating the ordered consumer`)))
+      ),
+      Effect.retry(fetchRetrySchedule)
+    )
+
+    const fetcher = Effect.gen(function* () {
+      while (!exhausted) {
+        if (buffer.length >= cfg.maxBuffered) {
+          yield* room.wait(1000)
+          continue
+        }
+        yield* fetchAttempt
+      }
+    }).pipe(
+      Effect.catch((e: SourceError) =>
+        Effect.sync(() => {
+          failure = e
+        })
+      ),
+      Effect.ensuring(Effect.sync(() => data.notify()))
+    )
+    if (!exhausted) yield* Effect.forkScoped(fetcher)
+
+    const decodeOne = (raw: Raw): A | DecodeFailure => {
+      try {
+        return cfg.decode(raw.data, raw.seq)
+      } catch (e) {
+        return new DecodeFailure({ reason: `decoder threw: ${e instanceof Error ? e.message : String(e)}` })
+      }
+    }
+
+    /** Takes up to `max` buffered records; a malformed one is returned as the error only when it comes first. */
+    const take = (max: number) =>
+      Effect.suspend(() => {
+        const n = Math.min(Math.max(0, max), buffer.length)
+        const records: Array<A> = []
+        let used = 0
+        for (; used < n; used++) {
+          const raw = buffer[used]!
+          const r = decodeOne(raw)
+          if (r instanceof DecodeFailure) {
+            if (skipMalformed) {
+              malformed++
+              continue
+            }
+            if (used === 0)
+              return Effect.fail(new MalformedRecord({ stream, seq: raw.seq, reason: r.reason }))
+            break
+          }
+          records.push(r)
+        }
+        if (used > 0) {
+          lastSeq = buffer[used - 1]!.seq
+          buffer.splice(0, used)
+          room.notify()
+        }
+        if (buffer.length === 0 && failure !== undefined && records.length === 0 && used === 0)
+          return Effect.fail(failure)
+        return Effect.succeed({ records, end: exhausted && buffer.length === 0 && failure === undefined })
+      })
+
+    const read = (max: number) =>
+      Effect.suspend(() =>
+        buffer.length === 0 && !exhausted && failure === undefined
+          ? data.wait(cfg.idleMs).pipe(Effect.andThen(take(max)))
+          : take(max)
+      )
+
+    const positionNow = (): JetStreamPosition =>
+      end === undefined ? { seq: lastSeq, index, parallelism } : { seq: lastSeq, end, index, parallelism }
+
+    return { read, position: positionNow, malformed: () => malformed } satisfies JetStreamSourceReader<A>
+  })
+
+/**
+ * A JetStream stream as a replayable, optionally bounded source. Options are checked at `open`
+ * (and by `resolveJetStreamSourceOptions`, for start-up validation) with errors naming the field.
+ */
+export const jetStreamSource = <A>(options: JetStreamSourceOptions<A>) => ({
+  open: (
+    ctx: SourceContext,
+    position: SourcePosition | undefined
+  ): Effect.Effect<JetStreamSourceReader<A>, SourceError, Scope.Scope> => open(options, ctx, position)
+})
