@@ -1,0 +1,38 @@
+/**
+ * `npm run brokers`: makes sure NATS (with JetStream) and RabbitMQ are up, starting them if needed
+ * (see lib/Brokers.ts), and prints one line per broker. Exits 0 only when both answer; otherwise
+ * it exits 1 and the failing broker's line says what to install or which env var to set.
+ */
+import { runMain } from "@effect/platform-node/NodeRuntime"
+import { Console, Data, Effect } from "effect"
+import { type BrokerName, ensureNats, ensureRabbitMq } from "../Brokers.ts"
+
+class BrokersNotReady extends Data.TaggedError("BrokersNotReady")<{
+  readonly brokers: ReadonlyArray<BrokerName>
+}> {
+  override get message(): string {
+    return `not ready: ${this.brokers.join(", ")}`
+  }
+}
+
+const main = Effect.gen(function* () {
+  const results = yield* Effect.all(
+    [
+      Effect.result(ensureNats()).pipe(Effect.map((result) => ({ broker: "NATS" as const, result }))),
+      Effect.result(ensureRabbitMq()).pipe(Effect.map((result) => ({ broker: "RabbitMQ" as const, result })))
+    ],
+    { concurrency: 2 }
+  )
+  const notReady: Array<BrokerName> = []
+  for (const { broker, result } of results) {
+    if (result._tag === "Success") {
+      yield* Console.log(`${broker.padEnd(8)} ${result.success.url}: ${result.success.how}`)
+    } else {
+      notReady.push(broker)
+      yield* Console.error(`${broker.padEnd(8)} ${result.failure.message}`)
+    }
+  }
+  if (notReady.length > 0) return yield* new BrokersNotReady({ brokers: notReady })
+})
+
+runMain(main, { disableErrorReporting: true })
