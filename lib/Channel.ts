@@ -172,6 +172,15 @@ export interface Delivery {
   readonly envelope: DataEnvelope
 }
 
+/** Something the actor posted into its own mailbox queue (a control command), in arrival order. */
+export interface Posted<C> {
+  readonly channel: -1
+  readonly posted: C
+}
+
+/** What `take` yields: deliveries only, unless the mailbox carries commands of type C too. */
+export type Inbound<C> = [C] extends [never] ? Delivery : Delivery | Posted<C>
+
 /** Counters of a mailbox, for status and tests. */
 export interface MailboxCounters {
   stale: number
@@ -183,7 +192,7 @@ export interface MailboxCounters {
  * validates each message (decode, epoch, channel, seq) and queues it for the actor's loop.
  * Credit is granted when the loop reports a batch consumed (`consumed`), never on arrival.
  */
-export class Mailbox {
+export class Mailbox<C = never> {
   readonly self: string
   readonly epoch: number
   readonly channels: ReadonlyArray<string>
@@ -194,7 +203,7 @@ export class Mailbox {
   private readonly index = new Map<string, number>()
   private readonly expected: Array<number>
   private readonly credits: Array<ReceiverCredit>
-  private readonly queue: Queue.Queue<Delivery, ChannelBroken | EnvelopeDecodeError>
+  private readonly queue: Queue.Queue<Inbound<C>, ChannelBroken | EnvelopeDecodeError>
   private readonly onMalformed: (error: EnvelopeDecodeError) => void
 
   private constructor(
@@ -204,7 +213,7 @@ export class Mailbox {
     upstreams: ReadonlyArray<InstanceId>,
     epoch: number,
     options: ChannelOptions,
-    queue: Queue.Queue<Delivery, ChannelBroken | EnvelopeDecodeError>,
+    queue: Queue.Queue<Inbound<C>, ChannelBroken | EnvelopeDecodeError>,
     onMalformed: (error: EnvelopeDecodeError) => void
   ) {
     this.nc = nc
@@ -225,7 +234,7 @@ export class Mailbox {
    * it is ready when this returns. The subscription ends with the scope.
    * `onMalformed` is told of every message that fails to decode (it is not delivered).
    */
-  static open(
+  static open<C = never>(
     nc: NatsConnection,
     subjects: Subjects,
     self: InstanceId,
@@ -235,8 +244,8 @@ export class Mailbox {
     onMalformed: (error: EnvelopeDecodeError) => void = () => {}
   ) {
     return Effect.gen(function* () {
-      const queue = yield* Queue.unbounded<Delivery, ChannelBroken | EnvelopeDecodeError>()
-      const mailbox = new Mailbox(nc, subjects, self, upstreams, epoch, options, queue, onMalformed)
+      const queue = yield* Queue.unbounded<Inbound<C>, ChannelBroken | EnvelopeDecodeError>()
+      const mailbox = new Mailbox<C>(nc, subjects, self, upstreams, epoch, options, queue, onMalformed)
       const subject = subjects.mailbox(self)
       yield* Effect.acquireRelease(
         Effect.sync(() =>
@@ -251,18 +260,29 @@ export class Mailbox {
   }
 
   /** The next delivery in arrival order; fails with `ChannelBroken` once a channel broke. */
-  get take(): Effect.Effect<Delivery, ChannelBroken | EnvelopeDecodeError> {
+  get take(): Effect.Effect<Inbound<C>, ChannelBroken | EnvelopeDecodeError> {
     return Queue.take(this.queue)
   }
 
+  /** The next delivery if one is queued now, else undefined; never waits. */
+  poll(): Inbound<C> | undefined {
+    const next = Queue.takeUnsafe(this.queue)
+    return next !== undefined && next._tag === "Success" ? next.value : undefined
+  }
+
   /** Like `take`, but undefined when nothing arrives within `ms`. */
-  takeWithin(ms: number): Effect.Effect<Delivery | undefined, ChannelBroken | EnvelopeDecodeError> {
+  takeWithin(ms: number): Effect.Effect<Inbound<C> | undefined, ChannelBroken | EnvelopeDecodeError> {
     const next = Queue.takeUnsafe(this.queue)
     if (next !== undefined) return next
     return Queue.take(this.queue).pipe(
       Effect.timeoutOption(ms),
       Effect.map((o) => (o._tag === "Some" ? o.value : undefined))
     )
+  }
+
+  /** Queues a command behind what has arrived so far; `take` yields it in turn. */
+  post(command: C): void {
+    Queue.offerUnsafe(this.queue, { channel: -1, posted: command } as Inbound<C>)
   }
 
   /** Reports one batch of `channel` consumed; sends a grant when half a window has drained. */
@@ -323,7 +343,7 @@ export class Mailbox {
       return
     }
     this.expected[channel] = expected + 1
-    Queue.offerUnsafe(this.queue, { channel, envelope })
+    Queue.offerUnsafe(this.queue, { channel, envelope } as Inbound<C>)
   }
 
   private broken(channel: string, reason: string, expected?: number, got?: number): void {
