@@ -33,6 +33,8 @@ export interface SourceDeclaration<A, E = unknown> {
   readonly kind: "source"
   readonly name: string
   open(ctx: OperatorContext, position: unknown): Effect.Effect<SourceReader<A, E>, E, Scope.Scope>
+  /** Forgets what a previous run of the job left behind (e.g. a bounded source's fixed end). */
+  onFreshStart?(ctx: OperatorContext): Effect.Effect<void, unknown>
 }
 
 export interface MapDeclaration<I, O, E = unknown> {
@@ -96,8 +98,9 @@ export type Declaration =
 
 export const source = <A, E = unknown>(
   name: string,
-  open: (ctx: OperatorContext, position: unknown) => Effect.Effect<SourceReader<A, E>, E, Scope.Scope>
-): SourceDeclaration<A, E> => ({ kind: "source", name, open })
+  open: (ctx: OperatorContext, position: unknown) => Effect.Effect<SourceReader<A, E>, E, Scope.Scope>,
+  onFreshStart?: (ctx: OperatorContext) => Effect.Effect<void, unknown>
+): SourceDeclaration<A, E> => ({ kind: "source", name, open, ...(onFreshStart ? { onFreshStart } : {}) })
 
 export const map = <I, O, E = never>(
   name: string,
@@ -122,7 +125,7 @@ export const filter = <I, E = never>(
   handle
 })
 
-export const process = <I, S, O, E = never>(
+export const keyedProcess = <I, S, O, E = never>(
   name: string,
   spec: {
     readonly state: KeyedState<S>
@@ -135,7 +138,7 @@ export const reduce = <I, S, E = never>(
   name: string,
   spec: { readonly initial: () => S; reduce(acc: S, record: I): S }
 ): ProcessDeclaration<I, S, S, E> =>
-  process<I, S, S, E>(name, {
+  keyedProcess<I, S, S, E>(name, {
     state: { name: `${name}.acc`, initial: spec.initial },
     handle: (record, acc, emit) => {
       const next = spec.reduce(acc, record)

@@ -92,7 +92,7 @@ export class PipelineBuilder<A> {
     this.pendingKey = pendingKey
   }
 
-  private then<B>(declaration: Declaration, options: StageOptions | undefined): PipelineBuilder<B> {
+  private append<B>(declaration: Declaration, options: StageOptions | undefined): PipelineBuilder<B> {
     const last = this.stages.at(-1)
     const parallelism = options?.parallelism ?? (last ? last.node.parallelism : 1)
     const partitioning: Partitioning | undefined =
@@ -107,16 +107,16 @@ export class PipelineBuilder<A> {
   }
 
   source<B, E>(declaration: SourceDeclaration<B, E>, options?: StageOptions): PipelineBuilder<B> {
-    return this.then<B>(declaration as SourceDeclaration<unknown>, options)
+    return this.append<B>(declaration as SourceDeclaration<unknown>, options)
   }
   map<B, E>(declaration: MapDeclaration<A, B, E>, options?: StageOptions): PipelineBuilder<B> {
-    return this.then<B>(declaration as MapDeclaration<unknown, unknown>, options)
+    return this.append<B>(declaration as MapDeclaration<unknown, unknown>, options)
   }
   flatMap<B, E>(declaration: FlatMapDeclaration<A, B, E>, options?: StageOptions): PipelineBuilder<B> {
-    return this.then<B>(declaration as FlatMapDeclaration<unknown, unknown>, options)
+    return this.append<B>(declaration as FlatMapDeclaration<unknown, unknown>, options)
   }
   filter<E>(declaration: FilterDeclaration<A, E>, options?: StageOptions): PipelineBuilder<A> {
-    return this.then<A>(declaration as FilterDeclaration<unknown>, options)
+    return this.append<A>(declaration as FilterDeclaration<unknown>, options)
   }
   /** Partitions the next edge by key: records of one key always reach the same instance. */
   keyBy(key: (record: A) => Key): PipelineBuilder<A> {
@@ -126,10 +126,10 @@ export class PipelineBuilder<A> {
     })
   }
   process<S, B, E>(declaration: ProcessDeclaration<A, S, B, E>, options?: StageOptions): PipelineBuilder<B> {
-    return this.then<B>(declaration as ProcessDeclaration<unknown, unknown, unknown>, options)
+    return this.append<B>(declaration as ProcessDeclaration<unknown, unknown, unknown>, options)
   }
   sink<E>(declaration: SinkDeclaration<A, E>, options?: StageOptions): Pipeline {
-    const built = this.then<never>(declaration as SinkDeclaration<unknown>, options)
+    const built = this.append<never>(declaration as SinkDeclaration<unknown>, options)
     return built.build()
   }
   /** The graph so far (for graphs that are not a single chain, edit `operators`/`edges` of it). */

@@ -1,12 +1,12 @@
 import t from "tap"
 import { Effect } from "effect"
-import { filter, map, process, sink, source } from "../lib/Operator.ts"
+import { filter, keyedProcess, map, sink, source } from "../lib/Operator.ts"
 import { type Pipeline, PipelineInvalid, pipeline, validatePipeline } from "../lib/Pipeline.ts"
 
 const src = source<number>("numbers", () => Effect.die("not run in this test"))
 const double = map("double", (n: number) => n * 2)
 const even = filter("even", (n: number) => n % 2 === 0)
-const total = process("total", {
+const total = keyedProcess("total", {
   state: { name: "sum", initial: () => 0 },
   handle: (n: number, sum: number, emit: (o: number) => void) => {
     emit(sum + n)

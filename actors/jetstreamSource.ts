@@ -1,0 +1,32 @@
+/**
+ * The JetStream source as an actor declaration: reads a stream from the position in its snapshot
+ * (see lib/JetStreamSource.ts for how parallel instances split the stream and how a bounded
+ * source fixes its end). A fresh run of the job forgets the previous run's bounded end.
+ */
+import { Effect } from "effect"
+import {
+  type JetStreamSourceOptions,
+  clearBoundedEnd,
+  jetStreamSource as reader
+} from "../lib/JetStreamSource.ts"
+import { natsConnection } from "../lib/Nats.ts"
+import { type SourceDeclaration, source } from "../lib/Operator.ts"
+import type { JetStreamPosition } from "../lib/JetStreamSource.ts"
+
+export const jetstreamSource = <A>(
+  name: string,
+  options: JetStreamSourceOptions<A>
+): SourceDeclaration<A> => {
+  const r = reader(options)
+  return source<A>(
+    name,
+    (ctx, position) => r.open(ctx, position as JetStreamPosition | undefined),
+    (ctx) =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const nc = yield* natsConnection(ctx.natsUrl, { name: `${ctx.job}/${name}/reset` })
+          yield* clearBoundedEnd(nc, ctx, options)
+        })
+      )
+  )
+}

@@ -1,0 +1,335 @@
+/**
+ * One actor process: one instance of one operator. It connects to NATS, serves its control
+ * subject, reports hello and heartbeats to the coordinator, and for every epoch the coordinator
+ * starts (restore -> run) builds a fresh mailbox, channels and restored state, then runs its task.
+ * Invariant: at most one epoch is live in a process; a newer `restore` ends the current one
+ * (its fiber, subscriptions and buffers) before anything of the new epoch happens.
+ */
+import { randomUUID } from "node:crypto"
+import { hostname } from "node:os"
+import type { Msg } from "@nats-io/transport-node"
+import { Cause, Data, Effect, Exit, Fiber, Queue, Schedule, Scope } from "effect"
+import { InstanceId, Subjects } from "./Address.ts"
+import { Mailbox, subscribeCredits } from "./Channel.ts"
+import { type ControlEnvelope, decode, EnvelopeDecodeError, encode, type ReportKind } from "./Envelope.ts"
+import { KeyedStateStore, type KeyedSnapshot } from "./KeyedStateStore.ts"
+import { failOnDisconnect, type NatsConnection } from "./Nats.ts"
+import type { OperatorContext, SinkWriter } from "./Operator.ts"
+import type { Edge, JobPlan } from "./Pipeline.ts"
+import { Router } from "./Router.ts"
+import { runTask, type TaskCommand, type TaskState, type TaskStats } from "./Task.ts"
+
+export class InstanceNotInPipeline extends Data.TaggedError("InstanceNotInPipeline")<{
+  readonly instance: string
+  readonly job: string
+}> {
+  override get message(): string {
+    return `instance ${this.instance} is not part of pipeline ${this.job} (unknown operator or index >= parallelism)`
+  }
+}
+
+/** Where snapshots go; the coordinator's checkpoint store in production, anything in tests. */
+export interface SnapshotStore {
+  readonly putSnapshot: (
+    n: number,
+    operator: string,
+    index: number,
+    state: unknown
+  ) => Effect.Effect<unknown, unknown>
+  readonly getSnapshot: (handle: never) => Effect.Effect<unknown, unknown>
+}
+
+/** The body of a `restore` command. */
+export interface RestoreBody {
+  /** the checkpoint restored from, if any */
+  readonly checkpoint?: number
+  /** snapshot handles for this instance: its own, or every old instance's for a keyed operator */
+  readonly handles: ReadonlyArray<unknown>
+}
+
+export type InstancePhase = "idle" | "restoring" | "restored" | "running" | "failed"
+
+/** What an instance says in its heartbeat. */
+export interface HeartbeatBody extends TaskStats {
+  readonly phase: InstancePhase
+  readonly pid: number
+  readonly host: string
+  readonly failure?: string
+}
+
+export interface ActorEnv {
+  readonly plan: JobPlan
+  readonly id: InstanceId
+  readonly nc: NatsConnection
+  readonly natsUrl: string
+  readonly amqpUrl: string
+  readonly store: SnapshotStore
+  readonly subjects?: Subjects
+}
+
+const errorText = (cause: Cause.Cause<unknown>): string => {
+  const failure = cause.reasons.find(Cause.isFailReason)
+  if (failure) {
+    const e = failure.error
+    return e instanceof Error ? `${(e as { _tag?: string })._tag ?? e.name}: ${e.message}` : String(e)
+  }
+  return Cause.pretty(cause)
+}
+
+/** Runs the actor until `stop`; fails only if it cannot start. */
+export const runActor = (env: ActorEnv) =>
+  Effect.gen(function* () {
+    const { plan, id, nc, store } = env
+    const job = plan.pipeline.job
+    const node = plan.operator.get(id.operator)
+    if (!node || id.index >= node.parallelism)
+      return yield* new InstanceNotInPipeline({ instance: id.toString(), job })
+    const d = node.declaration
+    const subjects = env.subjects ?? new Subjects(job)
+    const incarnation = randomUUID()
+    const self = id.toString()
+    const ctx: OperatorContext = {
+      job,
+      operator: id.operator,
+      index: id.index,
+      parallelism: node.parallelism,
+      natsUrl: env.natsUrl,
+      amqpUrl: env.amqpUrl
+    }
+    const stats: TaskStats = { recordsIn: 0, recordsOut: 0, lastCheckpoint: -1, lastAlignmentMs: 0 }
+    let epoch = -1
+    let phase: InstancePhase = "idle"
+    let failure: string | undefined
+    const report = (k: ReportKind, n?: number, b?: unknown) =>
+      nc.publish(
+        subjects.coordinator,
+        encode({ k, e: Math.max(epoch, 0), c: self, i: incarnation, ...(n === undefined ? {} : { n }), b })
+      )
+
+    // The sink's writer lives as long as the process: it holds the fencing lock of this instance.
+    const writer: SinkWriter<unknown> | undefined = d.kind === "sink" ? yield* d.open(ctx) : undefined
+
+    // Input channels in a fixed order: per input edge, every upstream instance.
+    const inputs = plan.inputs.get(id.operator) ?? []
+    const upstreams: Array<InstanceId> = []
+    const channelEdges: Array<Edge> = []
+    for (const edge of inputs) {
+      const p = plan.operator.get(edge.from)!.parallelism
+      const indices =
+        edge.partitioning.kind === "forward" ? [id.index] : Array.from({ length: p }, (_, i) => i)
+      for (const i of indices) {
+        upstreams.push(InstanceId.make(edge.from, i))
+        channelEdges.push(edge)
+      }
+    }
+
+    const controls = yield* Queue.unbounded<{ readonly env: ControlEnvelope; readonly msg: Msg }>()
+    const controlSubject = subjects.control(id)
+    yield* Effect.acquireRelease(
+      Effect.sync(() =>
+        nc.subscribe(controlSubject, {
+          callback: (_err, msg) => {
+            const e = decode(controlSubject, msg.data)
+            if (e instanceof EnvelopeDecodeError) {
+              msg.respond(encode({ k: "reply", e: 0, c: self, ok: false, err: e.message }))
+              return
+            }
+            if (
+              e.k === "restore" ||
+              e.k === "run" ||
+              e.k === "trigger" ||
+              e.k === "complete" ||
+              e.k === "abort" ||
+              e.k === "stop"
+            )
+              Queue.offerUnsafe(controls, { env: e, msg })
+          }
+        })
+      ),
+      (sub) => Effect.sync(() => sub.unsubscribe())
+    )
+    yield* Effect.promise(() => nc.flush())
+
+    const heartbeat = (): HeartbeatBody => ({
+      ...stats,
+      phase,
+      pid: process.pid,
+      host: hostname(),
+      ...(failure === undefined ? {} : { failure })
+    })
+    report("hello", undefined, heartbeat())
+    yield* Effect.forkScoped(
+      Effect.sync(() => report("heartbeat", undefined, heartbeat())).pipe(
+        Effect.repeat(Schedule.spaced(plan.options.heartbeatInterval))
+      )
+    )
+    yield* Effect.logInfo(`${self} of ${job} up (incarnation ${incarnation.slice(0, 8)})`)
+
+    let live:
+      | {
+          readonly scope: Scope.Closeable
+          readonly mailbox: Mailbox<TaskCommand>
+          state: TaskState
+          fiber?: Fiber.Fiber<never, unknown>
+        }
+      | undefined
+
+    const endEpoch = Effect.gen(function* () {
+      if (!live) return
+      const { scope, fiber } = live
+      live = undefined
+      if (fiber) yield* Fiber.interrupt(fiber)
+      yield* Scope.close(scope, Exit.void)
+    })
+
+    /** Builds epoch `e`: state restored, mailbox subscribed and flushed, senders ready. */
+    const restore = (e: number, body: RestoreBody) =>
+      Effect.gen(function* () {
+        yield* endEpoch
+        epoch = e
+        phase = "restoring"
+        failure = undefined
+        stats.recordsIn = 0
+        stats.recordsOut = 0
+        const scope = yield* Scope.make()
+        const built = yield* Effect.exit(
+          Effect.gen(function* () {
+            const snapshots: Array<unknown> = []
+            for (const h of body.handles) snapshots.push(yield* store.getSnapshot(h as never))
+            let state: TaskState
+            switch (d.kind) {
+              case "source": {
+                const position = (snapshots[0] as { position?: unknown } | undefined)?.position
+                state = { kind: "source", reader: yield* d.open(ctx, position) }
+                break
+              }
+              case "process": {
+                const keyed = new KeyedStateStore<unknown>(
+                  plan.options.maxParallelism,
+                  node.parallelism,
+                  id.index,
+                  () => d.state.initial()
+                )
+                const mismatch = keyed.restore(snapshots as ReadonlyArray<KeyedSnapshot>)
+                if (mismatch) return yield* mismatch
+                state = { kind: "keyed", store: keyed }
+                break
+              }
+              case "sink":
+                yield* writer!.restore(snapshots[0])
+                state = { kind: "sink", writer: writer! }
+                break
+              default:
+                state = { kind: "stateless" }
+            }
+            const mailbox = yield* Mailbox.open<TaskCommand>(
+              nc,
+              subjects,
+              id,
+              upstreams,
+              e,
+              plan.options.channel,
+              (err) => {
+                void Effect.runFork(Effect.logWarning(`${self}: ${err.message} (not delivered)`))
+              }
+            )
+            const router = new Router(nc, subjects, plan, id, e, plan.options.channel)
+            yield* subscribeCredits(nc, subjects, id, e, router.senders)
+            return { mailbox, router, state }
+          }).pipe(Scope.provide(scope))
+        )
+        if (Exit.isFailure(built)) {
+          yield* Scope.close(scope, Exit.void)
+          phase = "failed"
+          failure = errorText(built.cause)
+          return { ok: false as const, error: failure }
+        }
+        const { mailbox, router, state } = built.value
+        live = { scope, mailbox, state }
+        phase = "restored"
+        return { ok: true as const, router }
+      })
+
+    let router: Router | undefined
+    const run = Effect.gen(function* () {
+      if (!live || !router || live.fiber) return
+      const current = live
+      const e = epoch
+      const task = runTask({
+        instance: self,
+        declaration: d,
+        epoch: e,
+        mailbox: current.mailbox,
+        channelEdges,
+        router,
+        state: current.state,
+        sourceBatch: plan.options.sourceBatch,
+        lingerMs: plan.options.channel.lingerMs,
+        stats,
+        report,
+        putSnapshot: (n, state) => store.putSnapshot(n, id.operator, id.index, state)
+      })
+      phase = "running"
+      current.fiber = yield* Effect.forkIn(
+        Effect.raceFirst(task, failOnDisconnect(nc, env.natsUrl)).pipe(
+          Effect.onExit((exit) =>
+            Effect.sync(() => {
+              if (Exit.isFailure(exit) && !Cause.hasInterruptsOnly(exit.cause) && epoch === e) {
+                phase = "failed"
+                failure = errorText(exit.cause)
+                report("fail", undefined, { reason: failure })
+              }
+            })
+          )
+        ),
+        current.scope
+      )
+    })
+
+    const reply = (msg: Msg, ok: boolean, err?: string) =>
+      msg.respond(
+        encode({ k: "reply", e: Math.max(epoch, 0), c: self, ok, ...(err === undefined ? {} : { err }) })
+      )
+
+    for (;;) {
+      const { env: c, msg } = yield* Queue.take(controls)
+      if (c.k === "stop") {
+        reply(msg, true)
+        yield* endEpoch
+        yield* Effect.logInfo(`${self} stopped`)
+        return
+      }
+      if (c.e < epoch) {
+        reply(msg, false, `stale epoch ${c.e} (now ${epoch})`)
+        continue
+      }
+      if (c.k === "restore") {
+        if (c.e === epoch && phase !== "idle" && phase !== "failed") {
+          reply(msg, true)
+          continue
+        }
+        const result = yield* restore(c.e, (c.b ?? { handles: [] }) as RestoreBody)
+        if (result.ok) router = result.router
+        reply(msg, result.ok, result.ok ? undefined : result.error)
+        continue
+      }
+      if (c.e > epoch || !live) {
+        reply(msg, false, `not restored for epoch ${c.e}`)
+        continue
+      }
+      switch (c.k) {
+        case "run":
+          yield* run
+          reply(msg, true)
+          break
+        case "complete":
+          if (d.kind !== "sink") reply(msg, true)
+          else live.mailbox.post({ kind: "complete", n: c.n!, reply: (ok, err) => reply(msg, ok, err) })
+          break
+        case "trigger":
+        case "abort":
+          live.mailbox.post({ kind: c.k, n: c.n!, reply: (ok, err) => reply(msg, ok, err) })
+          break
+      }
+    }
+  })

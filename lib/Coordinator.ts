@@ -1,0 +1,514 @@
+/**
+ * The coordinator actor: tracks the instances (hello, heartbeats, exits), starts the job, drives
+ * checkpoints (trigger -> acks -> manifest by compare-and-set -> complete), recovers from any
+ * failure with a new epoch from the latest completed checkpoint, and ends a bounded job with a
+ * final checkpoint. Invariant: `complete n` is sent only after manifest n is stored, and every
+ * recovery first wins the epoch compare-and-set, which fences an older coordinator.
+ */
+import type { Msg } from "@nats-io/transport-node"
+import { Effect, Queue, Schedule } from "effect"
+import type { HeartbeatBody, InstancePhase, RestoreBody } from "./Actor.ts"
+import { Subjects } from "./Address.ts"
+import type { CheckpointStore, Manifest } from "./CheckpointStore.ts"
+import { type AckBody, CheckpointTracker, type PendingCheckpoint } from "./CheckpointTracker.ts"
+import { sendCommand } from "./ControlRequest.ts"
+import { type ControlKind, decode, EnvelopeDecodeError, encode, type ReportEnvelope } from "./Envelope.ts"
+import type { NatsConnection } from "./Nats.ts"
+import type { JobPlan } from "./Pipeline.ts"
+import { decideRestart } from "./RestartStrategy.ts"
+
+export type JobState = "WAITING" | "RESTORING" | "RUNNING" | "FINISHING" | "FINISHED" | "FAILED"
+
+/** One instance as the coordinator sees it. */
+export interface InstanceView {
+  readonly id: string
+  incarnation: string | undefined
+  lastSeen: number
+  phase: InstancePhase | "unknown"
+  recordsIn: number
+  recordsOut: number
+  restarts: number
+  pid: number
+  host: string
+}
+
+/** What `exactor status` prints; written to the job's KV bucket every second. */
+export interface JobStatus {
+  readonly job: string
+  readonly state: JobState
+  readonly epoch: number
+  readonly reason?: string
+  readonly updatedAt: number
+  readonly startedAt: number
+  readonly recoveries: number
+  readonly lastRecoveryReason?: string
+  readonly instances: ReadonlyArray<InstanceView>
+  readonly checkpoints: { readonly completed: number; readonly aborted: number; readonly latest?: number }
+  readonly history: CheckpointTracker["history"]
+}
+
+export interface CoordinatorOptions {
+  readonly plan: JobPlan
+  readonly nc: NatsConnection
+  readonly store: CheckpointStore
+  /** restore from this checkpoint / savepoint instead of the latest completed checkpoint */
+  readonly fromCheckpoint?: number
+  readonly fromSavepoint?: string
+  /** how long to wait for every instance to say hello at start, ms (default 120 s) */
+  readonly startTimeout?: number
+}
+
+type Event =
+  | { readonly kind: "report"; readonly report: ReportEnvelope }
+  | { readonly kind: "tick" }
+  | { readonly kind: "admin"; readonly msg: Msg; readonly name: string }
+  | { readonly kind: "finalCommitted"; readonly n: number; readonly epoch: number }
+
+export const runCoordinator = (o: CoordinatorOptions) =>
+  Effect.gen(function* () {
+    const { plan, nc, store } = o
+    const job = plan.pipeline.job
+    const options = plan.options
+    const subjects = new Subjects(job)
+    const ids = plan.instances.map(String)
+    const sinks = plan.instances
+      .filter((i) => plan.operator.get(i.operator)!.declaration.kind === "sink")
+      .map(String)
+    const sources = plan.instances.filter((i) => plan.operator.get(i.operator)!.declaration.kind === "source")
+    const views = new Map<string, InstanceView>(
+      ids.map((id) => [
+        id,
+        {
+          id,
+          incarnation: undefined,
+          lastSeen: 0,
+          phase: "unknown",
+          recordsIn: 0,
+          recordsOut: 0,
+          restarts: 0,
+          pid: 0,
+          host: ""
+        }
+      ])
+    )
+    const startedAt = Date.now()
+    let state = "WAITING" as JobState
+    let reason: string | undefined
+    let epoch = 0
+    let recoveries = 0
+    let lastRecoveryReason: string | undefined
+    const failures: Array<number> = []
+    let finishedSinks = new Set<string>()
+    let restoredFrom: { manifest: Manifest | undefined; revision: number } = {
+      manifest: undefined,
+      revision: 0
+    }
+
+    const events = yield* Queue.unbounded<Event>()
+    const subscribe = (subject: string, f: (msg: Msg) => void) =>
+      Effect.acquireRelease(
+        Effect.sync(() => nc.subscribe(subject, { callback: (_e, msg) => f(msg) })),
+        (s) => Effect.sync(() => s.unsubscribe())
+      )
+    yield* subscribe(subjects.coordinator, (msg) => {
+      const r = decode(subjects.coordinator, msg.data)
+      if (r instanceof EnvelopeDecodeError) return
+      if (
+        r.k === "hello" ||
+        r.k === "heartbeat" ||
+        r.k === "ack" ||
+        r.k === "fail" ||
+        r.k === "finished" ||
+        r.k === "exited" ||
+        r.k === "wantCheckpoint"
+      )
+        Queue.offerUnsafe(events, { kind: "report", report: r })
+    })
+    yield* subscribe(subjects.admin, (msg) => {
+      const r = decode(subjects.admin, msg.data)
+      const body = r instanceof EnvelopeDecodeError || !("b" in r) ? undefined : r.b
+      const name = (body as { savepoint?: unknown } | undefined)?.savepoint
+      if (typeof name === "string") Queue.offerUnsafe(events, { kind: "admin", msg, name })
+      else
+        msg.respond(
+          encode({ k: "reply", e: epoch, c: "coordinator", ok: false, err: "expected { savepoint: name }" })
+        )
+    })
+    yield* Effect.promise(() => nc.flush())
+    yield* Effect.forkScoped(
+      Effect.sync(() => Queue.offerUnsafe(events, { kind: "tick" })).pipe(
+        Effect.repeat(Schedule.spaced("100 millis"))
+      )
+    )
+
+    const tracker = new CheckpointTracker(ids, 1)
+    const savepointReplies = new Map<number, Msg>()
+
+    const command = (id: string, k: ControlKind, n?: number, b?: unknown) => {
+      const inst = plan.instances.find((i) => String(i) === id)!
+      return sendCommand(
+        nc,
+        subjects.control(inst),
+        id,
+        {
+          k,
+          e: epoch,
+          c: "coordinator",
+          ...(n === undefined ? {} : { n }),
+          ...(b === undefined ? {} : { b })
+        },
+        options.commandTimeout
+      )
+    }
+    const broadcast = (
+      targets: ReadonlyArray<string>,
+      k: ControlKind,
+      n?: number,
+      body?: (id: string) => unknown
+    ) =>
+      Effect.forEach(targets, (id) => command(id, k, n, body?.(id)), {
+        concurrency: "unbounded",
+        discard: true
+      })
+
+    const status = (): JobStatus => ({
+      job,
+      state,
+      epoch,
+      ...(reason === undefined ? {} : { reason }),
+      updatedAt: Date.now(),
+      startedAt,
+      recoveries,
+      ...(lastRecoveryReason === undefined ? {} : { lastRecoveryReason }),
+      instances: [...views.values()],
+      checkpoints: {
+        completed: tracker.completedCount,
+        aborted: tracker.abortedCount,
+        ...(restoredFrom.manifest ? { latest: restoredFrom.manifest.checkpoint } : {})
+      },
+      history: tracker.history
+    })
+    const publishStatus = store.writeStatus(status()).pipe(Effect.ignore)
+
+    /** The handles each instance restores from `m` (all of its operator's for keyed operators). */
+    const restoreBody =
+      (m: Manifest | undefined) =>
+      (id: string): RestoreBody => {
+        if (!m) return { handles: [] }
+        const op = id.slice(0, id.lastIndexOf("#"))
+        const keyed = plan.operator.get(op)!.declaration.kind === "process"
+        const handles = Object.entries(m.handles)
+          .filter(([k]) => (keyed ? k.slice(0, k.lastIndexOf("#")) === op : k === id))
+          .map(([, h]) => h)
+        return { checkpoint: m.checkpoint, handles }
+      }
+
+    /** Only keyed operators can change parallelism between a checkpoint and a restore. */
+    const rescaleProblem = (m: Manifest | undefined): string | undefined => {
+      if (!m) return undefined
+      for (const [op, node] of plan.operator) {
+        const before = m.parallelism[op]
+        const kind = node.declaration.kind
+        if (before !== undefined && before !== node.parallelism && (kind === "source" || kind === "sink"))
+          return `cannot change the parallelism of ${kind} ${op} from ${before} to ${node.parallelism} when restoring checkpoint ${m.checkpoint}: only keyed operators (and stateless ones) can be rescaled`
+      }
+      return undefined
+    }
+
+    const chooseManifest = Effect.gen(function* () {
+      if (o.fromSavepoint !== undefined) return yield* store.readSavepoint(o.fromSavepoint)
+      if (o.fromCheckpoint !== undefined) return yield* store.readCheckpoint(o.fromCheckpoint)
+      return (yield* store.readLatest())?.manifest
+    })
+
+    /** One restore attempt in a new epoch: epoch CAS, fence the manifest, restore all, run all. */
+    const restoreAll = (manifest: Manifest | undefined) =>
+      Effect.gen(function* () {
+        state = "RESTORING"
+        const current = yield* store.readEpoch()
+        const bumped = yield* store.bumpEpoch(current)
+        epoch = bumped.epoch
+        // Re-writing `latest` under CAS fences a zombie coordinator's in-flight manifest commit.
+        const latest = yield* store.readLatest()
+        const fenced = latest ? yield* store.commitManifest(latest.manifest, latest.revision) : 0
+        restoredFrom = { manifest, revision: fenced }
+        for (const p of tracker.dropAll()) yield* store.deleteUncompleted(p.n).pipe(Effect.ignore)
+        if (manifest)
+          tracker.nextId = Math.max(
+            tracker.nextId,
+            (latest?.manifest.checkpoint ?? 0) + 1,
+            manifest.checkpoint + 1
+          )
+        finishedSinks = new Set()
+        yield* Effect.logInfo(
+          `epoch ${epoch}: restoring ${manifest ? `checkpoint ${manifest.checkpoint}` : "empty state"}`
+        )
+        yield* Effect.forEach(
+          ids,
+          (id) =>
+            command(id, "restore", undefined, restoreBody(manifest)(id)).pipe(
+              Effect.tap((r) =>
+                Effect.sync(() => {
+                  const v = views.get(id)!
+                  const inc = (r.b as { i?: string } | undefined)?.i
+                  if (inc !== undefined) v.incarnation = inc
+                  v.phase = "restored"
+                  v.lastSeen = Date.now()
+                })
+              )
+            ),
+          { concurrency: "unbounded", discard: true }
+        )
+        yield* broadcast(ids, "run")
+        for (const v of views.values()) v.lastSeen = Date.now()
+        state = "RUNNING"
+        yield* Effect.logInfo(`epoch ${epoch}: running`)
+      })
+
+    /** Recovers until the job runs again or the restart strategy gives up. */
+    const recover = (why: string | undefined) =>
+      Effect.gen(function* () {
+        let cause = why
+        let manifest = yield* chooseManifest
+        for (;;) {
+          if (cause !== undefined) {
+            recoveries++
+            lastRecoveryReason = cause
+            failures.push(Date.now())
+            const decision = decideRestart(options.restart, failures)
+            yield* Effect.logWarning(`failure: ${cause}`)
+            if (!decision.restart) {
+              state = "FAILED"
+              reason = `${decision.reason}; last failure: ${cause}`
+              return
+            }
+            yield* Effect.sleep(decision.delayMs)
+          }
+          const problem = rescaleProblem(manifest)
+          if (problem) {
+            state = "FAILED"
+            reason = problem
+            return
+          }
+          const attempt = yield* Effect.exit(restoreAll(manifest))
+          if (attempt._tag === "Success") return
+          const text = String(attempt.cause)
+          if (text.includes("SnapshotCorrupt") && manifest) {
+            const older = (yield* store.listCheckpoints()).find((m) => m.checkpoint < manifest!.checkpoint)
+            yield* Effect.logError(
+              `checkpoint ${manifest.checkpoint} has a corrupt snapshot; falling back to ${older ? `checkpoint ${older.checkpoint}` : "empty state"}`
+            )
+            manifest = older
+          }
+          cause = `recovery in epoch ${epoch} failed: ${text.split("\n")[0]}`
+        }
+      })
+
+    const failJob = (why: string) => recover(why)
+
+    /** Manifest by CAS, then `complete n` to everyone; the final checkpoint ends the job. */
+    const completeCheckpoint = (p: PendingCheckpoint) =>
+      Effect.gen(function* () {
+        const now = Date.now()
+        const figures = tracker.figures(p, now)
+        const manifest: Manifest = {
+          job,
+          checkpoint: p.n,
+          epoch: p.epoch,
+          createdAt: now,
+          kind: p.kind === "savepoint" ? "savepoint" : "checkpoint",
+          ...(p.savepointName === undefined ? {} : { name: p.savepointName }),
+          handles: tracker.handles(p) as Manifest["handles"],
+          parallelism: Object.fromEntries([...plan.operator].map(([k, v]) => [k, v.parallelism])),
+          ...figures
+        }
+        const stored = yield* Effect.exit(store.commitManifest(manifest, restoredFrom.revision))
+        if (stored._tag === "Failure") {
+          tracker.failed(p, now, `manifest not stored: ${String(stored.cause).split("\n")[0]}`)
+          return
+        }
+        restoredFrom = { manifest, revision: stored.value }
+        if (p.kind === "savepoint" && p.savepointName !== undefined) {
+          const saved = yield* Effect.exit(store.writeSavepoint(manifest, p.savepointName))
+          const msg = savepointReplies.get(p.n)
+          savepointReplies.delete(p.n)
+          msg?.respond(
+            encode({
+              k: "reply",
+              e: epoch,
+              c: "coordinator",
+              ok: saved._tag === "Success",
+              b: { checkpoint: p.n, name: p.savepointName },
+              ...(saved._tag === "Failure" ? { err: String(saved.cause) } : {})
+            })
+          )
+        }
+        tracker.completed(p, now)
+        yield* Effect.logInfo(
+          `checkpoint ${p.n} completed in ${figures.durationMs} ms (alignment ${figures.alignmentMs} ms, ${figures.size} B)`
+        )
+        const e = epoch
+        const completeAll = broadcast(ids, "complete", p.n)
+        if (p.kind === "final")
+          yield* Effect.forkScoped(
+            completeAll.pipe(
+              Effect.andThen(
+                Effect.sync(() => Queue.offerUnsafe(events, { kind: "finalCommitted", n: p.n, epoch: e }))
+              ),
+              Effect.ignore
+            )
+          )
+        else yield* Effect.forkScoped(completeAll.pipe(Effect.ignore))
+        yield* store.retain(options.checkpoint.retained).pipe(Effect.ignore)
+      })
+
+    const trigger = (kind: "checkpoint" | "savepoint" | "final", name?: string) =>
+      Effect.gen(function* () {
+        const p = tracker.start(epoch, Date.now(), kind, name)
+        yield* Effect.forkScoped(broadcast(sources.map(String), "trigger", p.n).pipe(Effect.ignore))
+        return p
+      })
+
+    const onReport = (r: ReportEnvelope) =>
+      Effect.gen(function* () {
+        const v = views.get(r.c)
+        if (!v) return
+        if (r.k === "exited") {
+          if (state === "RUNNING" || state === "FINISHING") {
+            v.restarts++
+            return yield* failJob(`${r.c} exited (${JSON.stringify(r.b)})`)
+          }
+          return
+        }
+        const hb = r.b as Partial<HeartbeatBody> | undefined
+        const fresh = r.k === "hello" || hb?.phase === "idle"
+        if (v.incarnation !== r.i) {
+          if (!fresh) return // a late message of a process that is gone
+          const known = v.incarnation !== undefined
+          v.incarnation = r.i
+          v.lastSeen = Date.now()
+          if (known && (state === "RUNNING" || state === "FINISHING")) {
+            v.restarts++
+            return yield* failJob(`${r.c} restarted (new incarnation)`)
+          }
+        }
+        v.lastSeen = Date.now()
+        if (hb?.phase) v.phase = hb.phase
+        if (typeof hb?.recordsIn === "number") v.recordsIn = hb.recordsIn
+        if (typeof hb?.recordsOut === "number") v.recordsOut = hb.recordsOut
+        if (typeof hb?.pid === "number") v.pid = hb.pid
+        if (typeof hb?.host === "string") v.host = hb.host
+        if (r.e !== epoch || (state !== "RUNNING" && state !== "FINISHING")) return
+        if (r.k === "fail" || (r.k === "heartbeat" && hb?.phase === "failed"))
+          return yield* failJob(
+            `${r.c}: ${(r.b as { reason?: string; failure?: string })?.reason ?? hb?.failure ?? "failed"}`
+          )
+        if (r.k === "ack" && r.n !== undefined) {
+          const done = tracker.ack(r.n, r.e, r.c, r.b as AckBody)
+          if (done) yield* completeCheckpoint(done)
+        }
+        if (r.k === "finished" && sinks.includes(r.c)) {
+          finishedSinks.add(r.c)
+          if (finishedSinks.size === sinks.length && state === "RUNNING") {
+            state = "FINISHING"
+            yield* Effect.logInfo("every sink has seen end-of-stream: taking the final checkpoint")
+          }
+        }
+        if (r.k === "wantCheckpoint" && tracker.inflight.size === 0 && state === "RUNNING")
+          yield* trigger("checkpoint")
+      })
+
+    const onTick = Effect.gen(function* () {
+      const now = Date.now()
+      if (state !== "RUNNING" && state !== "FINISHING") return
+      for (const v of views.values())
+        if (now - v.lastSeen > options.heartbeatTimeout)
+          return yield* failJob(
+            `${v.id} missed heartbeats for ${now - v.lastSeen} ms (timeout ${options.heartbeatTimeout} ms)`
+          )
+      for (const p of tracker.expired(now, options.checkpoint.timeout)) {
+        tracker.failed(
+          p,
+          now,
+          `timed out after ${options.checkpoint.timeout} ms (${p.acks.size}/${ids.length} acks)`
+        )
+        yield* Effect.logWarning(`checkpoint ${p.n} aborted: timed out (${p.acks.size}/${ids.length} acks)`)
+        yield* Effect.forkScoped(broadcast(ids, "abort", p.n).pipe(Effect.ignore))
+        yield* store.deleteUncompleted(p.n).pipe(Effect.ignore)
+        if (p.kind === "final") state = "FINISHING"
+        if (tracker.consecutiveFailures > options.checkpoint.tolerableFailures)
+          return yield* failJob(
+            `${tracker.consecutiveFailures} consecutive checkpoints failed (tolerableFailures ${options.checkpoint.tolerableFailures})`
+          )
+      }
+      const c = options.checkpoint
+      const idle = tracker.inflight.size === 0
+      if (state === "FINISHING" && idle) {
+        state = "FINISHING"
+        yield* trigger("final")
+        return
+      }
+      if (
+        state === "RUNNING" &&
+        c.interval > 0 &&
+        tracker.inflight.size < c.maxConcurrent &&
+        now - tracker.lastEndedAt >= c.minPause &&
+        now - tracker.lastTriggeredAt >= c.interval
+      )
+        yield* trigger("checkpoint")
+    })
+
+    // Wait until every instance has said hello (or sent a heartbeat).
+    yield* Effect.logInfo(`coordinator of ${job}: waiting for ${ids.length} instances`)
+    const deadline = Date.now() + (o.startTimeout ?? 120_000)
+    while ([...views.values()].some((v) => v.incarnation === undefined)) {
+      const ev = yield* Queue.take(events)
+      if (ev.kind === "report") yield* onReport(ev.report)
+      if (Date.now() > deadline) {
+        const missing = [...views.values()].filter((v) => v.incarnation === undefined).map((v) => v.id)
+        state = "FAILED"
+        reason = `instances never said hello within ${o.startTimeout ?? 120_000} ms: ${missing.join(", ")}`
+        break
+      }
+    }
+    if (state !== "FAILED") yield* recover(undefined)
+    let lastStatus = 0
+    let finalDone = false
+    while ((state as JobState) !== "FAILED" && !finalDone) {
+      const ev = yield* Queue.take(events)
+      switch (ev.kind) {
+        case "report":
+          yield* onReport(ev.report)
+          break
+        case "tick":
+          yield* onTick
+          if (Date.now() - lastStatus >= 1000) {
+            lastStatus = Date.now()
+            yield* publishStatus
+          }
+          break
+        case "admin": {
+          if (state !== "RUNNING") {
+            ev.msg.respond(
+              encode({ k: "reply", e: epoch, c: "coordinator", ok: false, err: `job is ${state}` })
+            )
+            break
+          }
+          const p = yield* trigger("savepoint", ev.name)
+          savepointReplies.set(p.n, ev.msg)
+          break
+        }
+        case "finalCommitted":
+          if (ev.epoch === epoch) finalDone = true
+          break
+      }
+    }
+    if (finalDone) state = "FINISHED"
+    yield* publishStatus
+    yield* Effect.logInfo(state === "FINISHED" ? `job ${job} FINISHED` : `job ${job} FAILED: ${reason}`)
+    yield* broadcast(ids, "stop").pipe(Effect.timeout("5 seconds"), Effect.ignore)
+    return { state, ...(reason === undefined ? {} : { reason }) } as {
+      readonly state: JobState
+      readonly reason?: string
+    }
+  })

@@ -1,0 +1,197 @@
+/**
+ * The launcher (supervisor): starts actor processes on this host and restarts the ones that die,
+ * with capped exponential backoff plus jitter and an Erlang-style intensity limit (more than R
+ * restarts within T seconds fails the job). It tells the coordinator of every exit at once.
+ * Invariant: a process that exits with 0 (stopped by the coordinator) is never restarted, and
+ * when the launcher stops, every child it started is gone.
+ */
+import { type ChildProcess, spawn } from "node:child_process"
+import { createWriteStream, type WriteStream } from "node:fs"
+import { fileURLToPath } from "node:url"
+import { Effect } from "effect"
+import { Subjects } from "./Address.ts"
+import { encode } from "./Envelope.ts"
+import type { NatsConnection } from "./Nats.ts"
+
+/** Exit codes of the coordinator process, which are the job's. */
+export const ExitCode = { finished: 0, failed: 2, intensity: 3, usage: 64 } as const
+
+export interface SupervisorOptions {
+  /** R: restarts allowed within `restartWindowMs` before the job fails. Default 10. */
+  readonly maxRestarts: number
+  /** T, ms. Default 60 000. */
+  readonly restartWindowMs: number
+  /** first backoff delay, ms. Default 100. */
+  readonly backoffInitialMs: number
+  /** backoff cap, ms. Default 5 000. */
+  readonly backoffMaxMs: number
+}
+
+export const defaultSupervisorOptions: SupervisorOptions = {
+  maxRestarts: 10,
+  restartWindowMs: 60_000,
+  backoffInitialMs: 100,
+  backoffMaxMs: 5_000
+}
+
+export interface ProcessSpec {
+  /** `coordinator` or an instance id like `count#1` */
+  readonly name: string
+  readonly args: ReadonlyArray<string>
+}
+
+export type LauncherEvent =
+  | { readonly kind: "started"; readonly name: string; readonly pid: number; readonly restarts: number }
+  | {
+      readonly kind: "exited"
+      readonly name: string
+      readonly code: number | null
+      readonly signal: string | null
+    }
+  | { readonly kind: "restarting"; readonly name: string; readonly delayMs: number }
+
+export interface LauncherResult {
+  readonly exitCode: number
+  readonly reason?: string
+  readonly restarts: ReadonlyMap<string, number>
+}
+
+export interface LauncherOptions {
+  readonly job: string
+  readonly nc: NatsConnection
+  readonly specs: ReadonlyArray<ProcessSpec>
+  readonly supervisor: SupervisorOptions
+  readonly env: Readonly<Record<string, string>>
+  /** where children's stdout/stderr go: this process's stderr (prefixed), or a log file */
+  readonly logFile?: string
+  readonly onEvent?: (event: LauncherEvent) => void
+}
+
+/** The CLI entry every child runs. */
+export const cliEntry = fileURLToPath(new URL("./cli/exactor.ts", import.meta.url))
+
+const pipeLines = (child: ChildProcess, name: string, sink: WriteStream | NodeJS.WriteStream) => {
+  for (const stream of [child.stdout, child.stderr]) {
+    let rest = ""
+    stream?.setEncoding("utf8")
+    stream?.on("data", (chunk: string) => {
+      const lines = (rest + chunk).split("\n")
+      rest = lines.pop() ?? ""
+      for (const line of lines) sink.write(`[${name}] ${line}\n`)
+    })
+  }
+}
+
+/** Starts every spec and supervises until the coordinator ends the job (or all children stop). */
+export const runLauncher = (o: LauncherOptions): Effect.Effect<LauncherResult> =>
+  Effect.gen(function* () {
+    const subjects = new Subjects(o.job)
+    const children = new Map<string, ChildProcess>()
+    const restarts = new Map<string, number>(o.specs.map((s) => [s.name, 0]))
+    const restartTimes: Array<number> = []
+    const out: WriteStream | NodeJS.WriteStream = o.logFile
+      ? createWriteStream(o.logFile, { flags: "a" })
+      : process.stderr
+    let stopping = false
+    let result: LauncherResult | undefined
+    let resolveDone: (() => void) | undefined
+    const done = new Promise<void>((r) => {
+      resolveDone = r
+    })
+    const finish = (r: LauncherResult) => {
+      if (result) return
+      result = r
+      stopping = true
+      resolveDone?.()
+    }
+
+    const start = (spec: ProcessSpec, consecutive: number) => {
+      if (stopping) return
+      const child = spawn(process.execPath, [cliEntry, ...spec.args], {
+        stdio: ["ignore", "pipe", "pipe"],
+        env: { ...process.env, ...o.env }
+      })
+      children.set(spec.name, child)
+      pipeLines(child, spec.name, out)
+      const startedAt = Date.now()
+      o.onEvent?.({
+        kind: "started",
+        name: spec.name,
+        pid: child.pid ?? 0,
+        restarts: restarts.get(spec.name) ?? 0
+      })
+      child.on("exit", (code, signal) => {
+        children.delete(spec.name)
+        o.onEvent?.({ kind: "exited", name: spec.name, code, signal })
+        if (stopping) return
+        if (spec.name === "coordinator" && (code === ExitCode.finished || code === ExitCode.failed)) {
+          finish({
+            exitCode: code,
+            ...(code === ExitCode.failed
+              ? { reason: "the coordinator declared the job FAILED (see its log)" }
+              : {}),
+            restarts
+          })
+          return
+        }
+        if (code === 0) return // stopped by the coordinator
+        const how = signal ? `killed by ${signal}` : `exit code ${code}`
+        o.nc.publish(
+          subjects.coordinator,
+          encode({ k: "exited", e: 0, c: spec.name, i: "launcher", b: { code, signal } })
+        )
+        const now = Date.now()
+        restartTimes.push(now)
+        while (restartTimes.length > 0 && now - restartTimes[0]! > o.supervisor.restartWindowMs)
+          restartTimes.shift()
+        if (restartTimes.length > o.supervisor.maxRestarts) {
+          finish({
+            exitCode: ExitCode.intensity,
+            reason: `restart intensity exceeded: ${restartTimes.length} restarts within ${o.supervisor.restartWindowMs / 1000} s (limit ${o.supervisor.maxRestarts}); last: ${spec.name} ${how}`,
+            restarts
+          })
+          return
+        }
+        restarts.set(spec.name, (restarts.get(spec.name) ?? 0) + 1)
+        const k = now - startedAt > 10_000 ? 0 : consecutive
+        const base = Math.min(o.supervisor.backoffMaxMs, o.supervisor.backoffInitialMs * 2 ** k)
+        const delayMs = Math.round(base * (0.8 + 0.4 * Math.random()))
+        o.onEvent?.({ kind: "restarting", name: spec.name, delayMs })
+        out.write(`[launcher] ${spec.name} ${how}; restarting in ${delayMs} ms\n`)
+        setTimeout(() => start(spec, k + 1), delayMs)
+      })
+    }
+
+    const stopAll = Effect.promise(async () => {
+      stopping = true
+      const alive = [...children.values()]
+      for (const c of alive) c.kill("SIGTERM")
+      const deadline = Date.now() + 5000
+      while (children.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+      for (const c of children.values()) c.kill("SIGKILL")
+    })
+
+    for (const spec of o.specs) start(spec, 0)
+    const hasCoordinator = o.specs.some((s) => s.name === "coordinator")
+    const watcher = hasCoordinator
+      ? undefined
+      : setInterval(() => {
+          if (children.size === 0) finish({ exitCode: 0, restarts })
+        }, 200)
+    yield* Effect.promise(() => done).pipe(
+      Effect.onInterrupt(() =>
+        Effect.sync(() => finish({ exitCode: 130, reason: "interrupted", restarts })).pipe(
+          Effect.andThen(stopAll)
+        )
+      )
+    )
+    if (watcher) clearInterval(watcher)
+    // give instances a moment to take the coordinator's stop, then make sure they are gone
+    yield* Effect.promise(async () => {
+      const deadline = Date.now() + 3000
+      while (children.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+    })
+    yield* stopAll
+    if (out !== process.stderr) (out as WriteStream).end()
+    return result!
+  })

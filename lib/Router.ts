@@ -1,0 +1,109 @@
+/**
+ * Routing of an instance's output records over its out-edges: forward (same index), rebalance
+ * (round robin), broadcast (all), keyBy (key group -> owning instance).
+ * Invariant: a record of key k always reaches the instance owning keyGroup(k) for the
+ * downstream parallelism, and each channel receives records in the order they were routed.
+ */
+import { Effect } from "effect"
+import { InstanceId, type Subjects } from "./Address.ts"
+import { type ChannelOptions, ChannelSender } from "./Channel.ts"
+import { instanceForKeyGroup, keyGroupOf } from "./KeyGroups.ts"
+import type { NatsConnection } from "./Nats.ts"
+import type { Edge, JobPlan } from "./Pipeline.ts"
+
+interface Route {
+  readonly edge: Edge
+  readonly senders: ReadonlyArray<ChannelSender>
+  next: number
+}
+
+export class Router {
+  /** every sender of this instance, by downstream instance id */
+  readonly senders: ReadonlyMap<string, ChannelSender>
+  private readonly routes: ReadonlyArray<Route>
+  private readonly self: InstanceId
+  private readonly maxParallelism: number
+
+  constructor(
+    nc: NatsConnection,
+    subjects: Subjects,
+    plan: JobPlan,
+    self: InstanceId,
+    epoch: number,
+    options: ChannelOptions
+  ) {
+    this.self = self
+    this.maxParallelism = plan.options.maxParallelism
+    const senders = new Map<string, ChannelSender>()
+    this.routes = (plan.outputs.get(self.operator) ?? []).map((edge) => {
+      const p = plan.operator.get(edge.to)!.parallelism
+      // a forward edge is one channel, to the instance of the same index
+      const targets =
+        edge.partitioning.kind === "forward" ? [self.index] : Array.from({ length: p }, (_, i) => i)
+      const list = targets.map((i) => {
+        const to = InstanceId.make(edge.to, i)
+        const sender = new ChannelSender(nc, subjects, self, to, epoch, options)
+        senders.set(to.toString(), sender)
+        return sender
+      })
+      return { edge, senders: list, next: self.index % list.length }
+    })
+    this.senders = senders
+  }
+
+  /** Routes records to their channels, sending every batch that fills (waiting for credit). */
+  route(records: ReadonlyArray<unknown>): Effect.Effect<void> {
+    const routes = this.routes
+    const maxP = this.maxParallelism
+    const self = this.self
+    return Effect.gen(function* () {
+      for (const route of routes) {
+        const { senders, edge } = route
+        const p = senders.length
+        const part = edge.partitioning
+        for (let i = 0; i < records.length; i++) {
+          const record = records[i]
+          if (part.kind === "broadcast") {
+            for (const s of senders) if (s.add(record)) yield* s.sendBatch
+            continue
+          }
+          let target: ChannelSender
+          if (part.kind === "keyBy")
+            target = senders[instanceForKeyGroup(maxP, p, keyGroupOf(part.key(record), maxP))]!
+          else if (part.kind === "forward") target = senders[0]!
+          else {
+            target = senders[route.next]!
+            route.next = (route.next + 1) % p
+          }
+          if (target.add(record)) yield* target.sendBatch
+        }
+      }
+    })
+  }
+
+  /** Sends the partial batches that have lingered long enough. */
+  flushLingering(now: number): Effect.Effect<void> {
+    return Effect.forEach(
+      [...this.senders.values()].filter((s) => s.lingerDue(now)),
+      (s) => s.sendBatch,
+      { discard: true }
+    )
+  }
+
+  /** Flushes and sends `barrier n` on every output channel. */
+  barrier(n: number): Effect.Effect<void> {
+    return Effect.forEach(this.senders.values(), (s) => s.barrier(n), { discard: true })
+  }
+
+  /** Flushes and sends end-of-stream on every output channel. */
+  get eos(): Effect.Effect<void> {
+    return Effect.forEach(this.senders.values(), (s) => s.eos, { discard: true })
+  }
+
+  /** Records routed in this epoch, over all channels (a broadcast record counts once per channel). */
+  get records(): number {
+    let n = 0
+    for (const s of this.senders.values()) n += s.records
+    return n
+  }
+}

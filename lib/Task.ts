@@ -1,0 +1,330 @@
+/**
+ * The work of one instance in one epoch: read or receive, apply the operator, route, and take
+ * part in checkpoints (barrier -> align -> snapshot -> forward -> ack). One fiber runs it; it
+ * ends only by failing (the epoch is then over) or by being interrupted by a new epoch.
+ * Invariant: every record is processed at most once per epoch, in channel order, and a snapshot
+ * of checkpoint n reflects exactly the records that preceded `barrier n` on every input.
+ */
+import { Cause, Data, Effect } from "effect"
+import { Aligner } from "./Aligner.ts"
+import type { Inbound, Mailbox } from "./Channel.ts"
+import type { ReportKind } from "./Envelope.ts"
+import type { KeyedStateStore } from "./KeyedStateStore.ts"
+import type { Key } from "./KeyGroups.ts"
+import type { Declaration, Result, SinkWriter, SourceReader } from "./Operator.ts"
+import type { Edge } from "./Pipeline.ts"
+import type { Router } from "./Router.ts"
+
+/** A command of the coordinator handed to the task, with the way to answer it. */
+export interface TaskCommand {
+  readonly kind: "trigger" | "complete" | "abort"
+  readonly n: number
+  readonly reply: (ok: boolean, error?: string) => void
+}
+
+export class UserCodeError extends Data.TaggedError("UserCodeError")<{
+  readonly instance: string
+  readonly record: string
+  readonly cause: unknown
+}> {
+  override get message(): string {
+    const why =
+      this.cause instanceof Error
+        ? this.cause.message
+        : Cause.isCause(this.cause)
+          ? Cause.pretty(this.cause)
+          : String(this.cause)
+    return `operator ${this.instance} failed on record ${this.record}: ${why}`
+  }
+}
+
+/** Counters an instance reports in its heartbeat. */
+export interface TaskStats {
+  recordsIn: number
+  recordsOut: number
+  lastCheckpoint: number
+  lastAlignmentMs: number
+}
+
+/** The state the task works on, restored before it starts. */
+export type TaskState =
+  | { readonly kind: "source"; readonly reader: SourceReader<unknown> }
+  | { readonly kind: "stateless" }
+  | { readonly kind: "keyed"; readonly store: KeyedStateStore<unknown> }
+  | { readonly kind: "sink"; readonly writer: SinkWriter<unknown> }
+
+export interface TaskEnv {
+  readonly instance: string
+  readonly declaration: Declaration
+  readonly epoch: number
+  readonly mailbox: Mailbox<TaskCommand>
+  /** the input edge of each mailbox channel */
+  readonly channelEdges: ReadonlyArray<Edge>
+  readonly router: Router
+  readonly state: TaskState
+  readonly sourceBatch: number
+  readonly lingerMs: number
+  readonly stats: TaskStats
+  readonly report: (kind: ReportKind, n?: number, body?: unknown) => void
+  /** stores a snapshot of checkpoint n and returns its handle */
+  readonly putSnapshot: (n: number, state: unknown) => Effect.Effect<unknown, unknown>
+}
+
+const describe = (record: unknown): string => {
+  try {
+    const s = JSON.stringify(record)
+    return s === undefined ? String(record) : s.length > 200 ? `${s.slice(0, 200)}…` : s
+  } catch {
+    return String(record)
+  }
+}
+
+/**
+ * Applies `fn` to every record in a plain loop; switches to Effect only for the records whose
+ * handler returned an Effect. `onResult` receives each record with its result, in order.
+ */
+export const applyBatch = <X>(
+  instance: string,
+  records: ReadonlyArray<unknown>,
+  fn: (record: unknown) => Result<X, unknown>,
+  onResult: (record: unknown, result: X) => void
+): Effect.Effect<void, UserCodeError> => {
+  const fail = (record: unknown, cause: unknown) =>
+    new UserCodeError({ instance, record: describe(record), cause })
+  for (let i = 0; i < records.length; i++) {
+    const record = records[i]
+    let x: Result<X, unknown>
+    try {
+      x = fn(record)
+    } catch (cause) {
+      return Effect.fail(fail(record, cause))
+    }
+    if (Effect.isEffect(x)) {
+      const first = x as Effect.Effect<X, unknown>
+      return Effect.gen(function* () {
+        onResult(record, yield* Effect.mapError(first, (e) => fail(record, e)))
+        for (let j = i + 1; j < records.length; j++) {
+          const r = records[j]
+          const y = yield* Effect.try({ try: () => fn(r), catch: (e) => fail(r, e) })
+          onResult(
+            r,
+            Effect.isEffect(y) ? yield* Effect.mapError(y as Effect.Effect<X, unknown>, (e) => fail(r, e)) : y
+          )
+        }
+      })
+    }
+    onResult(record, x)
+  }
+  return Effect.void
+}
+
+/** Applies the operator of `env` to one batch from `channel`; returns its output records. */
+const transform = (env: TaskEnv, channel: number, records: ReadonlyArray<unknown>) => {
+  const d = env.declaration
+  const out: Array<unknown> = []
+  switch (d.kind) {
+    case "map":
+      return applyBatch(
+        env.instance,
+        records,
+        (r) => d.handle(r),
+        (_, o) => out.push(o)
+      ).pipe(Effect.as(out))
+    case "flatMap":
+      return applyBatch(
+        env.instance,
+        records,
+        (r) => d.handle(r),
+        (_, os) => {
+          for (const o of os) out.push(o)
+        }
+      ).pipe(Effect.as(out))
+    case "filter":
+      return applyBatch(
+        env.instance,
+        records,
+        (r) => d.handle(r),
+        (r, keep) => {
+          if (keep) out.push(r)
+        }
+      ).pipe(Effect.as(out))
+    case "process": {
+      if (env.state.kind !== "keyed") return Effect.die("keyed operator without keyed state")
+      const store = env.state.store
+      const edge = env.channelEdges[channel]!
+      if (edge.partitioning.kind !== "keyBy") return Effect.die("keyed operator input without keyBy")
+      const keyOf = edge.partitioning.key
+      const emit = (o: unknown) => {
+        out.push(o)
+      }
+      let key: Key = ""
+      return applyBatch(
+        env.instance,
+        records,
+        (r) => {
+          key = keyOf(r)
+          return d.handle(r, store.get(key), emit, key)
+        },
+        (_, next) => store.set(key, next)
+      ).pipe(Effect.as(out))
+    }
+    default:
+      return Effect.succeed(records)
+  }
+}
+
+/** The synchronous part of a snapshot: captures the state as plain data. */
+const captureState = (env: TaskEnv, n: number): Effect.Effect<unknown, unknown> => {
+  const s = env.state
+  switch (s.kind) {
+    case "source":
+      return Effect.succeed({ position: s.reader.position() })
+    case "keyed":
+      return Effect.succeed(s.store.snapshot())
+    case "sink":
+      return s.writer.snapshot(n)
+    case "stateless":
+      return Effect.succeed(undefined)
+  }
+}
+
+/** Snapshot, forward the barrier, ack. The barrier goes out before the (possibly slow) store. */
+const checkpoint = (env: TaskEnv, n: number, alignmentMs: number) =>
+  Effect.gen(function* () {
+    const started = Date.now()
+    const state = yield* captureState(env, n)
+    yield* env.router.barrier(n)
+    const handle = state === undefined ? undefined : yield* env.putSnapshot(n, state)
+    env.stats.lastCheckpoint = n
+    env.stats.lastAlignmentMs = alignmentMs
+    env.report("ack", n, { handle, alignmentMs, durationMs: Date.now() - started })
+  })
+
+/** Serves a command; returns what an abort released from alignment (to process first). */
+const handleCommand = (
+  env: TaskEnv,
+  aligner: Aligner<Inbound<TaskCommand>> | undefined,
+  c: TaskCommand
+): Effect.Effect<ReadonlyArray<Inbound<TaskCommand>>, unknown> =>
+  Effect.gen(function* () {
+    switch (c.kind) {
+      case "trigger":
+        if (env.state.kind !== "source") c.reply(false, "only sources take triggers")
+        else {
+          yield* checkpoint(env, c.n, 0)
+          c.reply(true)
+        }
+        return []
+      case "complete":
+        if (env.state.kind === "sink") yield* env.state.writer.commit(c.n)
+        c.reply(true)
+        return []
+      case "abort":
+        c.reply(true)
+        return aligner ? aligner.abort(c.n) : []
+    }
+  })
+
+/** The loop of a source instance: read, route, serve triggers between reads. */
+const runSource = (env: TaskEnv, reader: SourceReader<unknown>) =>
+  Effect.gen(function* () {
+    let ended = false
+    for (;;) {
+      for (let item = env.mailbox.poll(); item !== undefined; item = env.mailbox.poll())
+        if ("posted" in item) yield* handleCommand(env, undefined, item.posted)
+      if (ended) {
+        const item = yield* env.mailbox.takeWithin(100)
+        if (item !== undefined && "posted" in item) yield* handleCommand(env, undefined, item.posted)
+        continue
+      }
+      const { records, end } = yield* reader.read(env.sourceBatch)
+      if (records.length > 0) {
+        env.stats.recordsIn += records.length
+        yield* env.router.route(records)
+        env.stats.recordsOut += records.length
+      }
+      if (end) {
+        ended = true
+        yield* env.router.eos
+        env.report("finished")
+      }
+      yield* env.router.flushLingering(Date.now())
+    }
+  })
+
+/** The loop of every other instance: take deliveries in order, align barriers, apply the operator. */
+const runOperator = (env: TaskEnv) =>
+  Effect.gen(function* () {
+    const channels = env.mailbox.channels.length
+    const aligner = new Aligner<Inbound<TaskCommand>>(channels)
+    const ended = new Array<boolean>(channels).fill(false)
+    let endedCount = 0
+    const ready: Array<Inbound<TaskCommand>> = []
+    const isSink = env.state.kind === "sink"
+    let wanted = false
+    let lastFlush = Date.now()
+    for (;;) {
+      const item = ready.length > 0 ? ready.shift() : yield* env.mailbox.takeWithin(env.lingerMs)
+      const now = Date.now()
+      if (now - lastFlush >= env.lingerMs) {
+        lastFlush = now
+        yield* env.router.flushLingering(now)
+      }
+      if (item === undefined) continue
+      if ("posted" in item) {
+        ready.unshift(...(yield* handleCommand(env, aligner, item.posted)))
+        continue
+      }
+      const { channel, envelope } = item
+      if (aligner.isBlocked(channel)) {
+        aligner.hold(channel, item)
+        continue
+      }
+      switch (envelope.k) {
+        case "batch": {
+          env.stats.recordsIn += envelope.r.length
+          if (env.state.kind === "sink") {
+            yield* env.state.writer.write(envelope.r)
+            env.stats.recordsOut += envelope.r.length
+            if (!wanted && env.state.writer.full()) {
+              wanted = true
+              env.report("wantCheckpoint")
+            }
+          } else {
+            const out = yield* transform(env, channel, envelope.r)
+            if (out.length > 0) yield* env.router.route(out)
+            env.stats.recordsOut += out.length
+          }
+          env.mailbox.consumed(channel)
+          break
+        }
+        case "barrier": {
+          const outcome = aligner.onBarrier(channel, envelope.n, now)
+          if (outcome.kind === "aligned") {
+            yield* checkpoint(env, outcome.n, Date.now() - aligner.startedAt)
+            wanted = false
+          }
+          ready.unshift(...outcome.released)
+          break
+        }
+        case "eos": {
+          if (!ended[channel]) {
+            ended[channel] = true
+            endedCount++
+            if (endedCount === channels) {
+              if (isSink) env.report("finished")
+              else yield* env.router.eos
+            }
+          }
+          break
+        }
+      }
+    }
+  })
+
+/** Runs the task until it fails or is interrupted. */
+export const runTask = (env: TaskEnv): Effect.Effect<never, unknown> =>
+  (env.state.kind === "source" ? runSource(env, env.state.reader) : runOperator(env)) as Effect.Effect<
+    never,
+    unknown
+  >

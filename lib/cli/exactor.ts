@@ -1,0 +1,297 @@
+#!/usr/bin/env node
+/**
+ * The `exactor` command line: run a job on this host, launch part of a job, the actor and
+ * coordinator processes themselves, status, savepoints, producing input, and the example.
+ * Exit codes: 0 done/FINISHED, 1 error, 2 job FAILED, 3 restart intensity exceeded, 130 interrupted.
+ */
+import { NodeServices } from "@effect/platform-node"
+import { runMain } from "@effect/platform-node/NodeRuntime"
+import { Console, Effect, Option } from "effect"
+import { Argument, Command, Flag } from "effect/cli"
+import { runActor } from "../Actor.ts"
+import { InstanceId, InvalidInstanceId, Subjects } from "../Address.ts"
+import { defaultAmqpUrl, defaultNatsUrl } from "../Brokers.ts"
+import { CheckpointStore } from "../CheckpointStore.ts"
+import { type JobStatus, runCoordinator } from "../Coordinator.ts"
+import { decode, EnvelopeDecodeError, encode } from "../Envelope.ts"
+import { defaultSupervisorOptions, ExitCode } from "../Launcher.ts"
+import { launch, parseInstances, prepareStart, type StartFrom } from "../JobRunner.ts"
+import { natsConnection } from "../Nats.ts"
+import { loadPipeline } from "../PipelineModule.ts"
+import { produce } from "../Producer.ts"
+import { formatStatus } from "./formatStatus.ts"
+
+const urls = {
+  natsUrl: process.env.EXACTOR_NATS_URL ?? defaultNatsUrl,
+  amqpUrl: process.env.EXACTOR_AMQP_URL ?? defaultAmqpUrl
+}
+
+const setExit = (code: number) => Effect.sync(() => (process.exitCode = code))
+
+const moduleArg = Argument.String("pipeline-module").pipe(
+  Argument.withDescription("a .ts/.js file whose default export is a pipeline, e.g. actors/orders.ts")
+)
+const jobArg = Argument.String("job").pipe(Argument.withDescription("the job name (the pipeline's name)"))
+const supervisorFlags = {
+  maxRestarts: Flag.Int("max-restarts").pipe(
+    Flag.withDescription("R: restarts allowed within the restart window before the job fails"),
+    Flag.withDefault(defaultSupervisorOptions.maxRestarts)
+  ),
+  restartWindow: Flag.Int("restart-window").pipe(
+    Flag.withDescription("T: the restart window, in seconds"),
+    Flag.withDefault(defaultSupervisorOptions.restartWindowMs / 1000)
+  )
+}
+const supervisorOf = (f: { maxRestarts: number; restartWindow: number }) => ({
+  ...defaultSupervisorOptions,
+  maxRestarts: f.maxRestarts,
+  restartWindowMs: f.restartWindow * 1000
+})
+
+const run = Command.make(
+  "run",
+  {
+    module: moduleArg,
+    fromCheckpoint: Flag.Int("from-checkpoint").pipe(
+      Flag.withDescription(
+        "start from this completed checkpoint (keyed operators may have another parallelism)"
+      ),
+      Flag.optional
+    ),
+    fromSavepoint: Flag.String("from-savepoint").pipe(
+      Flag.withDescription("start from this savepoint"),
+      Flag.optional
+    ),
+    resume: Flag.Boolean("resume").pipe(
+      Flag.withDescription("go on from the job's latest completed checkpoint instead of starting afresh"),
+      Flag.withDefault(false)
+    ),
+    ...supervisorFlags
+  },
+  (f) =>
+    Effect.gen(function* () {
+      const plan = yield* loadPipeline(f.module)
+      const from: StartFrom = Option.isSome(f.fromCheckpoint)
+        ? { kind: "checkpoint", n: f.fromCheckpoint.value }
+        : Option.isSome(f.fromSavepoint)
+          ? { kind: "savepoint", name: f.fromSavepoint.value }
+          : f.resume
+            ? { kind: "resume" }
+            : { kind: "fresh" }
+      yield* prepareStart(plan, from, urls)
+      const result = yield* launch({ module: f.module, plan, supervisor: supervisorOf(f), urls })
+      yield* Console.error(
+        result.exitCode === 0
+          ? `job ${plan.pipeline.job} FINISHED`
+          : `job ${plan.pipeline.job} FAILED: ${result.reason ?? ""}`
+      )
+      yield* setExit(result.exitCode)
+    })
+).pipe(
+  Command.withDescription("Run every actor of a pipeline as a process on this host, under the supervisor")
+)
+
+const launchCmd = Command.make(
+  "launch",
+  {
+    module: moduleArg,
+    instances: Flag.String("instances").pipe(
+      Flag.withDescription(
+        "comma-separated instances to start here, e.g. count#0,count#1 (and `coordinator`)"
+      )
+    ),
+    ...supervisorFlags
+  },
+  (f) =>
+    Effect.gen(function* () {
+      const plan = yield* loadPipeline(f.module)
+      const instances = parseInstances(plan, f.instances)
+      if ("_tag" in instances) return yield* instances
+      const result = yield* launch({ module: f.module, plan, instances, supervisor: supervisorOf(f), urls })
+      yield* setExit(result.exitCode)
+    })
+).pipe(Command.withDescription("Start some instances of a job on this host (several hosts share one job)"))
+
+const actor = Command.make(
+  "actor",
+  { module: moduleArg, instance: Flag.String("instance").pipe(Flag.withDescription("e.g. count#1")) },
+  (f) =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const plan = yield* loadPipeline(f.module)
+        const id = InstanceId.parse(f.instance)
+        if (id instanceof InvalidInstanceId) return yield* id
+        const nc = yield* natsConnection(urls.natsUrl, { name: `${plan.pipeline.job}/${id}` })
+        const store = yield* CheckpointStore.open(nc, plan.pipeline.job)
+        yield* runActor({ plan, id, nc, store, ...urls })
+      })
+    )
+).pipe(Command.withDescription("One actor process (started by run/launch)"))
+
+const coordinator = Command.make("coordinator", { module: moduleArg }, (f) =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const plan = yield* loadPipeline(f.module)
+      const nc = yield* natsConnection(urls.natsUrl, { name: `${plan.pipeline.job}/coordinator` })
+      const store = yield* CheckpointStore.open(nc, plan.pipeline.job)
+      const result = yield* runCoordinator({ plan, nc, store })
+      yield* setExit(result.state === "FINISHED" ? ExitCode.finished : ExitCode.failed)
+    })
+  )
+).pipe(Command.withDescription("The coordinator process of a job (started by run/launch)"))
+
+const withStore = <A, E>(job: string, f: (store: CheckpointStore) => Effect.Effect<A, E>) =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const nc = yield* natsConnection(urls.natsUrl, { name: `${job}/cli` })
+      const store = yield* CheckpointStore.open(nc, job)
+      return yield* f(store)
+    })
+  )
+
+const status = Command.make("status", { job: jobArg }, (f) =>
+  withStore(f.job, (store) =>
+    Effect.gen(function* () {
+      const s = yield* store.readStatus()
+      if (s === undefined) {
+        yield* Console.log(`job ${f.job}: no status yet (never run here?)`)
+        return yield* setExit(1)
+      }
+      yield* Console.log(formatStatus(s as JobStatus))
+    })
+  )
+).pipe(
+  Command.withDescription("Print a job's state: instances, records in/out, restarts, epoch, last checkpoints")
+)
+
+const savepoint = Command.make(
+  "savepoint",
+  {
+    job: jobArg,
+    name: Flag.String("name").pipe(Flag.withDescription("savepoint name (default sp-<time>)"), Flag.optional)
+  },
+  (f) =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const nc = yield* natsConnection(urls.natsUrl, { name: `${f.job}/cli` })
+        const name = Option.getOrElse(f.name, () => `sp-${new Date().toISOString().replace(/[-:.TZ]/g, "")}`)
+        const reply = yield* Effect.tryPromise(() =>
+          nc.request(
+            new Subjects(f.job).admin,
+            encode({ k: "run", e: 0, c: "cli", b: { savepoint: name } }),
+            {
+              timeout: 60_000
+            }
+          )
+        )
+        const r = decode("admin", reply.data)
+        if (r instanceof EnvelopeDecodeError || r.k !== "reply" || !r.ok) {
+          yield* Console.error(
+            `savepoint failed: ${r instanceof EnvelopeDecodeError ? r.message : "err" in r ? r.err : "?"}`
+          )
+          return yield* setExit(1)
+        }
+        yield* Console.log(
+          `savepoint ${name} written (checkpoint ${(r.b as { checkpoint?: number })?.checkpoint})`
+        )
+      })
+    )
+).pipe(Command.withDescription("Take a savepoint of a running job (kept until deleted)"))
+
+const savepoints = Command.make(
+  "savepoints",
+  {
+    job: jobArg,
+    delete: Flag.String("delete").pipe(Flag.withDescription("delete this savepoint"), Flag.optional)
+  },
+  (f) =>
+    withStore(f.job, (store) =>
+      Effect.gen(function* () {
+        if (Option.isSome(f.delete)) {
+          yield* store.deleteSavepoint(f.delete.value)
+          return yield* Console.log(`savepoint ${f.delete.value} deleted`)
+        }
+        const list = yield* store.listSavepoints()
+        if (list.length === 0) return yield* Console.log(`job ${f.job} has no savepoints`)
+        for (const m of list)
+          yield* Console.log(
+            `${(m.name ?? "").padEnd(28)} checkpoint ${m.checkpoint}  ${new Date(m.createdAt).toISOString()}`
+          )
+      })
+    )
+).pipe(Command.withDescription("List a job's savepoints, or delete one"))
+
+const produceCmd = Command.make(
+  "produce",
+  {
+    stream: Argument.String("stream"),
+    file: Flag.String("file").pipe(
+      Flag.withDescription("an NDJSON file, one record per line"),
+      Flag.optional
+    ),
+    generate: Flag.Int("generate").pipe(
+      Flag.withDescription("generate N orders {id, customer, amount}"),
+      Flag.optional
+    ),
+    seed: Flag.Int("seed").pipe(Flag.withDefault(1)),
+    customers: Flag.Int("customers").pipe(Flag.withDefault(1000))
+  },
+  (f) =>
+    Effect.gen(function* () {
+      const input = Option.isSome(f.file)
+        ? { file: f.file.value }
+        : Option.isSome(f.generate)
+          ? { generate: { count: f.generate.value, seed: f.seed, customers: f.customers } }
+          : undefined
+      if (!input) {
+        yield* Console.error("produce needs --file <ndjson> or --generate <count>")
+        return yield* setExit(ExitCode.usage)
+      }
+      const r = yield* produce({ natsUrl: urls.natsUrl, stream: f.stream, input })
+      yield* Console.log(
+        `${r.stream}: ${r.published} published, ${r.duplicates} already there, last sequence ${r.lastSeq}`
+      )
+    })
+).pipe(Command.withDescription("Publish records into a JetStream stream, idempotently (msgID per record)"))
+
+const example = Command.make(
+  "example",
+  {
+    orders: Flag.Int("orders").pipe(Flag.withDescription("orders to generate"), Flag.withDefault(100_000)),
+    view: Flag.Boolean("view").pipe(
+      Flag.withDescription("live terminal view"),
+      Flag.withDefault(process.stdout.isTTY === true)
+    )
+  },
+  (f) =>
+    Effect.promise(() => import("./example.ts")).pipe(
+      Effect.flatMap(({ runExample }) => runExample({ orders: f.orders, view: f.view, urls })),
+      Effect.flatMap(setExit)
+    )
+).pipe(
+  Command.withDescription(
+    "Run the orders example on generated input, with a live view and a summary (npm start)"
+  )
+)
+
+const exactor = Command.make("exactor").pipe(
+  Command.withDescription("exactor: exactly-once stream pipelines of actors on NATS and RabbitMQ"),
+  Command.withSubcommands([
+    run,
+    launchCmd,
+    status,
+    savepoint,
+    savepoints,
+    produceCmd,
+    example,
+    actor,
+    coordinator
+  ])
+)
+
+runMain(Command.run(exactor, { version: "0.1.0" }).pipe(Effect.provide(NodeServices.layer)), {
+  teardown: (exit, onExit) => {
+    if (exit._tag === "Success") return onExit(Number(process.exitCode ?? 0))
+    return onExit(exit.cause.reasons.every((r) => r._tag === "Interrupt") ? 130 : 1)
+  }
+})

@@ -1,0 +1,32 @@
+/**
+ * Renders a job's status record (written by its coordinator every second) as the text of
+ * `exactor status`: state, epoch, instances with records in/out and restarts, last checkpoints.
+ */
+import type { JobStatus } from "../Coordinator.ts"
+
+const ago = (ms: number) => (ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`)
+
+export const formatStatus = (s: JobStatus, now = Date.now()): string => {
+  const lines = [
+    `job ${s.job}: ${s.state}${s.reason ? ` (${s.reason})` : ""}`,
+    `epoch ${s.epoch} · recoveries ${s.recoveries}${s.lastRecoveryReason ? ` (last: ${s.lastRecoveryReason})` : ""} · status written ${ago(now - s.updatedAt)} ago`,
+    `checkpoints: ${s.checkpoints.completed} completed, ${s.checkpoints.aborted} aborted${s.checkpoints.latest !== undefined ? `, latest ${s.checkpoints.latest}` : ""}`,
+    "",
+    `${"instance".padEnd(16)}${"state".padEnd(11)}${"records in".padStart(12)}${"records out".padStart(13)}${"restarts".padStart(10)}${"pid".padStart(9)}  host`,
+    ...s.instances.map(
+      (i) =>
+        `${i.id.padEnd(16)}${String(i.phase).padEnd(11)}${String(i.recordsIn).padStart(12)}${String(i.recordsOut).padStart(13)}${String(i.restarts).padStart(10)}${String(i.pid).padStart(9)}  ${i.host}`
+    )
+  ]
+  if (s.history.length > 0) {
+    lines.push(
+      "",
+      `${"checkpoint".padEnd(12)}${"kind".padEnd(12)}${"status".padEnd(11)}${"duration".padStart(10)}${"alignment".padStart(11)}${"size".padStart(12)}`
+    )
+    for (const c of s.history.slice(-10))
+      lines.push(
+        `${String(c.n).padEnd(12)}${c.kind.padEnd(12)}${c.status.padEnd(11)}${`${c.durationMs} ms`.padStart(10)}${`${c.alignmentMs} ms`.padStart(11)}${`${c.size} B`.padStart(12)}${c.reason ? `  ${c.reason}` : ""}`
+      )
+  }
+  return lines.join("\n")
+}

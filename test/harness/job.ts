@@ -1,0 +1,164 @@
+/**
+ * Runs the orders example as a real job for tests: unique job, stream and queue names, N
+ * generated orders in JetStream, `exactor run` as a child process (which starts every actor as
+ * its own process), a watch on the instances' heartbeats (pids, phases, epochs), and the
+ * independent check of the RabbitMQ output. Everything it creates is deleted afterwards.
+ */
+import { type ChildProcess, spawn } from "node:child_process"
+import { fileURLToPath } from "node:url"
+import { jetstreamManager } from "@nats-io/jetstream"
+import { Kvm } from "@nats-io/kv"
+import { Objm } from "@nats-io/obj"
+import { connect, type NatsConnection } from "@nats-io/transport-node"
+import amqp from "amqplib"
+import { Effect } from "effect"
+import type { HeartbeatBody } from "../../lib/Actor.ts"
+import { Subjects } from "../../lib/Address.ts"
+import { decode, EnvelopeDecodeError } from "../../lib/Envelope.ts"
+import { checkOrders, drainQueue, type Verdict } from "../../lib/OutputCheck.ts"
+import { generateOrder, produce } from "../../lib/Producer.ts"
+import { amqpUrl, natsUrl, uniqueName } from "./env.ts"
+
+export const cli = fileURLToPath(new URL("../../lib/cli/exactor.ts", import.meta.url))
+export const ordersModule = fileURLToPath(new URL("../../actors/orders.ts", import.meta.url))
+
+export interface Seen {
+  pid: number
+  phase: string
+  epoch: number
+  at: number
+  incarnation: string
+}
+
+export interface OrdersJob {
+  readonly job: string
+  readonly stream: string
+  readonly queue: string
+  readonly orders: number
+  readonly env: Readonly<Record<string, string>>
+  /** heartbeats and reports seen on the coordinator subject */
+  readonly seen: Map<string, Seen>
+  readonly reports: Array<{
+    readonly k: string
+    readonly c: string
+    readonly at: number
+    readonly b: unknown
+  }>
+  readonly nc: NatsConnection
+  /** starts `exactor run <module> ...args`; resolves to its exit code */
+  run(args?: ReadonlyArray<string>): {
+    readonly child: ChildProcess
+    readonly exit: Promise<number>
+    output: () => string
+  }
+  /** waits until `instance` has a heartbeat with phase running (in an epoch > `afterEpoch`) */
+  running(instance: string, afterEpoch?: number, timeoutMs?: number): Promise<Seen>
+  verdict(): Promise<Verdict>
+  cleanup(): Promise<void>
+}
+
+export const startOrdersJob = async (options: {
+  readonly orders: number
+  readonly env?: Readonly<Record<string, string>>
+}): Promise<OrdersJob> => {
+  const job = uniqueName("job")
+  const stream = uniqueName("orders")
+  const queue = uniqueName("totals")
+  const env: Record<string, string> = {
+    EXACTOR_NATS_URL: natsUrl,
+    EXACTOR_AMQP_URL: amqpUrl,
+    EXACTOR_ORDERS_JOB: job,
+    EXACTOR_ORDERS_STREAM: stream,
+    EXACTOR_ORDERS_QUEUE: queue,
+    ...options.env
+  }
+  await Effect.runPromise(produce({ natsUrl, stream, input: { generate: { count: options.orders } } }))
+  const nc = await connect({ servers: natsUrl, name: `${job}/test` })
+  const subjects = new Subjects(job)
+  const seen = new Map<string, Seen>()
+  const reports: OrdersJob["reports"][number][] = []
+  nc.subscribe(subjects.coordinator, {
+    callback: (_e, m) => {
+      const r = decode(subjects.coordinator, m.data)
+      if (r instanceof EnvelopeDecodeError) return
+      const b = "b" in r ? r.b : undefined
+      if (r.k !== "heartbeat") reports.push({ k: r.k, c: r.c, at: Date.now(), b })
+      if (r.k === "heartbeat" || r.k === "hello") {
+        const hb = b as Partial<HeartbeatBody>
+        seen.set(r.c, {
+          pid: hb.pid ?? 0,
+          phase: hb.phase ?? "?",
+          epoch: r.e,
+          at: Date.now(),
+          incarnation: "i" in r ? String(r.i) : ""
+        })
+      }
+    }
+  })
+  await nc.flush()
+  const children: Array<ChildProcess> = []
+  return {
+    job,
+    stream,
+    queue,
+    orders: options.orders,
+    env,
+    seen,
+    reports,
+    nc,
+    run(args = []) {
+      const child = spawn(process.execPath, [cli, "run", ordersModule, ...args], {
+        env: { ...process.env, ...env },
+        stdio: ["ignore", "pipe", "pipe"]
+      })
+      children.push(child)
+      let out = ""
+      child.stdout?.on("data", (d: Buffer) => {
+        out += d.toString()
+      })
+      child.stderr?.on("data", (d: Buffer) => {
+        out += d.toString()
+      })
+      const exit = new Promise<number>((resolve) =>
+        child.on("exit", (code, signal) => resolve(code ?? (signal ? 128 : 1)))
+      )
+      return { child, exit, output: () => out }
+    },
+    async running(instance, afterEpoch = 0, timeoutMs = 60_000) {
+      const deadline = Date.now() + timeoutMs
+      for (;;) {
+        const s = seen.get(instance)
+        if (s && s.phase === "running" && s.epoch > afterEpoch) return s
+        if (Date.now() > deadline)
+          throw new Error(`${instance} not running in an epoch > ${afterEpoch} after ${timeoutMs} ms`)
+        await new Promise((r) => setTimeout(r, 50))
+      }
+    },
+    async verdict() {
+      const output = await Effect.runPromise(drainQueue(amqpUrl, queue))
+      const input = Array.from({ length: options.orders }, (_, i) => generateOrder(i))
+      return checkOrders(input, output)
+    },
+    async cleanup() {
+      for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL")
+      const jsm = await jetstreamManager(nc)
+      await jsm.streams.delete(stream).catch(() => false)
+      await new Kvm(nc)
+        .create(`exactor-${job}`)
+        .then((kv) => kv.destroy())
+        .catch(() => false)
+      await new Objm(nc)
+        .create(`exactor-${job}`)
+        .then((os) => os.destroy())
+        .catch(() => false)
+      const conn = await amqp.connect(amqpUrl)
+      const ch = await conn.createChannel()
+      ch.on("error", () => undefined)
+      await ch.deleteQueue(queue).catch(() => undefined)
+      for (const suffix of ["marker", "lock"])
+        await ch.deleteQueue(`exactor.${job}.sink.0.${suffix}`).catch(() => undefined)
+      await conn.close().catch(() => undefined)
+      await nc.close()
+    }
+  }
+}
