@@ -216,7 +216,7 @@ export const runActor = (env: ActorEnv) =>
                 break
               }
               case "sink":
-                yield* writer!.restore(snapshots[0])
+                yield* writer!.restore(snapshots[0] as never)
                 state = { kind: "sink", writer: writer! }
                 break
               default:

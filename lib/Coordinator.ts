@@ -42,6 +42,8 @@ export interface JobStatus {
   readonly startedAt: number
   readonly recoveries: number
   readonly lastRecoveryReason?: string
+  /** the coordinator process */
+  readonly pid: number
   readonly instances: ReadonlyArray<InstanceView>
   readonly checkpoints: { readonly completed: number; readonly aborted: number; readonly latest?: number }
   readonly history: CheckpointTracker["history"]
@@ -179,6 +181,7 @@ export const runCoordinator = (o: CoordinatorOptions) =>
       updatedAt: Date.now(),
       startedAt,
       recoveries,
+      pid: process.pid,
       ...(lastRecoveryReason === undefined ? {} : { lastRecoveryReason }),
       instances: [...views.values()],
       checkpoints: {
@@ -188,7 +191,7 @@ export const runCoordinator = (o: CoordinatorOptions) =>
       },
       history: tracker.history
     })
-    const publishStatus = store.writeStatus(status()).pipe(Effect.ignore)
+    const publishStatus = Effect.suspend(() => store.writeStatus(status())).pipe(Effect.ignore)
 
     /** The handles each instance restores from `m` (all of its operator's for keyed operators). */
     const restoreBody =
@@ -277,6 +280,8 @@ export const runCoordinator = (o: CoordinatorOptions) =>
             failures.push(Date.now())
             const decision = decideRestart(options.restart, failures)
             yield* Effect.logWarning(`failure: ${cause}`)
+            state = "RESTORING"
+            yield* publishStatus
             if (!decision.restart) {
               state = "FAILED"
               reason = `${decision.reason}; last failure: ${cause}`
@@ -381,7 +386,8 @@ export const runCoordinator = (o: CoordinatorOptions) =>
           return
         }
         const hb = r.b as Partial<HeartbeatBody> | undefined
-        const fresh = r.k === "hello" || hb?.phase === "idle"
+        // While waiting (a new coordinator), any live process counts; later only a fresh one does.
+        const fresh = r.k === "hello" || hb?.phase === "idle" || state === "WAITING"
         if (v.incarnation !== r.i) {
           if (!fresh) return // a late message of a process that is gone
           const known = v.incarnation !== undefined

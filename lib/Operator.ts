@@ -75,11 +75,12 @@ export interface ProcessDeclaration<I, S, O, E = unknown> {
  * commit on `complete n`, restore after a failure.
  */
 export interface SinkWriter<A, E = unknown> {
-  readonly write: (records: ReadonlyArray<A>) => Effect.Effect<void, E>
-  readonly snapshot: (n: number) => Effect.Effect<unknown, E>
-  readonly commit: (n: number) => Effect.Effect<void, E>
-  readonly restore: (snapshot: unknown) => Effect.Effect<void, E>
-  readonly full: () => boolean
+  write(records: ReadonlyArray<A>): Effect.Effect<void, E>
+  snapshot(n: number): Effect.Effect<unknown, E>
+  commit(n: number): Effect.Effect<void, E>
+  /** `snapshot` is what `snapshot(n)` returned for the restored checkpoint, or undefined */
+  restore(snapshot: never): Effect.Effect<void, E>
+  full(): boolean
 }
 
 export interface SinkDeclaration<A, E = unknown> {

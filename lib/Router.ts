@@ -21,7 +21,6 @@ export class Router {
   /** every sender of this instance, by downstream instance id */
   readonly senders: ReadonlyMap<string, ChannelSender>
   private readonly routes: ReadonlyArray<Route>
-  private readonly self: InstanceId
   private readonly maxParallelism: number
 
   constructor(
@@ -32,7 +31,6 @@ export class Router {
     epoch: number,
     options: ChannelOptions
   ) {
-    this.self = self
     this.maxParallelism = plan.options.maxParallelism
     const senders = new Map<string, ChannelSender>()
     this.routes = (plan.outputs.get(self.operator) ?? []).map((edge) => {
@@ -55,7 +53,6 @@ export class Router {
   route(records: ReadonlyArray<unknown>): Effect.Effect<void> {
     const routes = this.routes
     const maxP = this.maxParallelism
-    const self = this.self
     return Effect.gen(function* () {
       for (const route of routes) {
         const { senders, edge } = route

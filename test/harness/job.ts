@@ -6,7 +6,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
-import { jetstreamManager } from "@nats-io/jetstream"
+import { jetstream, jetstreamManager } from "@nats-io/jetstream"
 import { Kvm } from "@nats-io/kv"
 import { Objm } from "@nats-io/obj"
 import { connect, type NatsConnection } from "@nats-io/transport-node"
@@ -15,7 +15,7 @@ import { Effect } from "effect"
 import type { HeartbeatBody } from "../../lib/Actor.ts"
 import { Subjects } from "../../lib/Address.ts"
 import { decode, EnvelopeDecodeError } from "../../lib/Envelope.ts"
-import { checkOrders, drainQueue, type Verdict } from "../../lib/OutputCheck.ts"
+import { checkOrders, drainQueue, type OutputMessage, type Verdict } from "../../lib/OutputCheck.ts"
 import { generateOrder, produce } from "../../lib/Producer.ts"
 import { amqpUrl, natsUrl, uniqueName } from "./env.ts"
 
@@ -57,23 +57,51 @@ export interface OrdersJob {
   cleanup(): Promise<void>
 }
 
+export const jetstreamModule = fileURLToPath(new URL("../fixtures/totalsToJetStream.ts", import.meta.url))
+
+/** Reads every record of a stream (the JetStream sink's output). */
+const readStream = async (nc: NatsConnection, stream: string): Promise<Array<OutputMessage>> => {
+  const jsm = await jetstreamManager(nc)
+  const total = (await jsm.streams.info(stream)).state.messages
+  const out: Array<OutputMessage> = []
+  if (total === 0) return out
+  const consumer = await jetstream(nc).consumers.get(stream)
+  for await (const m of await consumer.consume()) {
+    out.push({ messageId: m.headers?.get("Nats-Msg-Id"), body: m.json() })
+    if (out.length >= total) break
+  }
+  return out
+}
+
 export const startOrdersJob = async (options: {
   readonly orders: number
   readonly env?: Readonly<Record<string, string>>
+  /** `rabbitmq`: actors/orders.ts; `jetstream`: the same job with a JetStream sink (test/fixtures) */
+  readonly output?: "rabbitmq" | "jetstream"
 }): Promise<OrdersJob> => {
+  const output = options.output ?? "rabbitmq"
+  const module = output === "rabbitmq" ? ordersModule : jetstreamModule
   const job = uniqueName("job")
   const stream = uniqueName("orders")
   const queue = uniqueName("totals")
+  const outStream = uniqueName("out")
   const env: Record<string, string> = {
     EXACTOR_NATS_URL: natsUrl,
     EXACTOR_AMQP_URL: amqpUrl,
     EXACTOR_ORDERS_JOB: job,
     EXACTOR_ORDERS_STREAM: stream,
     EXACTOR_ORDERS_QUEUE: queue,
+    EXACTOR_OUTPUT_SUBJECT: `${outStream}.records`,
     ...options.env
   }
   await Effect.runPromise(produce({ natsUrl, stream, input: { generate: { count: options.orders } } }))
   const nc = await connect({ servers: natsUrl, name: `${job}/test` })
+  if (output === "jetstream")
+    await (await jetstreamManager(nc)).streams.add({
+      name: outStream,
+      subjects: [`${outStream}.>`],
+      duplicate_window: 10 * 60 * 1_000_000_000
+    })
   const subjects = new Subjects(job)
   const seen = new Map<string, Seen>()
   const reports: OrdersJob["reports"][number][] = []
@@ -107,7 +135,7 @@ export const startOrdersJob = async (options: {
     reports,
     nc,
     run(args = []) {
-      const child = spawn(process.execPath, [cli, "run", ordersModule, ...args], {
+      const child = spawn(process.execPath, [cli, "run", module, ...args], {
         env: { ...process.env, ...env },
         stdio: ["ignore", "pipe", "pipe"]
       })
@@ -135,14 +163,18 @@ export const startOrdersJob = async (options: {
       }
     },
     async verdict() {
-      const output = await Effect.runPromise(drainQueue(amqpUrl, queue))
+      const out =
+        output === "rabbitmq"
+          ? await Effect.runPromise(drainQueue(amqpUrl, queue))
+          : await readStream(nc, outStream)
       const input = Array.from({ length: options.orders }, (_, i) => generateOrder(i))
-      return checkOrders(input, output)
+      return checkOrders(input, out)
     },
     async cleanup() {
       for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL")
       const jsm = await jetstreamManager(nc)
       await jsm.streams.delete(stream).catch(() => false)
+      await jsm.streams.delete(outStream).catch(() => false)
       await new Kvm(nc)
         .create(`exactor-${job}`)
         .then((kv) => kv.destroy())

@@ -1,0 +1,136 @@
+/**
+ * The runtime end to end over NATS alone: the orders job with a JetStream sink, every actor its
+ * own process under `exactor run`. Totals are checked against the input (Jepsen-style counts and
+ * the per-customer running-total chains), also across kills and a rescale.
+ */
+import t, { type Test } from "tap"
+import { Effect } from "effect"
+import { CheckpointStore } from "../lib/CheckpointStore.ts"
+import type { JobStatus } from "../lib/Coordinator.ts"
+import type { Verdict } from "../lib/OutputCheck.ts"
+import { type OrdersJob, startOrdersJob } from "./harness/job.ts"
+
+const exactlyOnceCounts = (t: Test, v: Verdict, n: number) => {
+  t.same(
+    { attempted: v.attempted, ok: v.ok, lost: v.lost, duplicated: v.duplicated, unexpected: v.unexpected },
+    { attempted: n, ok: n, lost: 0, duplicated: 0, unexpected: 0 },
+    "every order exactly once"
+  )
+  t.equal(v.brokenChains, 0, `running totals form one unbroken chain per customer (${v.customers} customers)`)
+}
+
+const status = (job: OrdersJob) =>
+  Effect.runPromise(
+    CheckpointStore.open(job.nc, job.job).pipe(Effect.flatMap((s) => s.readStatus()))
+  ) as Promise<JobStatus | undefined>
+
+const until = async <A>(
+  what: string,
+  f: () => A | undefined | Promise<A | undefined>,
+  timeoutMs = 60_000
+): Promise<A> => {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const a = await f()
+    if (a !== undefined && a !== false) return a
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+t.test("a pipeline of processes computes the same totals as the input", async (t) => {
+  const job = await startOrdersJob({ orders: 5000, output: "jetstream" })
+  t.teardown(() => job.cleanup())
+  const run = job.run()
+  t.equal(await run.exit, 0, "the job FINISHED")
+  exactlyOnceCounts(t, await job.verdict(), 5000)
+  const s = await status(job)
+  t.equal(s?.state, "FINISHED")
+  t.equal(s?.instances.length, 8, "8 instances reported")
+})
+
+t.test("kill -9 of a keyed instance: detected, restarted with backoff, same totals", async (t) => {
+  const job = await startOrdersJob({
+    orders: 60_000,
+    output: "jetstream",
+    env: { EXACTOR_CHECKPOINT_INTERVAL: "300" }
+  })
+  t.teardown(() => job.cleanup())
+  const run = job.run()
+  const before = await job.running("total#1")
+  await until("a completed checkpoint", async () => ((await status(job))?.checkpoints.completed ?? 0) >= 1)
+  const killedAt = Date.now()
+  process.kill(before.pid, "SIGKILL")
+  const exited = await until("the launcher's exit report", () =>
+    job.reports.find((r) => r.k === "exited" && r.c === "total#1")
+  )
+  t.ok(
+    exited.at - killedAt < 3000,
+    `the launcher reported the exit after ${exited.at - killedAt} ms (heartbeat timeout 3000 ms)`
+  )
+  const after = await job.running("total#1", before.epoch)
+  t.not(after.pid, before.pid, "a new process runs total#1")
+  t.ok(after.epoch > before.epoch, `in a new epoch (${before.epoch} -> ${after.epoch})`)
+  t.equal(await run.exit, 0, "the job FINISHED")
+  exactlyOnceCounts(t, await job.verdict(), 60_000)
+  t.match(run.output(), /total#1 killed by SIGKILL; restarting in \d+ ms/, "the launcher logged the restart")
+})
+
+t.test("an instance that stops answering is caught by the coordinator's heartbeat check", async (t) => {
+  const job = await startOrdersJob({ orders: 60_000, output: "jetstream" })
+  t.teardown(() => job.cleanup())
+  const run = job.run()
+  const before = await job.running("total#0")
+  process.kill(before.pid, "SIGSTOP")
+  const stoppedAt = Date.now()
+  const s = await until("a recovery for missed heartbeats", async () => {
+    const s = await status(job)
+    return s?.lastRecoveryReason?.includes("missed heartbeats") ? s : undefined
+  })
+  const detectedMs = Date.now() - stoppedAt
+  t.match(s.lastRecoveryReason, /total#0 missed heartbeats for \d+ ms \(timeout 3000 ms\)/)
+  t.ok(
+    detectedMs < 3000 + 2000,
+    `detected after ${detectedMs} ms (timeout 3000 ms, status written every second)`
+  )
+  process.kill(before.pid, "SIGKILL") // the zombie: the launcher restarts it
+  t.equal(await run.exit, 0, "the job FINISHED")
+  exactlyOnceCounts(t, await job.verdict(), 60_000)
+})
+
+t.test("kill -9 of the coordinator: a new one reads epoch and manifest and recovers", async (t) => {
+  const job = await startOrdersJob({
+    orders: 60_000,
+    output: "jetstream",
+    env: { EXACTOR_CHECKPOINT_INTERVAL: "300" }
+  })
+  t.teardown(() => job.cleanup())
+  const run = job.run()
+  const before = await job.running("sink#0")
+  const s = await until("a completed checkpoint", async () => {
+    const s = await status(job)
+    return (s?.checkpoints.completed ?? 0) >= 1 ? s : undefined
+  })
+  process.kill(s.pid, "SIGKILL")
+  const after = await job.running("sink#0", before.epoch)
+  t.ok(after.epoch > before.epoch, `the new coordinator started epoch ${after.epoch}`)
+  t.equal(await run.exit, 0, "the job FINISHED")
+  exactlyOnceCounts(t, await job.verdict(), 60_000)
+})
+
+t.test("past the restart intensity limit the job FAILS with the reason", async (t) => {
+  const job = await startOrdersJob({ orders: 200_000, output: "jetstream" })
+  t.teardown(() => job.cleanup())
+  const run = job.run(["--max-restarts", "1", "--restart-window", "60"])
+  let epoch = 0
+  for (let i = 0; i < 2; i++) {
+    const s = await job.running("orders#0", epoch)
+    epoch = s.epoch
+    process.kill(s.pid, "SIGKILL")
+  }
+  t.equal(await run.exit, 3, "exit code 3 (restart intensity exceeded)")
+  t.match(
+    run.output(),
+    /restart intensity exceeded: 2 restarts within 60 s \(limit 1\); last: orders#0 killed by SIGKILL/
+  )
+})
