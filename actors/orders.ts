@@ -1,0 +1,30 @@
+/**
+ * The example job: orders `{id, customer, amount}` from a JetStream stream -> parse/validate ->
+ * keyBy customer -> running total per customer -> RabbitMQ, exactly once.
+ * Output records: `{orderId, customer, amount, total}`. Names come from the environment, so tests
+ * and the chaos harness can run it side by side: EXACTOR_ORDERS_JOB (default `orders`),
+ * EXACTOR_ORDERS_STREAM (`orders`), EXACTOR_ORDERS_QUEUE (`orders-totals`), and
+ * EXACTOR_SOURCE_PARALLELISM (2), EXACTOR_TOTAL_PARALLELISM (2), EXACTOR_CHECKPOINT_INTERVAL (1000 ms).
+ */
+import { pipeline } from "../lib/Pipeline.ts"
+import { jetstreamSource } from "./jetstreamSource.ts"
+import { type CustomerTotal, parseOrder, runningTotal } from "./orderOperators.ts"
+import { rabbitmqSink } from "./rabbitmqSink.ts"
+
+export const ordersJob = process.env.EXACTOR_ORDERS_JOB ?? "orders"
+export const ordersStream = process.env.EXACTOR_ORDERS_STREAM ?? "orders"
+export const ordersQueue = process.env.EXACTOR_ORDERS_QUEUE ?? "orders-totals"
+export type { CustomerTotal, Order } from "./orderOperators.ts"
+
+const parallelism = (name: string, fallback: number) => Number(process.env[name] ?? fallback)
+
+export default pipeline(ordersJob, {
+  checkpoint: { interval: Number(process.env.EXACTOR_CHECKPOINT_INTERVAL ?? 1000) }
+})
+  .source(jetstreamSource<unknown>("orders", { stream: ordersStream, bounded: "atStart" }), {
+    parallelism: parallelism("EXACTOR_SOURCE_PARALLELISM", 2)
+  })
+  .map(parseOrder)
+  .keyBy((o) => o.customer)
+  .process(runningTotal, { parallelism: parallelism("EXACTOR_TOTAL_PARALLELISM", 2) })
+  .sink(rabbitmqSink<CustomerTotal>("sink", { queue: ordersQueue }), { parallelism: 1 })

@@ -1,0 +1,335 @@
+/**
+ * Flink's TwoPhaseCommitSinkFunction as an Effect API, independent of the transport: a sink keeps
+ * one open transaction, pre-commits it at barrier n and keeps it pending under n, and commits the
+ * pending ones when checkpoint n completes. Invariants: pending transactions commit in creation
+ * order, each exactly once (a failed or unconfirmed commit goes through `recoverAndCommit`, retried
+ * per `commitRetrySchedule`, and otherwise fails typed while staying pending); no transaction holds
+ * more than `maxTransactionRecords` records (the rest waits in `carry`, which is part of the snapshot).
+ */
+import { Data, Effect, Schedule, Semaphore } from "effect"
+import type { RabbitMqSinkError } from "./RabbitMqSink.ts"
+
+// ---------------------------------------------------------------------------------------------
+// Snapshot (plain, msgpack-able data)
+
+/** A pre-committed transaction as the checkpoint stores it. */
+export interface PendingTransaction<Rec = unknown> {
+  /** the checkpoint it is pending under; its commit marker says this id */
+  readonly checkpoint: number
+  /** the transaction id: the checkpoint it was opened for (<= checkpoint); record ids are built from it */
+  readonly txn: number
+  /** every record of the transaction, in publish order (index = seq) */
+  readonly records: ReadonlyArray<Rec>
+}
+
+/** The sink's part of checkpoint `checkpoint`. */
+export interface SinkSnapshot {
+  readonly checkpoint: number
+  /** pre-committed, not yet committed transactions, oldest first */
+  readonly pending: ReadonlyArray<PendingTransaction>
+  /** records that arrived before the barrier but did not fit into the transaction: they open the next one */
+  readonly carry: ReadonlyArray<unknown>
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+/** A commit whose outcome is unknown (error, timeout, or the transaction's channel is gone): resolve with recoverAndCommit. */
+export class TransactionInDoubt extends Data.TaggedError("TransactionInDoubt")<{
+  readonly sink: string
+  readonly checkpoint: number
+  readonly cause: unknown
+}> {
+  override get message(): string {
+    const why = this.cause instanceof Error ? this.cause.message : String(this.cause)
+    return `${this.sink}: commit of checkpoint ${this.checkpoint} is in doubt (${why})`
+  }
+}
+
+/** A pending transaction that could not be committed, even by recoverAndCommit within `commitRetrySchedule`; it stays pending. */
+export class SinkCommitFailed extends Data.TaggedError("SinkCommitFailed")<{
+  readonly sink: string
+  readonly checkpoint: number
+  readonly cause: unknown
+}> {
+  override get message(): string {
+    const why = this.cause instanceof Error ? this.cause.message : String(this.cause)
+    return `${this.sink}: transaction of checkpoint ${this.checkpoint} could not be committed: ${why}`
+  }
+}
+
+/** `restore` got something that is not a snapshot of this sink. */
+export class SinkSnapshotInvalid extends Data.TaggedError("SinkSnapshotInvalid")<{
+  readonly sink: string
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `${this.sink}: invalid sink snapshot: ${this.reason}`
+  }
+}
+
+/** `snapshot(n)` with n not above the last snapshotted checkpoint. */
+export class SinkCheckpointOutOfOrder extends Data.TaggedError("SinkCheckpointOutOfOrder")<{
+  readonly sink: string
+  readonly checkpoint: number
+  readonly last: number
+}> {
+  override get message(): string {
+    return `${this.sink}: snapshot(${this.checkpoint}) after checkpoint ${this.last}; ids must increase`
+  }
+}
+
+export type TwoPhaseCommitError = SinkCommitFailed | SinkSnapshotInvalid | SinkCheckpointOutOfOrder
+export type SinkError = TwoPhaseCommitError | RabbitMqSinkError
+
+// ---------------------------------------------------------------------------------------------
+// Contracts
+
+/** What a transport provides; `Txn` is a live handle, `Rec` a record as written and snapshotted. */
+export interface TransactionalResource<Txn, Rec, E> {
+  /** Opens a transaction with id `checkpointHint` (the checkpoint it is expected to belong to). */
+  readonly beginTransaction: (checkpointHint: number) => Effect.Effect<Txn, E>
+  /** Adds records to `txn`; `seq` of the first is the number already written to it. */
+  readonly write: (txn: Txn, records: ReadonlyArray<Rec>) => Effect.Effect<void, E>
+  /** Flushes `txn`, which from now on is pending under `checkpoint`. */
+  readonly preCommit: (txn: Txn, checkpoint: number) => Effect.Effect<void, E>
+  /** Commits a pre-committed `txn`; fails with TransactionInDoubt when the outcome is unknown. */
+  readonly commit: (txn: Txn) => Effect.Effect<void, E | TransactionInDoubt>
+  /** Commits `pending` from its records unless it is already committed; idempotent. */
+  readonly recoverAndCommit: (pending: PendingTransaction<Rec>) => Effect.Effect<void, E>
+  /** Discards `txn`; succeeds when it is already gone. */
+  readonly abort: (txn: Txn) => Effect.Effect<void, E>
+  /** Called by `restore(undefined)` (a fresh start): forget what an earlier run committed. */
+  readonly forgetCommitted?: () => Effect.Effect<void, E>
+  /** Whether an unknown value (from a decoded snapshot) is a record. */
+  readonly isRecord: (u: unknown) => u is Rec
+}
+
+/** The interface the runtime calls (one per sink instance). */
+export interface SinkWriter<A> {
+  /** Adds records to the open transaction (published as they arrive). */
+  readonly write: (records: ReadonlyArray<A>) => Effect.Effect<void, SinkError>
+  /** Barrier n aligned: preCommit the open transaction, keep it pending under n, begin the next one.
+   *  Returns the sink's snapshot state (plain msgpack-able data) holding every pending transaction's records. */
+  readonly snapshot: (n: number) => Effect.Effect<SinkSnapshot, SinkError>
+  /** Checkpoint n completed: commit every pending transaction with id <= n, in order. Idempotent. */
+  readonly commit: (n: number) => Effect.Effect<void, SinkError>
+  /** After a failure: recoverAndCommit the pending transactions of `snapshot` (undefined = fresh start), abort anything open, begin a new transaction. */
+  readonly restore: (snapshot: SinkSnapshot | undefined) => Effect.Effect<void, SinkError>
+  /** True when the open transaction holds maxTransactionMessages records. */
+  readonly full: () => boolean
+}
+
+/** SinkWriter with the error type of its resource (what makeTwoPhaseCommitSink builds). */
+export interface TwoPhaseCommitWriter<A, E> {
+  readonly write: (records: ReadonlyArray<A>) => Effect.Effect<void, E>
+  readonly snapshot: (n: number) => Effect.Effect<SinkSnapshot, E>
+  readonly commit: (n: number) => Effect.Effect<void, E>
+  readonly restore: (snapshot: SinkSnapshot | undefined) => Effect.Effect<void, E>
+  readonly full: () => boolean
+}
+
+export interface TwoPhaseCommitOptions {
+  /** names the sink instance in errors and logs */
+  readonly sink: string
+  /** records per transaction, at least 1 */
+  readonly maxTransactionRecords: number
+  /** retries of recoverAndCommit after a failed commit; default `commitRetrySchedule` */
+  readonly commitRetry?: Schedule.Schedule<unknown, unknown>
+}
+
+/** Retries of a commit that failed or is in doubt: exponential from 200 ms, jittered, at most 6 retries (~13 s). */
+export const commitRetrySchedule: Schedule.Schedule<unknown, unknown> = Schedule.exponential(
+  "200 millis",
+  2
+).pipe(Schedule.jittered, Schedule.upTo({ times: 6 }))
+
+// ---------------------------------------------------------------------------------------------
+// The sink
+
+interface Open<Txn, Rec> {
+  readonly txn: Txn
+  readonly id: number
+  readonly records: Array<Rec>
+}
+interface Pending<Txn, Rec> {
+  /** the live handle; undefined once restored from a snapshot (only recoverAndCommit can commit it) */
+  readonly txn: Txn | undefined
+  readonly snapshot: PendingTransaction<Rec>
+}
+
+const isCheckpointId = (u: unknown): u is number => typeof u === "number" && Number.isSafeInteger(u) && u >= 0
+
+/** Builds the two-phase-commit SinkWriter over `resource`. Nothing is opened until `restore` or `write`. */
+export const makeTwoPhaseCommitSink = <Txn, Rec, E>(
+  resource: TransactionalResource<Txn, Rec, E>,
+  options: TwoPhaseCommitOptions
+): Effect.Effect<TwoPhaseCommitWriter<Rec, E | TwoPhaseCommitError>> =>
+  Effect.gen(function* () {
+    const { sink, maxTransactionRecords: max } = options
+    const retry = options.commitRetry ?? commitRetrySchedule
+    const lock = yield* Semaphore.make(1)
+    let open: Open<Txn, Rec> | undefined
+    let pending: Array<Pending<Txn, Rec>> = []
+    let carry: Array<Rec> = []
+    let last = 0
+
+    /** Opens transaction `id` and moves as much of `carry` into it as fits. */
+    const begin = (id: number) =>
+      Effect.gen(function* () {
+        const txn = yield* resource.beginTransaction(id)
+        open = { txn, id, records: [] }
+        if (carry.length > 0) {
+          const moved = carry.length <= max ? carry : carry.slice(0, max)
+          carry = carry.length <= max ? [] : carry.slice(max)
+          yield* resource.write(txn, moved)
+          open.records.push(...moved)
+        }
+        return open
+      })
+
+    const ensureOpen = Effect.suspend(() => (open ? Effect.succeed(open) : begin(last + 1)))
+
+    /** Commits one pending transaction: on its live handle, else (or when in doubt) by recoverAndCommit. */
+    const commitOne = (p: Pending<Txn, Rec>) => {
+      const recover = resource.recoverAndCommit(p.snapshot).pipe(
+        Effect.retry(retry),
+        Effect.mapError((cause) => new SinkCommitFailed({ sink, checkpoint: p.snapshot.checkpoint, cause })),
+        Effect.as(true)
+      )
+      const txn = p.txn
+      if (txn === undefined) return recover
+      return resource.commit(txn).pipe(
+        Effect.as(false),
+        Effect.catchIf(
+          (e): e is TransactionInDoubt => e instanceof TransactionInDoubt,
+          (e) =>
+            Effect.logWarning(`${e.message}; recovering`).pipe(
+              Effect.andThen(resource.abort(txn)),
+              Effect.andThen(recover)
+            )
+        )
+      )
+    }
+
+    const write = (records: ReadonlyArray<Rec>) =>
+      Effect.gen(function* () {
+        if (records.length === 0) return
+        const o = yield* ensureOpen
+        if (carry.length > 0) {
+          carry.push(...records)
+          return
+        }
+        const room = max - o.records.length
+        const fits = records.length <= room ? records : records.slice(0, room)
+        if (fits.length > 0) {
+          yield* resource.write(o.txn, fits)
+          o.records.push(...fits)
+        }
+        if (fits.length < records.length) carry.push(...records.slice(fits.length))
+      })
+
+    const snapshot = (n: number) =>
+      Effect.gen(function* () {
+        if (!isCheckpointId(n) || n <= last)
+          return yield* new SinkCheckpointOutOfOrder({ sink, checkpoint: n, last })
+        const o = yield* ensureOpen
+        yield* resource.preCommit(o.txn, n)
+        pending.push({ txn: o.txn, snapshot: { checkpoint: n, txn: o.id, records: o.records } })
+        open = undefined
+        last = n
+        const snap: SinkSnapshot = {
+          checkpoint: n,
+          pending: pending.map((p) => p.snapshot),
+          carry: [...carry]
+        }
+        yield* begin(n + 1)
+        return snap
+      })
+
+    const commit = (n: number) =>
+      Effect.gen(function* () {
+        let recovered = false
+        while (pending.length > 0 && pending[0]!.snapshot.checkpoint <= n) {
+          const p = pending[0]!
+          if (yield* commitOne(p)) recovered = true
+          pending.shift()
+        }
+        // A recovery may have replaced the connection the open transaction lived on: reopen it
+        // with the same records (never committed, so this is no republish of visible data).
+        if (recovered && open) {
+          const o = open
+          yield* resource.abort(o.txn)
+          open = undefined
+          const stale = pending
+          pending = stale.map((p) => ({ txn: undefined, snapshot: p.snapshot }))
+          for (const p of stale) if (p.txn !== undefined) yield* resource.abort(p.txn)
+          const records = o.records
+          const txn = yield* resource.beginTransaction(o.id)
+          open = { txn, id: o.id, records: [] }
+          yield* resource.write(txn, records)
+          open.records.push(...records)
+        }
+      })
+
+    const decode = (s: SinkSnapshot) =>
+      Effect.gen(function* () {
+        const bad = (reason: string) => Effect.fail(new SinkSnapshotInvalid({ sink, reason }))
+        if (typeof s !== "object" || s === null) return yield* bad("not an object")
+        if (!isCheckpointId(s.checkpoint)) return yield* bad("checkpoint is not a non-negative integer")
+        if (!Array.isArray(s.pending) || !Array.isArray(s.carry))
+          return yield* bad("pending/carry not arrays")
+        if (!s.carry.every(resource.isRecord)) return yield* bad("carry holds a value that is not a record")
+        const out: Array<PendingTransaction<Rec>> = []
+        for (const p of s.pending as ReadonlyArray<unknown>) {
+          if (typeof p !== "object" || p === null) return yield* bad("a pending entry is not an object")
+          const { checkpoint, txn, records } = p as Record<string, unknown>
+          if (
+            !isCheckpointId(checkpoint) ||
+            !isCheckpointId(txn) ||
+            txn > checkpoint ||
+            checkpoint > s.checkpoint
+          )
+            return yield* bad(
+              `pending ids out of range (checkpoint ${String(checkpoint)}, txn ${String(txn)})`
+            )
+          if (!Array.isArray(records) || !records.every(resource.isRecord))
+            return yield* bad(`pending ${checkpoint}: records are not records`)
+          const prev = out[out.length - 1]
+          if (prev && prev.checkpoint >= checkpoint) return yield* bad("pending not in increasing order")
+          out.push({ checkpoint, txn, records })
+        }
+        return { checkpoint: s.checkpoint, pending: out, carry: s.carry as ReadonlyArray<Rec> }
+      })
+
+    const restore = (s: SinkSnapshot | undefined) =>
+      Effect.gen(function* () {
+        const decoded = s === undefined ? undefined : yield* decode(s)
+        const live = [
+          ...(open ? [open.txn] : []),
+          ...pending.flatMap((p) => (p.txn === undefined ? [] : [p.txn]))
+        ]
+        open = undefined
+        pending = []
+        carry = []
+        for (const txn of live) yield* resource.abort(txn)
+        if (decoded === undefined) {
+          if (resource.forgetCommitted) yield* resource.forgetCommitted()
+          last = 0
+        } else {
+          for (const p of decoded.pending) yield* commitOne({ txn: undefined, snapshot: p })
+          last = decoded.checkpoint
+          carry = [...decoded.carry]
+        }
+        yield* begin(last + 1)
+      })
+
+    const serial = lock.withPermits(1)
+    return {
+      write: (records) => serial(write(records)),
+      snapshot: (n) => serial(snapshot(n)),
+      commit: (n) => serial(commit(n)),
+      restore: (s) => serial(restore(s)),
+      full: () => carry.length > 0 || (open !== undefined && open.records.length >= max)
+    }
+  })

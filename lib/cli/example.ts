@@ -1,0 +1,93 @@
+/**
+ * `npm start` / `exactor example`: the orders job end to end on generated input. It makes sure
+ * the brokers are up, publishes N generated orders into a fresh stream, runs every actor as a
+ * process with a live view, then drains the RabbitMQ output with an independent consumer and
+ * prints a one-screen summary with the exactly-once verdict.
+ */
+import { fileURLToPath } from "node:url"
+import { jetstreamManager } from "@nats-io/jetstream"
+import { Console, Effect } from "effect"
+import { ordersQueue, ordersStream } from "../../actors/orders.ts"
+import { ensureNats, ensureRabbitMq } from "../Brokers.ts"
+import { defaultLogFile, launch, prepareStart, type Urls } from "../JobRunner.ts"
+import { defaultSupervisorOptions } from "../Launcher.ts"
+import { natsConnection } from "../Nats.ts"
+import { checkOrders, drainQueue, exactlyOnce, formatVerdict, purgeQueue } from "../OutputCheck.ts"
+import { loadPipeline } from "../PipelineModule.ts"
+import { generateOrder, produce } from "../Producer.ts"
+import { liveView } from "./LiveView.ts"
+
+export interface ExampleOptions {
+  readonly orders: number
+  readonly view: boolean
+  readonly urls: Urls
+}
+
+export const exampleModule = fileURLToPath(new URL("../../actors/orders.ts", import.meta.url))
+
+/** Runs the example; returns the process exit code (0 only if FINISHED and exactly once). */
+export const runExample = (o: ExampleOptions) =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      yield* ensureNats({ natsUrl: o.urls.natsUrl })
+      yield* ensureRabbitMq({ amqpUrl: o.urls.amqpUrl })
+      const plan = yield* loadPipeline(exampleModule)
+      const job = plan.pipeline.job
+      const nc = yield* natsConnection(o.urls.natsUrl, { name: `${job}/example` })
+      // fresh input: the stream is recreated, the output queue emptied
+      yield* Effect.tryPromise(async () => {
+        const jsm = await jetstreamManager(nc)
+        await jsm.streams.delete(ordersStream).catch(() => false)
+      })
+      yield* purgeQueue(o.urls.amqpUrl, ordersQueue)
+      yield* Console.log(
+        `publishing ${o.orders.toLocaleString("en")} generated orders into stream ${ordersStream}…`
+      )
+      const produced = yield* produce({
+        natsUrl: o.urls.natsUrl,
+        stream: ordersStream,
+        input: { generate: { count: o.orders } }
+      })
+      yield* prepareStart(plan, { kind: "fresh" }, o.urls)
+      const logFile = defaultLogFile(job)
+      yield* Console.log(
+        `running job ${job}: ${plan.instances.length} actor processes + coordinator (logs: ${logFile})`
+      )
+      const started = Date.now()
+      const { result, figures } = yield* Effect.scoped(
+        Effect.gen(function* () {
+          const view = yield* liveView(nc, plan, o.orders, o.view)
+          const result = yield* launch({
+            module: exampleModule,
+            plan,
+            supervisor: defaultSupervisorOptions,
+            urls: o.urls,
+            logFile,
+            onEvent: view.onLauncherEvent
+          })
+          return { result, figures: view.snapshot() }
+        })
+      )
+      const seconds = (Date.now() - started) / 1000
+      const output = yield* drainQueue(o.urls.amqpUrl, ordersQueue)
+      const input = Array.from({ length: o.orders }, (_, i) => generateOrder(i))
+      const verdict = checkOrders(input, output)
+      const ok = result.exitCode === 0 && exactlyOnce(verdict)
+      yield* Console.log(
+        [
+          "",
+          `── summary ${"─".repeat(50)}`,
+          `job ${job}: ${result.exitCode === 0 ? "FINISHED" : `FAILED (${result.reason ?? `exit ${result.exitCode}`})`} in ${seconds.toFixed(1)} s`,
+          `input      ${produced.published + produced.duplicates} orders in stream ${ordersStream}`,
+          `output     ${output.length} messages drained from RabbitMQ queue ${ordersQueue} (${Math.round(output.length / seconds).toLocaleString("en")} records/s end to end)`,
+          `restarts   ${[...result.restarts.values()].reduce((a, b) => a + b, 0)} process restarts; last epoch ${figures.epoch}, last checkpoint ${figures.lastCheckpoint}`,
+          "",
+          formatVerdict(verdict),
+          "",
+          ok ? "exactly once: yes" : "exactly once: NO",
+          `status: npx exactor status ${job}   logs: ${logFile}`
+        ].join("\n")
+      )
+      return ok ? 0 : 1
+    })
+  )
