@@ -10,6 +10,7 @@ import { Data, Effect } from "effect"
 import { InstanceId } from "./Address.ts"
 import { CheckpointStore, type Manifest } from "./CheckpointStore.ts"
 import {
+  ExitCode,
   type LauncherEvent,
   type LauncherResult,
   type ProcessSpec,
@@ -117,7 +118,7 @@ export const launch = (o: LaunchOptions): Effect.Effect<LauncherResult, never, n
           : { name, args: ["actor", o.module, "--instance", name] }
       )
       const nc = yield* natsConnection(o.urls.natsUrl, { name: `${job}/launcher` }).pipe(Effect.orDie)
-      return yield* runLauncher({
+      const result = yield* runLauncher({
         job,
         nc,
         specs,
@@ -126,6 +127,14 @@ export const launch = (o: LaunchOptions): Effect.Effect<LauncherResult, never, n
         ...(o.logFile === undefined ? {} : { logFile: o.logFile }),
         ...(o.onEvent === undefined ? {} : { onEvent: o.onEvent })
       })
+      if (result.exitCode !== ExitCode.failed) return result
+      // the coordinator wrote why in the job's status record
+      const reason = yield* CheckpointStore.open(nc, job).pipe(
+        Effect.flatMap((store) => store.readStatus()),
+        Effect.map((s) => (s as { reason?: string } | undefined)?.reason),
+        Effect.orElseSucceed(() => undefined)
+      )
+      return reason === undefined ? result : { ...result, reason }
     })
   )
 

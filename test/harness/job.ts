@@ -46,11 +46,12 @@ export interface OrdersJob {
   }>
   readonly nc: NatsConnection
   /** starts `exactor run <module> ...args`; resolves to its exit code */
-  run(args?: ReadonlyArray<string>): {
-    readonly child: ChildProcess
-    readonly exit: Promise<number>
-    output: () => string
-  }
+  run(
+    args?: ReadonlyArray<string>,
+    env?: Readonly<Record<string, string>>
+  ): { readonly child: ChildProcess; readonly exit: Promise<number>; output: () => string }
+  /** runs another `exactor` command (status, savepoint, ...) to completion */
+  cli(args: ReadonlyArray<string>): Promise<{ readonly code: number; readonly output: string }>
   /** waits until `instance` has a heartbeat with phase running (in an epoch > `afterEpoch`) */
   running(instance: string, afterEpoch?: number, timeoutMs?: number): Promise<Seen>
   verdict(): Promise<Verdict>
@@ -134,9 +135,9 @@ export const startOrdersJob = async (options: {
     seen,
     reports,
     nc,
-    run(args = []) {
+    run(args = [], extra = {}) {
       const child = spawn(process.execPath, [cli, "run", module, ...args], {
-        env: { ...process.env, ...env },
+        env: { ...process.env, ...env, ...extra },
         stdio: ["ignore", "pipe", "pipe"]
       })
       children.push(child)
@@ -151,6 +152,19 @@ export const startOrdersJob = async (options: {
         child.on("exit", (code, signal) => resolve(code ?? (signal ? 128 : 1)))
       )
       return { child, exit, output: () => out }
+    },
+    cli(args) {
+      return new Promise((resolve) => {
+        const child = spawn(process.execPath, [cli, ...args], { env: { ...process.env, ...env } })
+        let output = ""
+        child.stdout.on("data", (d: Buffer) => {
+          output += d.toString()
+        })
+        child.stderr.on("data", (d: Buffer) => {
+          output += d.toString()
+        })
+        child.on("exit", (code) => resolve({ code: code ?? 1, output }))
+      })
     },
     async running(instance, afterEpoch = 0, timeoutMs = 60_000) {
       const deadline = Date.now() + timeoutMs

@@ -1,0 +1,176 @@
+/**
+ * Checkpoints and recovery over real processes (issue 4 acceptance): rescaling the keyed operator
+ * 2 -> 3 from a checkpoint, a checkpoint that times out is aborted and counted while the job goes
+ * on, a snapshot whose digest does not match is refused and recovery falls back, savepoints, and
+ * the checkpoint figures in `exactor status`.
+ */
+import t, { type Test } from "tap"
+import { Effect } from "effect"
+import { CheckpointStore } from "../lib/CheckpointStore.ts"
+import type { JobStatus } from "../lib/Coordinator.ts"
+import type { SnapshotHandle } from "../lib/Manifest.ts"
+import type { Verdict } from "../lib/OutputCheck.ts"
+import { type OrdersJob, startOrdersJob } from "./harness/job.ts"
+
+const exactlyOnce = (t: Test, v: Verdict, n: number) => {
+  t.same(
+    { attempted: v.attempted, ok: v.ok, lost: v.lost, duplicated: v.duplicated, unexpected: v.unexpected },
+    { attempted: n, ok: n, lost: 0, duplicated: 0, unexpected: 0 },
+    "every order exactly once"
+  )
+  t.equal(v.brokenChains, 0, "one unbroken running-total chain per customer")
+}
+
+const store = (job: OrdersJob) => Effect.runPromise(CheckpointStore.open(job.nc, job.job))
+const status = async (job: OrdersJob) =>
+  (await Effect.runPromise((await store(job)).readStatus())) as JobStatus | undefined
+
+const until = async <A>(what: string, f: () => Promise<A | undefined>, timeoutMs = 60_000): Promise<A> => {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const a = await f()
+    if (a !== undefined) return a
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+/** Runs the job until `checkpoints` have completed, then stops it (SIGTERM); returns the latest id. */
+const stopAfterCheckpoints = async (job: OrdersJob, checkpoints: number) => {
+  const run = job.run()
+  const s = await until("completed checkpoints", async () => {
+    const s = await status(job)
+    return s && s.checkpoints.completed >= checkpoints && s.state === "RUNNING" ? s : undefined
+  })
+  run.child.kill("SIGTERM")
+  await run.exit
+  return s
+}
+
+t.test("rescale the keyed operator 2 -> 3 from a checkpoint: same totals", async (t) => {
+  const job = await startOrdersJob({
+    orders: 60_000,
+    output: "jetstream",
+    env: { EXACTOR_CHECKPOINT_INTERVAL: "300" }
+  })
+  t.teardown(() => job.cleanup())
+  await stopAfterCheckpoints(job, 2)
+  const latest = await Effect.runPromise((await store(job)).readLatest())
+  const n = latest!.manifest.checkpoint
+  t.equal(latest!.manifest.parallelism.total, 2, `checkpoint ${n} was taken with total at parallelism 2`)
+  const run = job.run(["--from-checkpoint", String(n)], { EXACTOR_TOTAL_PARALLELISM: "3" })
+  const total2 = await job.running("total#2")
+  t.ok(total2.pid > 0, "a third instance of total runs")
+  t.equal(await run.exit, 0, "the rescaled job FINISHED")
+  exactlyOnce(t, await job.verdict(), 60_000)
+})
+
+t.test("a checkpoint that times out is aborted and counted, and the job goes on", async (t) => {
+  const job = await startOrdersJob({
+    orders: 60_000,
+    output: "jetstream",
+    env: {
+      EXACTOR_CHECKPOINT_INTERVAL: "300",
+      EXACTOR_CHECKPOINT_TIMEOUT: "400",
+      EXACTOR_HEARTBEAT_TIMEOUT: "8000",
+      EXACTOR_TOLERABLE_FAILURES: "100"
+    }
+  })
+  t.teardown(() => job.cleanup())
+  const run = job.run()
+  const s = await job.running("total#1")
+  await until(
+    "a completed checkpoint",
+    async () => ((await status(job))?.checkpoints.completed ?? 0) >= 1 || undefined
+  )
+  process.kill(s.pid, "SIGSTOP")
+  await new Promise((r) => setTimeout(r, 1500))
+  process.kill(s.pid, "SIGCONT")
+  t.equal(await run.exit, 0, "the job FINISHED")
+  const final = await status(job)
+  t.ok((final?.checkpoints.aborted ?? 0) >= 1, `${final?.checkpoints.aborted} checkpoint(s) aborted`)
+  t.ok(
+    final?.history.some((c) => c.status === "aborted" && /timed out after 400 ms/.test(c.reason ?? "")),
+    "the history says why"
+  )
+  t.equal(final?.recoveries, 0, "no recovery was needed")
+  exactlyOnce(t, await job.verdict(), 60_000)
+  const text = await job.cli(["status", job.job])
+  t.match(
+    text.output,
+    /checkpoint\s+kind\s+status\s+duration\s+alignment\s+size/,
+    "status prints the checkpoint table"
+  )
+  t.match(
+    text.output,
+    /\d+\s+(checkpoint|final)\s+completed\s+\d+ ms\s+\d+ ms\s+\d+ B/,
+    "with duration and alignment"
+  )
+})
+
+t.test(
+  "a snapshot that fails its digest is refused and recovery falls back to the previous checkpoint",
+  async (t) => {
+    const job = await startOrdersJob({
+      orders: 60_000,
+      output: "jetstream",
+      env: { EXACTOR_CHECKPOINT_INTERVAL: "300" }
+    })
+    t.teardown(() => job.cleanup())
+    await stopAfterCheckpoints(job, 2)
+    const st = await store(job)
+    const latest = (await Effect.runPromise(st.readLatest()))!
+    const handle = latest.manifest.handles["total#0"] as SnapshotHandle
+    const tampered: SnapshotHandle =
+      handle.kind === "inline"
+        ? { ...handle, bytes: Uint8Array.from(handle.bytes, (b, i) => (i === 5 ? b ^ 0xff : b)) }
+        : { ...handle, digest: "SHA-256=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" }
+    await Effect.runPromise(
+      st.commitManifest(
+        { ...latest.manifest, handles: { ...latest.manifest.handles, "total#0": tampered } },
+        latest.revision
+      )
+    )
+    const run = job.run(["--resume"])
+    t.equal(await run.exit, 0, "the job FINISHED")
+    const out = run.output()
+    t.match(out, /SnapshotCorrupt/, "the corrupt snapshot is refused with a clear error")
+    t.match(
+      out,
+      new RegExp(
+        `checkpoint ${latest.manifest.checkpoint} has a corrupt snapshot; falling back to checkpoint \\d+`
+      ),
+      "recovery falls back to the previous checkpoint"
+    )
+    const v = await job.verdict()
+    // Records between the older checkpoint and the refused one may have been committed already:
+    // the fallback re-emits them (at-least-once for that span, as the README says); none is lost.
+    t.same(
+      { lost: v.lost, unexpected: v.unexpected, ok: v.ok },
+      { lost: 0, unexpected: 0, ok: 60_000 },
+      "nothing lost"
+    )
+    t.comment(`duplicated by the fallback: ${v.duplicated}`)
+  }
+)
+
+t.test("savepoints: take one from a running job, list it, start from it, delete it", async (t) => {
+  const job = await startOrdersJob({ orders: 200_000, output: "jetstream" })
+  t.teardown(() => job.cleanup())
+  const run = job.run()
+  await job.running("sink#0")
+  const taken = await job.cli(["savepoint", job.job, "--name", "sp1"])
+  t.equal(taken.code, 0, taken.output)
+  t.match(taken.output, /savepoint sp1 written \(checkpoint \d+\)/)
+  t.equal(await run.exit, 0, "the job FINISHED")
+  const listed = await job.cli(["savepoints", job.job])
+  t.match(listed.output, /sp1\s+checkpoint \d+/)
+  const again = job.run(["--from-savepoint", "sp1"])
+  t.equal(await again.exit, 0, "a job started from the savepoint FINISHED")
+  const removed = await job.cli(["savepoints", job.job, "--delete", "sp1"])
+  t.equal(removed.code, 0)
+  t.match((await job.cli(["savepoints", job.job])).output, /has no savepoints/)
+  const missing = job.run(["--from-savepoint", "sp1"])
+  t.not(await missing.exit, 0, "starting from a deleted savepoint fails")
+  t.match(missing.output(), /has no savepoint sp1/)
+})
