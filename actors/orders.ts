@@ -4,8 +4,11 @@
  * Output records: `{orderId, customer, amount, total}`. Names come from the environment, so tests
  * and the chaos harness can run it side by side: EXACTOR_ORDERS_JOB (default `orders`),
  * EXACTOR_ORDERS_STREAM (`orders`), EXACTOR_ORDERS_QUEUE (`orders-totals`), and
- * EXACTOR_SOURCE_PARALLELISM (2), EXACTOR_TOTAL_PARALLELISM (2), EXACTOR_CHECKPOINT_INTERVAL (1000 ms).
+ * EXACTOR_SOURCE_PARALLELISM (2), EXACTOR_TOTAL_PARALLELISM (2), EXACTOR_CHECKPOINT_INTERVAL (1000 ms),
+ * EXACTOR_MAX_TRANSACTION_MESSAGES (the sink's default, 10 000), and for `exactor chaos` the restart strategy's budget and backoff cap: EXACTOR_RESTART_ATTEMPTS (20),
+ * EXACTOR_RESTART_MAX_DELAY (10 000 ms).
  */
+import { defaultJobOptions } from "../lib/JobOptions.ts"
 import { pipeline } from "../lib/Pipeline.ts"
 import { jetstreamSource } from "./jetstreamSource.ts"
 import { type CustomerTotal, parseOrder, runningTotal } from "./orderOperators.ts"
@@ -18,8 +21,19 @@ export type { CustomerTotal, Order } from "./orderOperators.ts"
 
 const parallelism = (name: string, fallback: number) => Number(process.env[name] ?? fallback)
 
+const backoff =
+  defaultJobOptions.restart.kind === "exponentialBackoff" ? defaultJobOptions.restart : undefined
+
 export default pipeline(ordersJob, {
-  checkpoint: { interval: Number(process.env.EXACTOR_CHECKPOINT_INTERVAL ?? 1000) }
+  checkpoint: { interval: Number(process.env.EXACTOR_CHECKPOINT_INTERVAL ?? 1000) },
+  restart: {
+    kind: "exponentialBackoff",
+    initial: backoff?.initial ?? 200,
+    multiplier: backoff?.multiplier ?? 2,
+    jitter: backoff?.jitter ?? 0.2,
+    max: Number(process.env.EXACTOR_RESTART_MAX_DELAY ?? backoff?.max ?? 10_000),
+    attempts: Number(process.env.EXACTOR_RESTART_ATTEMPTS ?? backoff?.attempts ?? 20)
+  }
 })
   .source(jetstreamSource<unknown>("orders", { stream: ordersStream, bounded: "atStart" }), {
     parallelism: parallelism("EXACTOR_SOURCE_PARALLELISM", 2)
@@ -27,4 +41,12 @@ export default pipeline(ordersJob, {
   .map(parseOrder)
   .keyBy((o) => o.customer)
   .process(runningTotal, { parallelism: parallelism("EXACTOR_TOTAL_PARALLELISM", 2) })
-  .sink(rabbitmqSink<CustomerTotal>("sink", { queue: ordersQueue }), { parallelism: 1 })
+  .sink(
+    rabbitmqSink<CustomerTotal>("sink", {
+      queue: ordersQueue,
+      ...(process.env.EXACTOR_MAX_TRANSACTION_MESSAGES
+        ? { maxTransactionMessages: Number(process.env.EXACTOR_MAX_TRANSACTION_MESSAGES) }
+        : {})
+    }),
+    { parallelism: 1 }
+  )

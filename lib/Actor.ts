@@ -96,7 +96,14 @@ export const runActor = (env: ActorEnv) =>
       natsUrl: env.natsUrl,
       amqpUrl: env.amqpUrl
     }
-    const stats: TaskStats = { recordsIn: 0, recordsOut: 0, lastCheckpoint: -1, lastAlignmentMs: 0 }
+    const stats: TaskStats = {
+      recordsIn: 0,
+      recordsOut: 0,
+      lastCheckpoint: -1,
+      lastAlignmentMs: 0,
+      finished: false,
+      wantsCheckpoint: false
+    }
     let epoch = -1
     let phase: InstancePhase = "idle"
     let failure: string | undefined
@@ -191,6 +198,8 @@ export const runActor = (env: ActorEnv) =>
         failure = undefined
         stats.recordsIn = 0
         stats.recordsOut = 0
+        stats.finished = false
+        stats.wantsCheckpoint = false
         const scope = yield* Scope.make()
         const built = yield* Effect.exit(
           Effect.gen(function* () {

@@ -101,6 +101,8 @@ export const runCoordinator = (o: CoordinatorOptions) =>
     let lastRecoveryReason: string | undefined
     const failures: Array<number> = []
     let finishedSinks = new Set<string>()
+    /** a sink asked for a checkpoint now (its transaction is full) */
+    let checkpointWanted = false
     let restoredFrom: { manifest: Manifest | undefined; revision: number } = {
       manifest: undefined,
       revision: 0
@@ -413,15 +415,16 @@ export const runCoordinator = (o: CoordinatorOptions) =>
           const done = tracker.ack(r.n, r.e, r.c, r.b as AckBody)
           if (done) yield* completeCheckpoint(done)
         }
-        if (r.k === "finished" && sinks.includes(r.c)) {
+        // Heartbeats repeat what a lost report said.
+        if ((r.k === "finished" || (r.k === "heartbeat" && hb?.finished === true)) && sinks.includes(r.c)) {
           finishedSinks.add(r.c)
           if (finishedSinks.size === sinks.length && state === "RUNNING") {
             state = "FINISHING"
             yield* Effect.logInfo("every sink has seen end-of-stream: taking the final checkpoint")
           }
         }
-        if (r.k === "wantCheckpoint" && tracker.inflight.size === 0 && state === "RUNNING")
-          yield* trigger("checkpoint")
+        if (r.k === "wantCheckpoint" || (r.k === "heartbeat" && hb?.wantsCheckpoint === true))
+          checkpointWanted = true
       })
 
     const onTick = Effect.gen(function* () {
@@ -449,8 +452,12 @@ export const runCoordinator = (o: CoordinatorOptions) =>
       }
       const c = options.checkpoint
       const idle = tracker.inflight.size === 0
+      if (checkpointWanted && idle && state === "RUNNING") {
+        checkpointWanted = false
+        yield* trigger("checkpoint")
+        return
+      }
       if (state === "FINISHING" && idle) {
-        state = "FINISHING"
         yield* trigger("final")
         return
       }

@@ -44,6 +44,10 @@ export interface TaskStats {
   recordsOut: number
   lastCheckpoint: number
   lastAlignmentMs: number
+  /** a source has read its end; a sink has seen eos on every input and holds nothing uncommittable */
+  finished: boolean
+  /** a sink's open transaction is full: it needs a checkpoint before it can take more */
+  wantsCheckpoint: boolean
 }
 
 /** The state the task works on, restored before it starts. */
@@ -246,6 +250,7 @@ const runSource = (env: TaskEnv, reader: SourceReader<unknown>) =>
       if (end) {
         ended = true
         yield* env.router.eos
+        env.stats.finished = true
         env.report("finished")
       }
       yield* env.router.flushLingering(Date.now())
@@ -260,9 +265,24 @@ const runOperator = (env: TaskEnv) =>
     const ended = new Array<boolean>(channels).fill(false)
     let endedCount = 0
     const ready: Array<Inbound<TaskCommand>> = []
-    const isSink = env.state.kind === "sink"
     let wanted = false
     let lastFlush = Date.now()
+    /**
+     * A sink whose transaction is full asks for a checkpoint (once per checkpoint), and is finished
+     * only when it has seen eos on every input and nothing is left waiting for a transaction.
+     */
+    const sinkProgress = (writer: SinkWriter<unknown>) => {
+      const full = writer.full()
+      env.stats.wantsCheckpoint = full
+      if (full && !wanted) {
+        wanted = true
+        env.report("wantCheckpoint")
+      }
+      if (!full && endedCount === channels && !env.stats.finished) {
+        env.stats.finished = true
+        env.report("finished")
+      }
+    }
     for (;;) {
       const item = ready.length > 0 ? ready.shift() : yield* env.mailbox.takeWithin(env.lingerMs)
       const now = Date.now()
@@ -286,10 +306,7 @@ const runOperator = (env: TaskEnv) =>
           if (env.state.kind === "sink") {
             yield* env.state.writer.write(envelope.r)
             env.stats.recordsOut += envelope.r.length
-            if (!wanted && env.state.writer.full()) {
-              wanted = true
-              env.report("wantCheckpoint")
-            }
+            sinkProgress(env.state.writer)
           } else {
             const out = yield* transform(env, channel, envelope.r)
             if (out.length > 0) yield* env.router.route(out)
@@ -303,6 +320,7 @@ const runOperator = (env: TaskEnv) =>
           if (outcome.kind === "aligned") {
             yield* checkpoint(env, outcome.n, Date.now() - aligner.startedAt)
             wanted = false
+            if (env.state.kind === "sink") sinkProgress(env.state.writer)
           }
           ready.unshift(...outcome.released)
           break
@@ -312,7 +330,7 @@ const runOperator = (env: TaskEnv) =>
             ended[channel] = true
             endedCount++
             if (endedCount === channels) {
-              if (isSink) env.report("finished")
+              if (env.state.kind === "sink") sinkProgress(env.state.writer)
               else yield* env.router.eos
             }
           }
