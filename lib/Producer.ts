@@ -256,6 +256,26 @@ const ensureStream = (jsm: JetStreamManager, o: ProduceOptions) =>
     catch: (cause) => new PublishFailed({ stream: o.stream, operation: "create the stream", acked: 0, cause })
   })
 
+/**
+ * A publish whose ack does not come (a busy or restarting server) is repeated with the same msgID,
+ * which the stream deduplicates: up to `publishTries` tries, `publishBackoffMs` × try apart.
+ * (A plain loop: it runs per record inside the publishing window, where an Effect per record would
+ * cost more than the publish.)
+ */
+export const publishTries = 5
+export const publishBackoffMs = 200
+
+const publishWithRetry = async (js: JetStreamClient, subject: string, r: Outgoing) => {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await js.publish(subject, r.data, { msgID: r.msgID, timeout: 10_000 })
+    } catch (cause) {
+      if (attempt >= publishTries) throw cause
+      await new Promise((resolve) => setTimeout(resolve, publishBackoffMs * attempt))
+    }
+  }
+}
+
 /** Publishes everything with a sliding window of `inFlight` unacked publishes, in one plain async loop. */
 const publishAll = (
   js: JetStreamClient,
@@ -273,7 +293,7 @@ const publishAll = (
       const window = new Set<Promise<void>>()
       for await (const r of records) {
         if (failed !== undefined || signal.aborted) break
-        const p: Promise<void> = js.publish(subject, r.data, { msgID: r.msgID }).then(
+        const p: Promise<void> = publishWithRetry(js, subject, r).then(
           (ack) => {
             if (ack.duplicate) duplicates++
             else published++
