@@ -15,6 +15,7 @@ import { sendCommand } from "./ControlRequest.ts"
 import { type ControlKind, decode, EnvelopeDecodeError, encode, type ReportEnvelope } from "./Envelope.ts"
 import type { NatsConnection } from "./Nats.ts"
 import type { JobPlan } from "./Pipeline.ts"
+import { prometheusText, recordCheckpoint, recordEpoch, recordRecovery } from "./JobMetrics.ts"
 import { decideRestart } from "./RestartStrategy.ts"
 
 export type JobState = "WAITING" | "RESTORING" | "RUNNING" | "FINISHING" | "FINISHED" | "FAILED"
@@ -44,6 +45,8 @@ export interface JobStatus {
   readonly lastRecoveryReason?: string
   /** the coordinator process */
   readonly pid: number
+  /** the same figures as Prometheus metrics (text exposition format) */
+  readonly metrics?: string
   readonly instances: ReadonlyArray<InstanceView>
   readonly checkpoints: { readonly completed: number; readonly aborted: number; readonly latest?: number }
   readonly history: CheckpointTracker["history"]
@@ -193,7 +196,10 @@ export const runCoordinator = (o: CoordinatorOptions) =>
       },
       history: tracker.history
     })
-    const publishStatus = Effect.suspend(() => store.writeStatus(status())).pipe(Effect.ignore)
+    const publishStatus = prometheusText.pipe(
+      Effect.flatMap((metrics) => store.writeStatus({ ...status(), metrics })),
+      Effect.ignore
+    )
 
     /** The handles each instance restores from `m` (all of its operator's for keyed operators). */
     const restoreBody =
@@ -233,6 +239,7 @@ export const runCoordinator = (o: CoordinatorOptions) =>
         const current = yield* store.readEpoch()
         const bumped = yield* store.bumpEpoch(current)
         epoch = bumped.epoch
+        yield* recordEpoch(epoch)
         // Re-writing `latest` under CAS fences a zombie coordinator's in-flight manifest commit.
         const latest = yield* store.readLatest()
         const fenced = latest ? yield* store.commitManifest(latest.manifest, latest.revision) : 0
@@ -278,6 +285,7 @@ export const runCoordinator = (o: CoordinatorOptions) =>
         for (;;) {
           if (cause !== undefined) {
             recoveries++
+            yield* recordRecovery(epoch)
             lastRecoveryReason = cause
             failures.push(Date.now())
             const decision = decideRestart(options.restart, failures)
@@ -331,7 +339,9 @@ export const runCoordinator = (o: CoordinatorOptions) =>
         }
         const stored = yield* Effect.exit(store.commitManifest(manifest, restoredFrom.revision))
         if (stored._tag === "Failure") {
-          tracker.failed(p, now, `manifest not stored: ${String(stored.cause).split("\n")[0]}`)
+          yield* recordCheckpoint(
+            tracker.failed(p, now, `manifest not stored: ${String(stored.cause).split("\n")[0]}`)
+          )
           return
         }
         restoredFrom = { manifest, revision: stored.value }
@@ -350,7 +360,7 @@ export const runCoordinator = (o: CoordinatorOptions) =>
             })
           )
         }
-        tracker.completed(p, now)
+        yield* recordCheckpoint(tracker.completed(p, now))
         yield* Effect.logInfo(
           `checkpoint ${p.n} completed in ${figures.durationMs} ms (alignment ${figures.alignmentMs} ms, ${figures.size} B)`
         )
@@ -436,10 +446,12 @@ export const runCoordinator = (o: CoordinatorOptions) =>
             `${v.id} missed heartbeats for ${now - v.lastSeen} ms (timeout ${options.heartbeatTimeout} ms)`
           )
       for (const p of tracker.expired(now, options.checkpoint.timeout)) {
-        tracker.failed(
-          p,
-          now,
-          `timed out after ${options.checkpoint.timeout} ms (${p.acks.size}/${ids.length} acks)`
+        yield* recordCheckpoint(
+          tracker.failed(
+            p,
+            now,
+            `timed out after ${options.checkpoint.timeout} ms (${p.acks.size}/${ids.length} acks)`
+          )
         )
         yield* Effect.logWarning(`checkpoint ${p.n} aborted: timed out (${p.acks.size}/${ids.length} acks)`)
         yield* Effect.forkScoped(broadcast(ids, "abort", p.n).pipe(Effect.ignore))

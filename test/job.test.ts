@@ -134,3 +134,16 @@ t.test("past the restart intensity limit the job FAILS with the reason", async (
     /restart intensity exceeded: 2 restarts within 60 s \(limit 1\); last: orders#0 killed by SIGKILL/
   )
 })
+
+t.test("two launchers share one job (as two hosts would): each starts its own instances", async (t) => {
+  const job = await startOrdersJob({ orders: 5000, output: "jetstream" })
+  t.teardown(() => job.cleanup())
+  const hostA = job.run(["launch", "--instances", "coordinator,orders#0,orders#1,parse#0,parse#1"])
+  const hostB = job.run(["launch", "--instances", "total#0,total#1,sink#0"])
+  t.equal(await hostA.exit, 0, "host A's launcher ends when the coordinator declares FINISHED")
+  t.equal(await hostB.exit, 0, "host B's launcher ends when its instances are stopped")
+  exactlyOnceCounts(t, await job.verdict(), 5000)
+  const bad = job.run(["launch", "--instances", "total#7"])
+  t.not(await bad.exit, 0, "an instance that is not in the pipeline is refused")
+  t.match(bad.output(), /has no instance total#7; available: .*total#0/)
+})

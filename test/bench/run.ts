@@ -1,11 +1,25 @@
 /**
  * `npm run bench [-- <name>...] [-- --quick]`: benchmarks that print their rate next to the raw
- * broker limit measured in the same run, and the ratio. Goals live here, not in timed tests.
- * Names: channel (exactor channel vs raw NATS pub->sub between two processes).
+ * broker limits measured in the same run, and the ratio; a table at the end, one JSON line, and
+ * `exactor-bench.json`. Goals live here, not in timed tests. Names (default: all, in this order):
+ * channel (exactor channel vs raw NATS pub->sub between two processes), rabbit (raw RabbitMQ
+ * persistent publish in transactions), sink (RabbitMqSink vs raw, issue 5), relay (at-least-once
+ * JetStream -> RabbitMQ relay process), p1 (example job), p2 (3-operator job, discard sink),
+ * p3 (checkpoints off vs every 1 s), p5 (checkpoint duration/alignment at half rate; also the
+ * steady RSS of P6), p4 (recovery after SIGKILL), p6 (RSS under a slowed sink).
+ * `EXACTOR_BENCH_PROFILE=<dir>`: the P1 job's processes write `--cpu-prof` profiles there.
  */
 import { spawn } from "node:child_process"
+import { writeFileSync } from "node:fs"
+import { cpus, loadavg, totalmem } from "node:os"
 import { fileURLToPath } from "node:url"
+import { jetstreamManager } from "@nats-io/jetstream"
+import { connect } from "@nats-io/transport-node"
 import { defaultNatsUrl } from "../../lib/Brokers.ts"
+import { amqpUrl, uniqueName } from "../harness/env.ts"
+import { discardJob, p1 as runP1, recovery, slowSink, steady } from "./jobs.ts"
+import { createInput } from "./jobRun.ts"
+import { type RateFigures, rawTxPublish, sinkCycles } from "./rabbit.ts"
 
 const natsUrl = process.env.EXACTOR_NATS_URL ?? defaultNatsUrl
 const args = process.argv.slice(2)
@@ -49,7 +63,16 @@ const pair = (mode: "raw" | "channel", count: number): Promise<Figures> =>
 
 const rate = (f: Figures) => f.received / f.seconds
 
-const channelBench = async () => {
+/** A benchmark whose result others use runs once per run. */
+function once<A>(f: () => Promise<A>): () => Promise<A> {
+  let p: Promise<A> | undefined
+  return () => {
+    p ??= f()
+    return p
+  }
+}
+
+const channelBench = once(async () => {
   const count = quick ? 200_000 : 1_000_000
   const raw = await pair("raw", count)
   const channel = await pair("channel", count)
@@ -65,22 +88,326 @@ const channelBench = async () => {
   )
   console.log(`  ratio ${ratio.toFixed(2)} (goal >= 0.5)`)
   return { bench: "channel", count, rawPerSecond: rate(raw), channelPerSecond: rate(channel), ratio }
+})
+
+const fmt = (n: number) => Math.round(n).toLocaleString("en")
+const nc = await connect({ servers: natsUrl, name: "bench" })
+/** records per AMQP transaction: the sink's default maxTransactionMessages (the marker included) */
+const txSize = 10_000
+const size = {
+  rabbit: quick ? 30_000 : 100_000,
+  input: quick ? 30_000 : 200_000,
+  steadySeconds: quick ? 8 : 30,
+  kills: quick ? 3 : 10,
+  slowSeconds: quick ? 8 : 20
 }
 
-const benches: Record<string, () => Promise<unknown>> = { channel: channelBench }
+/** Raw tx publish and the sink alternate (two rounds each, best of each), so neither gets the warm-up alone. */
+const rabbitRounds = once(async () => {
+  const raw: Array<RateFigures> = []
+  const sink: Array<RateFigures> = []
+  for (let round = 0; round < 2; round++) {
+    raw.push(await rawTxPublish(amqpUrl, uniqueName("bench_raw"), size.rabbit, txSize))
+    sink.push(
+      await sinkCycles(
+        amqpUrl,
+        { job: uniqueName("bench_sink"), queue: uniqueName("bench_sinkq") },
+        size.rabbit,
+        txSize,
+        256
+      )
+    )
+  }
+  const best = (xs: ReadonlyArray<RateFigures>) => xs.reduce((a, b) => (b.perSecond > a.perSecond ? b : a))
+  return { raw: best(raw), sink: best(sink), rounds: { raw, sink } }
+})
+
+const rabbitBench = once(async () => {
+  const r = (await rabbitRounds()).raw
+  console.log(`rabbit: raw persistent publish, ${txSize}/tx: ${fmt(r.perSecond)} records/s`)
+  return r
+})
+
+const sinkBench = once(async () => {
+  const raw = await rabbitBench()
+  const s = (await rabbitRounds()).sink
+  const ratio = s.perSecond / raw.perSecond
+  console.log(
+    `sink: RabbitMqSink write+snapshot+commit: ${fmt(s.perSecond)} records/s, ${ratio.toFixed(2)} of raw (goal >= 0.8)`
+  )
+  return { ...s, ratio }
+})
+
+let inputStream: string | undefined
+const input = once(async () => {
+  inputStream = uniqueName("bench_in")
+  await createInput(nc, inputStream, size.input)
+  return inputStream
+})
+
+const relayBench = once(async () => {
+  const stream = await input()
+  const worker = fileURLToPath(new URL("./relayWorker.ts", import.meta.url))
+  const out = await new Promise<string>((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      [worker, natsUrl, amqpUrl, stream, uniqueName("bench_relay"), String(size.input)],
+      { stdio: ["ignore", "pipe", "inherit"] }
+    )
+    let text = ""
+    child.stdout.on("data", (d: Buffer) => {
+      text += d.toString()
+    })
+    child.on("exit", (code) => (code === 0 ? resolve(text) : reject(new Error(`relay exited with ${code}`))))
+  })
+  const r = JSON.parse(out.split("\n").find((l) => l.startsWith("{"))!) as {
+    perSecond: number
+    seconds: number
+  }
+  console.log(`relay: JetStream ordered consumer -> RabbitMQ confirms: ${fmt(r.perSecond)} records/s`)
+  return r
+})
+
+const p1Bench = once(async () => {
+  const [raw, relay] = [await rabbitBench(), await relayBench()]
+  const profileDir = process.env.EXACTOR_BENCH_PROFILE
+  const t = await runP1(nc, {
+    job: uniqueName("bench_p1"),
+    stream: await input(),
+    count: size.input,
+    ...(profileDir ? { profileDir } : {})
+  })
+  const r = { ...t, ratioRabbit: t.perSecond / raw.perSecond, ratioRelay: t.perSecond / relay.perSecond }
+  console.log(
+    `P1: example job ${fmt(t.perSecond)} records/s (exit ${t.exitCode}, exactly once: ${t.exactlyOnce} ${JSON.stringify(t.verdict)}); ${r.ratioRabbit.toFixed(2)} of RabbitMQ tx, ${r.ratioRelay.toFixed(2)} of the relay`
+  )
+  return r
+})
+
+const p2Bench = once(async () => {
+  const raw = await channelBench()
+  const t = await discardJob(nc, {
+    job: uniqueName("bench_p2"),
+    stream: await input(),
+    count: size.input,
+    interval: 1000
+  })
+  const r = { ...t, ratio: t.perSecond / raw.rawPerSecond }
+  console.log(
+    `P2: 3-operator job, discard sink, checkpoint 1 s: ${fmt(t.perSecond)} records/s; ${r.ratio.toFixed(2)} of raw NATS`
+  )
+  return r
+})
+
+const p3Bench = once(async () => {
+  const every = await p2Bench()
+  const off = await discardJob(nc, {
+    job: uniqueName("bench_p3"),
+    stream: await input(),
+    count: size.input,
+    interval: 0
+  })
+  const r = { off: off.perSecond, every: every.perSecond, ratio: every.perSecond / off.perSecond }
+  console.log(
+    `P3: checkpoints off ${fmt(off.perSecond)} records/s, every 1 s ${fmt(every.perSecond)}; ratio ${r.ratio.toFixed(2)}`
+  )
+  return r
+})
+
+const p5Bench = once(async () => {
+  const max = (await p1Bench()).perSecond
+  const s = await steady(nc, {
+    job: uniqueName("bench_p5"),
+    stream: uniqueName("bench_steady"),
+    rate: Math.round(max / 2),
+    seconds: size.steadySeconds
+  })
+  console.log(
+    `P5: at ${fmt(s.ratePerSecond)} records/s (sink wrote ${fmt(s.outPerSecond)}/s), ${s.checkpoints} checkpoints: duration p50 ${s.durationP50} ms p99 ${s.durationP99} ms, alignment p50 ${s.alignmentP50} ms p99 ${s.alignmentP99} ms; RSS max ${s.rss.maxMb.toFixed(0)} MB, growth ${s.rss.maxGrowthMb.toFixed(1)} MB`
+  )
+  return s
+})
+
+const p4Bench = once(async () => {
+  const rate = Math.min(20_000, Math.round((await p2Bench()).perSecond / 2))
+  const r = await recovery(nc, {
+    job: uniqueName("bench_p4"),
+    stream: uniqueName("bench_kill"),
+    rate,
+    kills: size.kills,
+    restartDelayMs: 200
+  })
+  console.log(
+    `P4: ${r.kills.length} kills at ${fmt(rate)} records/s: kill -> first output of the new epoch p50 ${fmt(r.p50)} ms, max ${fmt(r.max)} ms (${r.kills.map((k) => `${k.instance} ${fmt(k.ms)}`).join(", ")})`
+  )
+  return { ...r, rate }
+})
+
+const p6Bench = once(async () => {
+  const steadyFigures = await p5Bench()
+  const slow = await slowSink(nc, {
+    job: uniqueName("bench_p6"),
+    stream: uniqueName("bench_slow"),
+    rate: 20_000,
+    delayMs: 50,
+    seconds: size.slowSeconds
+  })
+  console.log(
+    `P6: slowed sink (50 ms per batch; fed 20,000/s, drained ${fmt(slow.sinkPerSecond)}/s): RSS max ${slow.rss.maxMb.toFixed(0)} MB, growth ${slow.rss.maxGrowthMb.toFixed(1)} MB; steady max ${steadyFigures.rss.maxMb.toFixed(0)} MB`
+  )
+  return { steady: steadyFigures.rss, slow }
+})
+
+const benches: Record<string, () => Promise<unknown>> = {
+  channel: channelBench,
+  rabbit: rabbitBench,
+  sink: sinkBench,
+  relay: relayBench,
+  p1: p1Bench,
+  p2: p2Bench,
+  p3: p3Bench,
+  p5: p5Bench,
+  p4: p4Bench,
+  p6: p6Bench
+}
 const chosen = names.length > 0 ? names : Object.keys(benches)
-const results: Array<unknown> = []
-for (const name of chosen) {
-  const bench = benches[name]
-  if (!bench) {
+for (const name of chosen)
+  if (!benches[name]) {
     console.error(`unknown benchmark ${name}; known: ${Object.keys(benches).join(", ")}`)
     process.exit(64)
   }
-  results.push(await bench())
+const load = loadavg()
+const started = performance.now()
+const results: Record<string, unknown> = {}
+try {
+  for (const name of chosen) results[name] = await benches[name]!()
+} finally {
+  if (inputStream) await (await jetstreamManager(nc)).streams.delete(inputStream).catch(() => false)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The table
+
+type Row = readonly [what: string, measured: string, goal: string, met: string]
+const rows: Array<Row> = []
+const yes = (ok: boolean) => (ok ? "yes" : "**no**")
+const c = results.channel as Awaited<ReturnType<typeof channelBench>> | undefined
+const rb = results.rabbit as Awaited<ReturnType<typeof rabbitBench>> | undefined
+const sk = results.sink as Awaited<ReturnType<typeof sinkBench>> | undefined
+const rl = results.relay as Awaited<ReturnType<typeof relayBench>> | undefined
+const r1 = results.p1 as Awaited<ReturnType<typeof p1Bench>> | undefined
+const r2 = results.p2 as Awaited<ReturnType<typeof p2Bench>> | undefined
+const r3 = results.p3 as Awaited<ReturnType<typeof p3Bench>> | undefined
+const r4 = results.p4 as Awaited<ReturnType<typeof p4Bench>> | undefined
+const r5 = results.p5 as Awaited<ReturnType<typeof p5Bench>> | undefined
+const r6 = results.p6 as Awaited<ReturnType<typeof p6Bench>> | undefined
+if (c) {
+  rows.push([
+    "raw NATS pub→sub, one msgpack record per message (2 processes)",
+    `${fmt(c.rawPerSecond)}/s`,
+    "",
+    ""
+  ])
+  rows.push([
+    "exactor channel (batches, credit, seq), ratio to raw NATS",
+    `${fmt(c.channelPerSecond)}/s, ${c.ratio.toFixed(2)}`,
+    "≥ 0.5",
+    yes(c.ratio >= 0.5)
+  ])
+}
+if (rb)
+  rows.push([`raw RabbitMQ persistent publish, ${fmt(txSize)} per AMQP tx`, `${fmt(rb.perSecond)}/s`, "", ""])
+if (rl)
+  rows.push([
+    "at-least-once relay: JetStream ordered consumer → RabbitMQ confirms (1 process)",
+    `${fmt(rl.perSecond)}/s`,
+    "",
+    ""
+  ])
+if (sk)
+  rows.push([
+    "sink: RabbitMqSink write+snapshot+commit, ratio to raw tx",
+    `${fmt(sk.perSecond)}/s, ${sk.ratio.toFixed(2)}`,
+    "≥ 0.8",
+    yes(sk.ratio >= 0.8)
+  ])
+if (r1) {
+  rows.push([
+    "P1 example job end to end (RabbitMQ 2PC, ckpt 1 s), ratio to RabbitMQ tx",
+    `${fmt(r1.perSecond)}/s, ${r1.ratioRabbit.toFixed(2)}`,
+    "≥ 0.8",
+    yes(r1.ratioRabbit >= 0.8)
+  ])
+  rows.push(["P1 ratio to the at-least-once relay", r1.ratioRelay.toFixed(2), "", ""])
+}
+if (r2)
+  rows.push([
+    "P2 3-operator job, discard sink, ratio to raw NATS pub→sub",
+    `${fmt(r2.perSecond)}/s, ${r2.ratio.toFixed(2)}`,
+    "≥ 0.5",
+    yes(r2.ratio >= 0.5)
+  ])
+if (r3)
+  rows.push([
+    "P3 checkpoint every 1 s vs off (interval 0)",
+    `${fmt(r3.every)}/s vs ${fmt(r3.off)}/s, ${r3.ratio.toFixed(2)}`,
+    "≥ 0.9",
+    yes(r3.ratio >= 0.9)
+  ])
+if (r4)
+  rows.push([
+    `P4 SIGKILL of one actor → first output of new epoch (${r4.kills.length} kills)`,
+    `p50 ${fmt(r4.p50)} ms, max ${fmt(r4.max)} ms`,
+    "p50 < 2 s",
+    yes(r4.p50 < 2000)
+  ])
+if (r5) {
+  rows.push([
+    `P5 checkpoint duration at ${fmt(r5.ratePerSecond)}/s (${r5.checkpoints} ckpts)`,
+    `p50 ${r5.durationP50} ms, p99 ${r5.durationP99} ms`,
+    "p99 < 250 ms",
+    yes(r5.durationP99 < 250)
+  ])
+  rows.push(["P5 alignment time", `p50 ${r5.alignmentP50} ms, p99 ${r5.alignmentP99} ms`, "", ""])
+}
+if (r6) {
+  rows.push([
+    "P6 RSS per actor, steady (max; growth)",
+    `${r6.steady.maxMb.toFixed(0)} MB; ${r6.steady.maxGrowthMb.toFixed(1)} MB`,
+    "< 150 MB, flat",
+    yes(r6.steady.maxMb < 150 && r6.steady.maxGrowthMb < 10)
+  ])
+  rows.push([
+    `P6 RSS per actor, sink slowed (drains ${fmt(r6.slow.sinkPerSecond)}/s of 20,000/s fed)`,
+    `${r6.slow.rss.maxMb.toFixed(0)} MB; ${r6.slow.rss.maxGrowthMb.toFixed(1)} MB`,
+    "< 150 MB, flat",
+    yes(r6.slow.rss.maxMb < 150 && r6.slow.rss.maxGrowthMb < 10)
+  ])
+}
+const machine = {
+  cpus: cpus().length,
+  cpu: cpus()[0]?.model ?? "?",
+  memGB: Math.round(totalmem() / 2 ** 30),
+  node: process.version,
+  loadBefore: load.map((x) => x.toFixed(2)).join(" "),
+  loadAfter: loadavg()
+    .map((x) => x.toFixed(2))
+    .join(" "),
+  quick,
+  seconds: Math.round((performance.now() - started) / 1000)
 }
 console.log(
-  JSON.stringify({
-    machine: { cpus: (await import("node:os")).cpus().length, node: process.version },
-    results
-  })
+  [
+    "",
+    `exactor bench${quick ? " --quick" : ""}: ${machine.cpus} cores (${machine.cpu}), ${machine.memGB} GB, Node ${machine.node}; load before ${machine.loadBefore}, after ${machine.loadAfter}; ${machine.seconds} s`,
+    "",
+    "| what | measured | goal | met |",
+    "| --- | --- | --- | --- |",
+    ...rows.map((r) => `| ${r.join(" | ")} |`)
+  ].join("\n")
 )
+const json = JSON.stringify({ machine, results })
+console.log(json)
+writeFileSync("exactor-bench.json", `${json}\n`)
+await nc.close()
+process.exit(0)

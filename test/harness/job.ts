@@ -45,7 +45,7 @@ export interface OrdersJob {
     readonly b: unknown
   }>
   readonly nc: NatsConnection
-  /** starts `exactor run <module> ...args`; resolves to its exit code */
+  /** starts `exactor run <module> ...args` (or `exactor launch <module> ...` when args[0] is "launch") */
   run(
     args?: ReadonlyArray<string>,
     env?: Readonly<Record<string, string>>
@@ -136,7 +136,8 @@ export const startOrdersJob = async (options: {
     reports,
     nc,
     run(args = [], extra = {}) {
-      const child = spawn(process.execPath, [cli, "run", module, ...args], {
+      const command = args[0] === "launch" ? ["launch", module, ...args.slice(1)] : ["run", module, ...args]
+      const child = spawn(process.execPath, [cli, ...command], {
         env: { ...process.env, ...env, ...extra },
         stdio: ["ignore", "pipe", "pipe"]
       })
