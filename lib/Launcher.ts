@@ -7,6 +7,8 @@
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import { createWriteStream, type WriteStream } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { Effect } from "effect"
 import { Subjects } from "./Address.ts"
@@ -109,7 +111,8 @@ export const runLauncher = (o: LauncherOptions): Effect.Effect<LauncherResult> =
       if (stopping) return
       const child = spawn(process.execPath, [cliEntry, ...spec.args], {
         stdio: ["ignore", "pipe", "pipe"],
-        env: { ...process.env, ...o.env }
+        // Node's compile cache (code and stripped types) cuts a restarted actor's start-up time.
+        env: { NODE_COMPILE_CACHE: join(tmpdir(), "exactor-compile-cache"), ...process.env, ...o.env }
       })
       children.set(spec.name, child)
       pipeLines(child, spec.name, out)
