@@ -30,8 +30,10 @@ export type RestartStrategy =
       readonly max: number
       readonly multiplier: number
       readonly jitter: number
-      /** restarts after which the job fails */
+      /** restarts in a row (failures less than `resetAfter` ms apart) after which the job fails */
       readonly attempts: number
+      /** ms without a failure after which backoff and attempts start again from the first */
+      readonly resetAfter: number
     }
   | {
       readonly kind: "failureRate"
@@ -71,7 +73,8 @@ export const defaultJobOptions: JobOptions = {
     max: 10_000,
     multiplier: 2,
     jitter: 0.2,
-    attempts: 20
+    attempts: 20,
+    resetAfter: 60_000
   },
   heartbeatInterval: 500,
   heartbeatTimeout: 3000,
@@ -154,7 +157,8 @@ export const resolveJobOptions = (input: JobOptionsInput = {}): JobOptions | Inv
                   rule: "at least 1"
                 }),
             fraction("restart.jitter", r.jitter),
-            integer("restart.attempts", r.attempts, 0)
+            integer("restart.attempts", r.attempts, 0),
+            integer("restart.resetAfter", r.resetAfter, 1)
           ]
         : r.kind === "failureRate"
           ? [

@@ -25,6 +25,13 @@ export const decideRestart = (
         ? { restart: false, reason: `restart budget exhausted: ${strategy.attempts} restarts (fixedDelay)` }
         : { restart: true, delayMs: strategy.delay }
     case "exponentialBackoff": {
+      // As Flink's exponential-delay strategy: a quiet spell of `resetAfter` starts the count afresh.
+      let streak = 1
+      for (let i = failures.length - 1; i > 0; i--) {
+        if (failures[i]! - failures[i - 1]! > strategy.resetAfter) break
+        streak++
+      }
+      const attempt = streak
       if (attempt > strategy.attempts)
         return {
           restart: false,

@@ -17,7 +17,8 @@ t.test("exponential backoff grows, is capped, and jitters within bounds", async 
     max: 1000,
     multiplier: 2,
     jitter: 0.2,
-    attempts: 10
+    attempts: 10,
+    resetAfter: 60_000
   } as const
   const delays = [1, 2, 3, 4, 5, 6].map((k) => {
     const d = decideRestart(
@@ -39,6 +40,25 @@ t.test("exponential backoff grows, is capped, and jitters within bounds", async 
     ).restart,
     false
   )
+})
+
+t.test("exponential backoff starts again after a quiet spell of resetAfter", async (t) => {
+  const s = {
+    kind: "exponentialBackoff",
+    initial: 100,
+    max: 1000,
+    multiplier: 2,
+    jitter: 0,
+    attempts: 3,
+    resetAfter: 1000
+  } as const
+  const d = (failures: Array<number>) => {
+    const r = decideRestart(s, failures)
+    return r.restart ? r.delayMs : "fail"
+  }
+  t.equal(d([0, 10, 20]), 400, "third in a row")
+  t.equal(d([0, 10, 20, 30]), "fail", "a fourth in a row exceeds attempts")
+  t.equal(d([0, 10, 20, 5000]), 100, "after 5 s of quiet the count starts again")
 })
 
 t.test("failure rate counts only failures within the interval", async (t) => {
