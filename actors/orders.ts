@@ -32,7 +32,8 @@ export default pipeline(ordersJob, {
     multiplier: backoff?.multiplier ?? 2,
     jitter: backoff?.jitter ?? 0.2,
     max: Number(process.env.EXACTOR_RESTART_MAX_DELAY ?? backoff?.max ?? 10_000),
-    attempts: Number(process.env.EXACTOR_RESTART_ATTEMPTS ?? backoff?.attempts ?? 20)
+    attempts: Number(process.env.EXACTOR_RESTART_ATTEMPTS ?? backoff?.attempts ?? 20),
+    resetAfter: backoff?.resetAfter ?? 60_000
   }
 })
   .source(jetstreamSource<unknown>("orders", { stream: ordersStream, bounded: "atStart" }), {

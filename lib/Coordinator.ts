@@ -483,6 +483,21 @@ export const runCoordinator = (o: CoordinatorOptions) =>
         yield* trigger("checkpoint")
     })
 
+    // A job that already ended (this coordinator's predecessor died after saying so) stays ended:
+    // its instances are gone, and a new run starts with a fresh status (see JobRunner.prepareStart).
+    const previous = (yield* store.readStatus().pipe(Effect.orElseSucceed(() => undefined))) as
+      | Partial<JobStatus>
+      | undefined
+    if (previous?.state === "FINISHED" || previous?.state === "FAILED") {
+      yield* Effect.logInfo(
+        `job ${job} already ${previous.state}${previous.reason ? `: ${previous.reason}` : ""}`
+      )
+      return {
+        state: previous.state,
+        ...(previous.reason === undefined ? {} : { reason: previous.reason })
+      } as { readonly state: JobState; readonly reason?: string }
+    }
+
     // Wait until every instance has said hello (or sent a heartbeat).
     yield* Effect.logInfo(`coordinator of ${job}: waiting for ${ids.length} instances`)
     const deadline = Date.now() + (o.startTimeout ?? 120_000)

@@ -9,6 +9,7 @@ import { join } from "node:path"
 import { Data, Effect } from "effect"
 import { InstanceId } from "./Address.ts"
 import { CheckpointStore, type Manifest } from "./CheckpointStore.ts"
+import type { JobStatus } from "./Coordinator.ts"
 import {
   ExitCode,
   type LauncherEvent,
@@ -41,17 +42,18 @@ export interface Urls {
   readonly amqpUrl: string
 }
 
-/** Writes `latest` so that the coordinator starts where asked. */
+/** Writes `latest` so that the coordinator starts where asked, and a fresh status for the new run. */
 export const prepareStart = (plan: JobPlan, from: StartFrom, urls: Urls) =>
   Effect.scoped(
     Effect.gen(function* () {
-      if (from.kind === "resume") return
       const job = plan.pipeline.job
       const nc = yield* natsConnection(urls.natsUrl, { name: `${job}/launcher` })
       const store = yield* CheckpointStore.open(nc, job)
       const latest = yield* store.readLatest()
-      let target: Manifest
-      if (from.kind === "checkpoint") {
+      let target: Manifest | undefined
+      if (from.kind === "resume") {
+        target = undefined
+      } else if (from.kind === "checkpoint") {
         const m = yield* store.readCheckpoint(from.n)
         if (!m)
           return yield* new StartPointNotFound({
@@ -87,7 +89,22 @@ export const prepareStart = (plan: JobPlan, from: StartFrom, urls: Urls) =>
           yield* d.onFreshStart({ job, operator: name, index: 0, parallelism: node.parallelism, ...urls })
         }
       }
-      yield* store.commitManifest(target, latest?.revision ?? 0)
+      if (target) yield* store.commitManifest(target, latest?.revision ?? 0)
+      // A new run: the previous run's final state must not end this one.
+      const now = Date.now()
+      const fresh: JobStatus = {
+        job,
+        state: "WAITING",
+        epoch: (target ?? latest?.manifest)?.epoch ?? 0,
+        updatedAt: now,
+        startedAt: now,
+        recoveries: 0,
+        pid: 0,
+        instances: [],
+        checkpoints: { completed: 0, aborted: 0 },
+        history: []
+      }
+      yield* store.writeStatus(fresh)
     })
   )
 

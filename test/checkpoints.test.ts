@@ -104,4 +104,8 @@ t.test("a checkpoint that times out is aborted and counted, and the job goes on"
     /\d+\s+(checkpoint|final)\s+completed\s+\d+ ms\s+\d+ ms\s+\d+ B/,
     "with duration and alignment"
   )
+  const metrics = await job.cli(["status", job.job, "--metrics"])
+  t.match(metrics.output, /exactor_checkpoint_duration_ms_bucket/, "the same figures as Prometheus metrics")
+  t.match(metrics.output, /exactor_checkpoint_alignment_ms_count \d+/)
+  t.match(metrics.output, /exactor_checkpoints_aborted_total [1-9]/)
 })

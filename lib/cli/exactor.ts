@@ -107,6 +107,8 @@ const launchCmd = Command.make(
       const plan = yield* loadPipeline(f.module)
       const instances = parseInstances(plan, f.instances)
       if ("_tag" in instances) return yield* instances
+      // the host that runs the coordinator starts a run that goes on from the latest checkpoint
+      if (instances.includes("coordinator")) yield* prepareStart(plan, { kind: "resume" }, urls)
       const result = yield* launch({ module: f.module, plan, instances, supervisor: supervisorOf(f), urls })
       yield* setExit(result.exitCode)
     })
@@ -149,17 +151,26 @@ const withStore = <A, E>(job: string, f: (store: CheckpointStore) => Effect.Effe
     })
   )
 
-const status = Command.make("status", { job: jobArg }, (f) =>
-  withStore(f.job, (store) =>
-    Effect.gen(function* () {
-      const s = yield* store.readStatus()
-      if (s === undefined) {
-        yield* Console.log(`job ${f.job}: no status yet (never run here?)`)
-        return yield* setExit(1)
-      }
-      yield* Console.log(formatStatus(s as JobStatus))
-    })
-  )
+const status = Command.make(
+  "status",
+  {
+    job: jobArg,
+    metrics: Flag.Boolean("metrics").pipe(
+      Flag.withDescription("print the same figures as Prometheus metrics (text exposition format)"),
+      Flag.withDefault(false)
+    )
+  },
+  (f) =>
+    withStore(f.job, (store) =>
+      Effect.gen(function* () {
+        const s = yield* store.readStatus()
+        if (s === undefined) {
+          yield* Console.log(`job ${f.job}: no status yet (never run here?)`)
+          return yield* setExit(1)
+        }
+        yield* Console.log(f.metrics ? ((s as JobStatus).metrics ?? "") : formatStatus(s as JobStatus))
+      })
+    )
 ).pipe(
   Command.withDescription("Print a job's state: instances, records in/out, restarts, epoch, last checkpoints")
 )
@@ -274,6 +285,51 @@ const example = Command.make(
   )
 )
 
+const chaos = Command.make(
+  "chaos",
+  {
+    module: moduleArg,
+    records: Flag.Int("records").pipe(
+      Flag.withDescription("orders to generate (bounded input)"),
+      Flag.withDefault(20_000)
+    ),
+    interval: Flag.Int("interval").pipe(
+      Flag.withDescription("mean ms between faults"),
+      Flag.withDefault(1500)
+    ),
+    kinds: Flag.String("kinds").pipe(
+      Flag.withDescription("what to kill: sources,keyed,sinks,coordinator,operators"),
+      Flag.withDefault("sources,keyed,sinks,coordinator,operators")
+    ),
+    pause: Flag.Boolean("pause").pipe(
+      Flag.withDescription("also SIGSTOP/SIGCONT pauses (zombies), some longer than the heartbeat timeout"),
+      Flag.withDefault(true)
+    ),
+    natsRestarts: Flag.Boolean("nats-restarts").pipe(
+      Flag.withDescription("run against a private nats-server on a random port and restart it as a fault"),
+      Flag.withDefault(false)
+    ),
+    seed: Flag.Int("seed").pipe(Flag.withDescription("seed of the fault schedule (printed)"), Flag.optional),
+    duration: Flag.String("duration").pipe(
+      Flag.withDescription("deadline for the job to finish, e.g. 90s, 10m"),
+      Flag.withDefault("10m")
+    ),
+    json: Flag.String("json").pipe(
+      Flag.withDescription("the report file"),
+      Flag.withDefault("exactor-chaos-report.json")
+    )
+  },
+  (f) =>
+    Effect.promise(() => import("./chaos.ts")).pipe(
+      Effect.flatMap(({ runChaosCli }) => runChaosCli({ ...f, seed: Option.getOrUndefined(f.seed), urls })),
+      Effect.flatMap(setExit)
+    )
+).pipe(
+  Command.withDescription(
+    "Run a pipeline on generated input while killing and pausing its processes; check exactly-once"
+  )
+)
+
 const exactor = Command.make("exactor").pipe(
   Command.withDescription("exactor: exactly-once stream pipelines of actors on NATS and RabbitMQ"),
   Command.withSubcommands([
@@ -284,6 +340,7 @@ const exactor = Command.make("exactor").pipe(
     savepoints,
     produceCmd,
     example,
+    chaos,
     actor,
     coordinator
   ])

@@ -138,7 +138,8 @@ export const startOrdersJob = async (options: {
     run(args = [], extra = {}) {
       const command = args[0] === "launch" ? ["launch", module, ...args.slice(1)] : ["run", module, ...args]
       const child = spawn(process.execPath, [cli, ...command], {
-        env: { ...process.env, ...env, ...extra },
+        // tap's own loaders (NODE_OPTIONS) would be loaded by every actor process too
+        env: { ...process.env, NODE_OPTIONS: "", ...env, ...extra },
         stdio: ["ignore", "pipe", "pipe"]
       })
       children.push(child)
@@ -156,7 +157,9 @@ export const startOrdersJob = async (options: {
     },
     cli(args) {
       return new Promise((resolve) => {
-        const child = spawn(process.execPath, [cli, ...args], { env: { ...process.env, ...env } })
+        const child = spawn(process.execPath, [cli, ...args], {
+          env: { ...process.env, NODE_OPTIONS: "", ...env }
+        })
         let output = ""
         child.stdout.on("data", (d: Buffer) => {
           output += d.toString()

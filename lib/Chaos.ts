@@ -1,0 +1,378 @@
+/**
+ * `exactor chaos`: runs a pipeline of the orders shape (it takes its names from
+ * EXACTOR_ORDERS_JOB/STREAM/QUEUE) on a bounded generated input under `exactor run`, kills and
+ * pauses its processes (and restarts a private NATS server) at random while it runs, then drains
+ * the RabbitMQ output with an independent consumer and gives a Jepsen-style verdict.
+ * Invariant: no fault before every instance runs; at most two faults per completed checkpoint
+ * (so the job always makes progress); everything created (names, processes, server) is removed.
+ */
+import { writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { Data, Effect, Fiber } from "effect"
+import type { HeartbeatBody } from "./Actor.ts"
+import { Subjects } from "./Address.ts"
+import { ensureNats, ensureRabbitMq } from "./Brokers.ts"
+import { type ChaosReport, type FaultEvent, type MemorySample, reportOk } from "./ChaosReport.ts"
+import { CheckpointStore } from "./CheckpointStore.ts"
+import type { JobStatus } from "./Coordinator.ts"
+import { decode, EnvelopeDecodeError } from "./Envelope.ts"
+import type { Urls } from "./JobRunner.ts"
+import { ChaosSetupFailed, chaosNames, cleanupJob, io, spawnRun, stopGroup } from "./ChaosJob.ts"
+import { natsConnection } from "./Nats.ts"
+import { NatsServer, type TestNatsServer } from "./NatsServer.ts"
+import {
+  FaultSchedule,
+  type FaultSlot,
+  jobProcesses,
+  type KilledKind,
+  killedKindOf,
+  Prng,
+  rssKiB,
+  signalProcess,
+  type TargetKind
+} from "./Nemesis.ts"
+import { checkOrders, drainQueue, type OutputMessage } from "./OutputCheck.ts"
+import type { JobPlan } from "./Pipeline.ts"
+import { loadPipeline } from "./PipelineModule.ts"
+import { generateOrder, produce } from "./Producer.ts"
+
+export interface ChaosOptions {
+  readonly module: string
+  readonly records: number
+  /** mean ms between faults */
+  readonly intervalMs: number
+  readonly kinds: ReadonlyArray<TargetKind>
+  /** SIGSTOP/SIGCONT pauses too, every other one (the first too) longer than the heartbeat timeout */
+  readonly pause: boolean
+  /** run against a private nats-server and restart it as one of the faults */
+  readonly natsRestarts: boolean
+  readonly seed: number
+  /** the job must finish within this many ms of its start */
+  readonly deadlineMs: number
+  readonly urls: Urls
+  /** progress lines (a fault, the job's end) */
+  readonly log: (line: string) => void
+}
+
+export class ChaosOptionInvalid extends Data.TaggedError("ChaosOptionInvalid")<{
+  readonly field: string
+  readonly value: unknown
+  readonly rule: string
+}> {
+  override get message(): string {
+    return `chaos option ${this.field} = ${JSON.stringify(this.value)} is invalid: ${this.rule}`
+  }
+}
+
+const validate = (o: ChaosOptions): ChaosOptionInvalid | undefined => {
+  const whole = (field: string, value: number, min: number) =>
+    Number.isInteger(value) && value >= min
+      ? undefined
+      : new ChaosOptionInvalid({ field, value, rule: `a whole number >= ${min}` })
+  return (
+    whole("records", o.records, 1) ??
+    whole("interval", o.intervalMs, 50) ??
+    whole("duration", o.deadlineMs, 1000) ??
+    (o.kinds.length === 0 && !o.pause && !o.natsRestarts
+      ? new ChaosOptionInvalid({ field: "kinds", value: o.kinds, rule: "nothing to target" })
+      : undefined)
+  )
+}
+
+const kindOf = (plan: JobPlan, name: string): TargetKind => {
+  if (name === "coordinator") return "coordinator"
+  const kind = plan.operator.get(name.slice(0, name.lastIndexOf("#")))?.declaration.kind
+  return kind === "source"
+    ? "sources"
+    : kind === "process"
+      ? "keyed"
+      : kind === "sink"
+        ? "sinks"
+        : "operators"
+}
+
+/** What the watchers have seen so far (heartbeats, the status record, /proc). */
+interface Watch {
+  readonly seen: Map<string, { phase: string; epoch: number }>
+  /** per coordinator pid, its latest status */
+  readonly statusByPid: Map<number, JobStatus>
+  status: JobStatus | undefined
+  latestCheckpoint: number
+  maxEpoch: number
+  memory: MemorySample
+}
+
+const sample = (runPid: number): MemorySample => {
+  const out: Record<string, { pid: number; rssKiB: number }> = {}
+  for (const p of jobProcesses(runPid).values()) {
+    const rss = rssKiB(p.pid)
+    if (rss !== undefined) out[p.name] = { pid: p.pid, rssKiB: rss }
+  }
+  return out
+}
+
+/** Runs one chaos experiment and returns its report (`ok` says whether it passed). */
+export const runChaos = (o: ChaosOptions) =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const invalid = validate(o)
+      if (invalid) return yield* invalid
+      const names = chaosNames()
+      const server: TestNatsServer | undefined = o.natsRestarts ? yield* NatsServer.scoped : undefined
+      const natsUrl = server?.url ?? o.urls.natsUrl
+      if (!server) yield* ensureNats({ natsUrl })
+      yield* ensureRabbitMq({ amqpUrl: o.urls.amqpUrl })
+      process.env.EXACTOR_ORDERS_JOB = names.job
+      process.env.EXACTOR_ORDERS_STREAM = names.stream
+      process.env.EXACTOR_ORDERS_QUEUE = names.queue
+      const plan = yield* loadPipeline(o.module)
+      if (plan.pipeline.job !== names.job)
+        return yield* new ChaosOptionInvalid({
+          field: "module",
+          value: o.module,
+          rule: `its job is named ${plan.pipeline.job}, not from EXACTOR_ORDERS_JOB (or it was loaded before in this process)`
+        })
+      // runs before a private server stops (finalizers run in reverse order)
+      yield* Effect.addFinalizer(() => cleanupJob(o.urls, o.log, natsUrl, plan, names))
+      o.log(
+        `chaos: seed ${o.seed}; job ${names.job} on ${natsUrl}; publishing ${o.records} orders into ${names.stream}`
+      )
+      yield* produce({ natsUrl, stream: names.stream, input: { generate: { count: o.records } } })
+
+      const nc = yield* natsConnection(natsUrl, { name: `${names.job}/chaos` })
+      const store = yield* CheckpointStore.open(nc, names.job)
+      const subjects = new Subjects(names.job)
+      const watch: Watch = {
+        seen: new Map(),
+        statusByPid: new Map(),
+        status: undefined,
+        latestCheckpoint: 0,
+        maxEpoch: 0,
+        memory: {}
+      }
+      const sub = nc.subscribe(subjects.coordinator, {
+        callback: (_e, m) => {
+          const r = decode(subjects.coordinator, m.data)
+          if (r instanceof EnvelopeDecodeError || (r.k !== "heartbeat" && r.k !== "hello")) return
+          const hb = ("b" in r ? r.b : undefined) as Partial<HeartbeatBody> | undefined
+          watch.seen.set(r.c, { phase: hb?.phase ?? "?", epoch: r.e })
+          watch.maxEpoch = Math.max(watch.maxEpoch, r.e)
+        }
+      })
+      yield* Effect.addFinalizer(() => Effect.sync(() => sub.unsubscribe()))
+      yield* io("subscribing to heartbeats", () => nc.flush())
+      const instances = plan.instances.map(String)
+      const allRunning = () =>
+        instances.every((i) => {
+          const s = watch.seen.get(i)
+          return s?.phase === "running" && s.epoch === watch.maxEpoch
+        })
+
+      // `exactor run` in its own process group, its output (every process, prefixed) in a log file
+      const logPath = join(tmpdir(), `exactor-chaos-${names.job}.log`)
+      const child = yield* spawnRun(
+        o.module,
+        {
+          EXACTOR_NATS_URL: natsUrl,
+          EXACTOR_AMQP_URL: o.urls.amqpUrl,
+          // the job's restart strategy must outlast the faults: many attempts, a short backoff cap
+          EXACTOR_RESTART_ATTEMPTS: "100000",
+          EXACTOR_RESTART_MAX_DELAY: "2000"
+        },
+        logPath
+      )
+      const exit = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)))
+      const runPid = child.pid ?? 0
+      const startedAt = Date.now()
+      let exitCode: number | null | "running" = "running"
+      void exit.then((c) => {
+        exitCode = c
+      })
+      o.log(`chaos: exactor run started (pid ${runPid}); logs: ${logPath}`)
+
+      // A read that fails (NATS restarting, the bucket not there yet) is simply made again at the next poll.
+      const poll = Effect.gen(function* () {
+        const s = (yield* store.readStatus().pipe(Effect.orElseSucceed(() => undefined))) as
+          | JobStatus
+          | undefined
+        if (s) {
+          watch.status = s
+          watch.statusByPid.set(s.pid, s)
+          watch.maxEpoch = Math.max(watch.maxEpoch, s.epoch)
+        }
+        const latest = yield* store.readLatest().pipe(Effect.orElseSucceed(() => undefined))
+        if (latest) watch.latestCheckpoint = Math.max(watch.latestCheckpoint, latest.manifest.checkpoint)
+        if (exitCode === "running") {
+          const m = sample(runPid)
+          // the end figure is the last sample with every process up (not one taken while they stop)
+          if (Object.keys(m).length === instances.length + 1) watch.memory = m
+        }
+      })
+      const poller = yield* Effect.forkScoped(
+        Effect.forever(poll.pipe(Effect.andThen(Effect.sleep("500 millis"))))
+      )
+      const deadlineAt = startedAt + o.deadlineMs
+      const sleepMs = (ms: number) => Effect.sleep(Math.max(0, ms))
+      const until = (cond: () => boolean) =>
+        Effect.gen(function* () {
+          while (!cond() && exitCode === "running" && Date.now() < deadlineAt) yield* sleepMs(100)
+          return cond()
+        })
+
+      const started = yield* until(allRunning)
+      const t0 = Date.now()
+      const firstEpoch = watch.maxEpoch
+      const memoryStart = started ? sample(runPid) : {}
+      if (started)
+        o.log(
+          `chaos: every instance runs (epoch ${firstEpoch}) after ${((t0 - startedAt) / 1000).toFixed(1)} s; faults begin`
+        )
+
+      const rng = new Prng(o.seed)
+      const slots: Array<FaultSlot> = [
+        ...o.kinds.map((kind) => ({ fault: "kill" as const, kind })),
+        ...(o.pause ? [{ fault: "pause" as const }] : []),
+        ...(server ? [{ fault: "natsRestart" as const }] : [])
+      ]
+      const schedule = new FaultSchedule(slots, rng)
+      const kills: Record<KilledKind, number> = { source: 0, keyed: 0, sink: 0, coordinator: 0, other: 0 }
+      const faults: Array<FaultEvent> = []
+      let pauses = 0
+      let longPauses = 0
+      let natsRestarts = 0
+      const hbTimeout = plan.options.heartbeatTimeout
+      const targetsOf = (kinds: ReadonlyArray<TargetKind>) =>
+        [...jobProcesses(runPid).values()].filter((p) => kinds.includes(kindOf(plan, p.name)))
+
+      /** One fault; a target that is being restarted right now is waited for (up to 5 s). */
+      const inject = (slot: FaultSlot) =>
+        Effect.gen(function* () {
+          const at = Date.now() - t0
+          if (slot.fault === "natsRestart") {
+            yield* io("restarting the private nats-server", () => server!.restart())
+            natsRestarts++
+            faults.push({ at, fault: "natsRestart", target: "nats-server" })
+            return o.log(`chaos: ${(at / 1000).toFixed(1)} s restart nats-server`)
+          }
+          const kinds =
+            slot.fault === "kill" ? [slot.kind] : o.kinds.length > 0 ? o.kinds : (["keyed"] as const)
+          const giveUp = Date.now() + 5000
+          for (;;) {
+            const target = rng.pick(targetsOf(kinds))
+            if (target && slot.fault === "kill") {
+              const sent = signalProcess(target, "SIGKILL")
+              if (typeof sent !== "boolean") return yield* sent
+              if (!sent) continue
+              kills[killedKindOf[slot.kind]]++
+              faults.push({ at, fault: "kill", target: target.name, pid: target.pid })
+              return o.log(`chaos: ${(at / 1000).toFixed(1)} s kill -9 ${target.name} (pid ${target.pid})`)
+            }
+            if (target && slot.fault === "pause") {
+              const long = pauses % 2 === 0 // every other pause makes a zombie, the first one too
+              const ms = Math.round(hbTimeout * (long ? rng.between(1.3, 2) : rng.between(0.2, 0.7)))
+              const sent = signalProcess(target, "SIGSTOP")
+              if (typeof sent !== "boolean") return yield* sent
+              if (!sent) continue
+              o.log(
+                `chaos: ${(at / 1000).toFixed(1)} s pause ${target.name} (pid ${target.pid}) for ${ms} ms`
+              )
+              yield* Effect.sleep(ms).pipe(
+                Effect.ensuring(Effect.sync(() => signalProcess(target, "SIGCONT")))
+              )
+              pauses++
+              if (ms > hbTimeout) longPauses++
+              faults.push({ at, fault: "pause", target: target.name, pid: target.pid, ms })
+              return
+            }
+            if (Date.now() > giveUp || exitCode !== "running")
+              return o.log(`chaos: no ${kinds.join("/")} process to hit`)
+            yield* sleepMs(100)
+          }
+        })
+
+      const nemesis = Effect.gen(function* () {
+        let progressAt = watch.latestCheckpoint
+        let withoutProgress = 0
+        for (;;) {
+          yield* sleepMs(o.intervalMs * rng.between(0.5, 1.5))
+          if (withoutProgress >= 2) yield* until(() => watch.latestCheckpoint > progressAt)
+          if (exitCode !== "running" || Date.now() >= deadlineAt) return
+          if (watch.latestCheckpoint > progressAt) {
+            progressAt = watch.latestCheckpoint
+            withoutProgress = 0
+          }
+          const slot = schedule.next()
+          if (slot) yield* inject(slot)
+          withoutProgress++
+        }
+      })
+      const nemesisFiber = started ? yield* Effect.forkScoped(nemesis) : undefined
+
+      const code = yield* Effect.promise(() => exit).pipe(
+        Effect.timeoutOption(Math.max(0, deadlineAt - Date.now())),
+        Effect.map((c) => (c._tag === "Some" ? c.value : null))
+      )
+      const wallMs = Date.now() - startedAt
+      if (nemesisFiber) yield* Fiber.interrupt(nemesisFiber)
+      const memoryEnd = watch.memory
+      if (code === null) o.log(`chaos: deadline of ${o.deadlineMs / 1000} s passed; stopping the job`)
+      yield* Effect.promise(() => stopGroup(child))
+      yield* Fiber.interrupt(poller)
+      yield* poll
+      const output: ReadonlyArray<OutputMessage> = yield* drainQueue(o.urls.amqpUrl, names.queue).pipe(
+        Effect.catch((e) =>
+          Effect.sync(() => {
+            o.log(`chaos: ${e.message} (counted as lost)`)
+            return []
+          })
+        )
+      )
+      const verdict = checkOrders(
+        Array.from({ length: o.records }, (_, i) => generateOrder(i)),
+        output
+      )
+      const s = watch.status
+      const perCoordinator = [...watch.statusByPid.values()]
+      const report: Omit<ChaosReport, "ok"> = {
+        module: o.module,
+        ...names,
+        natsUrl,
+        seed: o.seed,
+        records: o.records,
+        intervalMs: o.intervalMs,
+        kinds: o.kinds,
+        pause: o.pause,
+        natsRestartsEnabled: o.natsRestarts,
+        deadlineMs: o.deadlineMs,
+        finished: code === 0 && s?.state === "FINISHED",
+        exitCode: code,
+        state: s?.state,
+        reason: code === null ? `not finished within ${o.deadlineMs / 1000} s` : s?.reason,
+        verdict,
+        kills,
+        pauses,
+        longPauses,
+        natsRestarts,
+        faults,
+        recoveries: Math.max(0, watch.maxEpoch - firstEpoch),
+        epochs: { first: firstEpoch, last: watch.maxEpoch },
+        checkpoints: {
+          completed: perCoordinator.reduce((a, c) => a + c.checkpoints.completed, 0),
+          aborted: perCoordinator.reduce((a, c) => a + c.checkpoints.aborted, 0),
+          latest: watch.latestCheckpoint
+        },
+        wallMs,
+        memory: { start: memoryStart, end: memoryEnd },
+        log: logPath
+      }
+      return { ...report, ok: reportOk(report) } satisfies ChaosReport
+    })
+  )
+
+/** Writes the report as JSON. */
+export const writeReport = (file: string, report: ChaosReport) =>
+  Effect.try({
+    try: () => writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`),
+    catch: (cause) => new ChaosSetupFailed({ step: `writing the report ${file}`, cause })
+  })

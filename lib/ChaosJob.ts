@@ -1,0 +1,120 @@
+/**
+ * The job under chaos, on the brokers' side: unique names, the `exactor run` child in its own
+ * process group (so that every actor process it starts can be stopped with it), and the removal
+ * of everything the run created. Invariant: only that group is ever signalled, and a stopped
+ * (SIGSTOP) member is continued before it is asked to terminate.
+ */
+import { type ChildProcess, spawn } from "node:child_process"
+import { closeSync, openSync } from "node:fs"
+import { jetstreamManager } from "@nats-io/jetstream"
+import { Kvm } from "@nats-io/kv"
+import { Objm } from "@nats-io/obj"
+import amqp from "amqplib"
+import { Data, Effect } from "effect"
+import type { Urls } from "./JobRunner.ts"
+import { cliEntry } from "./Launcher.ts"
+import { natsConnection } from "./Nats.ts"
+import type { JobPlan } from "./Pipeline.ts"
+import { lockQueueName, markerQueueName } from "./RabbitMqSink.ts"
+
+export class ChaosSetupFailed extends Data.TaggedError("ChaosSetupFailed")<{
+  readonly step: string
+  readonly cause: unknown
+}> {
+  override get message(): string {
+    return `chaos: ${this.step} failed: ${this.cause instanceof Error ? this.cause.message : String(this.cause)}`
+  }
+}
+
+export interface ChaosNames {
+  readonly job: string
+  readonly stream: string
+  readonly queue: string
+}
+
+/** `chaos-<tag>`, `chaos-orders-<tag>`, `chaos-totals-<tag>`: unique per run. */
+export const chaosNames = (): ChaosNames => {
+  const tag = `${Date.now().toString(36)}${Math.floor(Math.random() * 36 ** 4).toString(36)}`
+  return { job: `chaos-${tag}`, stream: `chaos-orders-${tag}`, queue: `chaos-totals-${tag}` }
+}
+
+export const io = <A>(step: string, f: () => Promise<A>) =>
+  Effect.tryPromise({ try: f, catch: (cause) => new ChaosSetupFailed({ step, cause }) })
+
+/** `exactor run <module>` with a generous restart intensity, output to `logPath`; stopped with the scope. */
+export const spawnRun = (module: string, env: Readonly<Record<string, string>>, logPath: string) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const logFd = openSync(logPath, "a")
+      try {
+        return spawn(
+          process.execPath,
+          [cliEntry, "run", module, "--max-restarts", "1000", "--restart-window", "60"],
+          {
+            detached: true,
+            stdio: ["ignore", logFd, logFd],
+            env: { ...process.env, NODE_OPTIONS: "", ...env }
+          }
+        )
+      } finally {
+        closeSync(logFd)
+      }
+    }),
+    (c) => Effect.promise(() => stopGroup(c))
+  )
+
+/** SIGCONT (a paused process cannot die of SIGTERM), SIGTERM, then SIGKILL the whole group. */
+export const stopGroup = async (child: ChildProcess): Promise<void> => {
+  const pid = child.pid
+  if (pid === undefined) return
+  const group = (signal: NodeJS.Signals) => {
+    try {
+      process.kill(-pid, signal)
+    } catch {
+      // the group is gone already
+    }
+  }
+  group("SIGCONT")
+  if (child.exitCode === null && child.signalCode === null) {
+    group("SIGTERM")
+    const deadline = Date.now() + 10_000
+    while (child.exitCode === null && child.signalCode === null && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 100))
+  }
+  group("SIGKILL")
+}
+
+/** Deletes the job's stream, buckets and queues on the shared brokers; a failure is logged, not hidden. */
+export const cleanupJob = (
+  urls: Urls,
+  log: (line: string) => void,
+  natsUrl: string,
+  plan: JobPlan,
+  names: ChaosNames
+) =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const nc = yield* natsConnection(natsUrl, { name: `${names.job}/chaos-cleanup` })
+      yield* io("deleting the input stream and the job's buckets", async () => {
+        await (await jetstreamManager(nc)).streams.delete(names.stream).catch(() => false)
+        await (await new Kvm(nc).create(`exactor-${names.job}`)).destroy()
+        await (await new Objm(nc).create(`exactor-${names.job}`)).destroy()
+      })
+      yield* io("deleting the output, lock and marker queues", async () => {
+        const conn = await amqp.connect(urls.amqpUrl)
+        try {
+          const ch = await conn.createChannel()
+          await ch.deleteQueue(names.queue)
+          for (const id of plan.instances)
+            if (plan.operator.get(id.operator)?.declaration.kind === "sink")
+              for (const q of [
+                lockQueueName(names.job, id.operator, id.index),
+                markerQueueName(names.job, id.operator, id.index)
+              ])
+                await ch.deleteQueue(q)
+        } finally {
+          await conn.close().catch(() => undefined)
+        }
+      })
+    })
+  ).pipe(Effect.catch((e) => Effect.sync(() => log(`cleanup: ${e.message}`))))

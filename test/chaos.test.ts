@@ -1,0 +1,48 @@
+/**
+ * The chaos test: the orders job (RabbitMQ sink) on 40k generated orders while a source, a keyed
+ * operator, the sink and the coordinator are killed with SIGKILL (a fault every ~1.5 s) and one
+ * instance is paused past the heartbeat timeout (a zombie). Exactly-once must hold: the job
+ * FINISHES, and lost, duplicated and unexpected are 0 with every running-total chain unbroken.
+ */
+import { randomInt } from "node:crypto"
+import { fileURLToPath } from "node:url"
+import { Effect } from "effect"
+import t from "tap"
+import { runChaos } from "../lib/Chaos.ts"
+import { formatChaosReport } from "../lib/ChaosReport.ts"
+import { amqpUrl, natsUrl } from "./harness/env.ts"
+
+const ordersModule = fileURLToPath(new URL("../actors/orders.ts", import.meta.url))
+
+t.test("kills of every kind and a zombie: the output is still exactly once", async (t) => {
+  const seed = Number(process.env.EXACTOR_CHAOS_SEED ?? randomInt(1, 2 ** 31 - 1))
+  t.comment(`seed ${seed} (repeat with EXACTOR_CHAOS_SEED=${seed})`)
+  const report = await Effect.runPromise(
+    runChaos({
+      module: ordersModule,
+      records: 40_000,
+      intervalMs: 1500,
+      kinds: ["sources", "keyed", "sinks", "coordinator"],
+      pause: true,
+      natsRestarts: false,
+      seed,
+      deadlineMs: 180_000,
+      urls: { natsUrl, amqpUrl },
+      log: (line) => t.comment(line)
+    })
+  )
+  t.comment(`\n${formatChaosReport(report)}`)
+  const v = report.verdict
+  t.ok(report.finished, `the job FINISHED (state ${report.state}, exit ${report.exitCode})`)
+  t.same(
+    { attempted: v.attempted, ok: v.ok, lost: v.lost, duplicated: v.duplicated, unexpected: v.unexpected },
+    { attempted: 40_000, ok: 40_000, lost: 0, duplicated: 0, unexpected: 0 },
+    "every order exactly once"
+  )
+  t.equal(v.brokenChains, 0, `one unbroken running-total chain per customer (${v.customers} customers)`)
+  for (const kind of ["source", "keyed", "sink", "coordinator"] as const)
+    t.ok(report.kills[kind] >= 1, `${report.kills[kind]} kill(s) of a ${kind}`)
+  t.ok(report.longPauses >= 1, `${report.longPauses} pause(s) past the heartbeat timeout (zombies)`)
+  t.ok(report.recoveries >= 1, `${report.recoveries} recoveries`)
+  t.ok(report.ok, "the chaos report says exactly once")
+})
