@@ -69,6 +69,21 @@ export interface LauncherOptions {
   readonly onEvent?: (event: LauncherEvent) => void
 }
 
+/** Tells a child which process supervises it; a child whose supervisor is gone stops (see `exitWithSupervisor`). */
+export const supervisorPidVariable = "EXACTOR_SUPERVISOR_PID"
+
+/**
+ * In a supervised child: stop gracefully (SIGTERM to itself) once the supervisor is gone, as an
+ * Erlang process linked to its supervisor would, so that no orphaned actor outlives its launcher.
+ */
+export const exitWithSupervisor = (): void => {
+  const supervisor = Number(process.env[supervisorPidVariable])
+  if (!supervisor) return
+  setInterval(() => {
+    if (process.ppid !== supervisor) process.kill(process.pid, "SIGTERM")
+  }, 1000).unref()
+}
+
 /** The CLI entry every child runs. */
 export const cliEntry = fileURLToPath(new URL("./cli/exactor.ts", import.meta.url))
 
@@ -112,7 +127,12 @@ export const runLauncher = (o: LauncherOptions): Effect.Effect<LauncherResult> =
       const child = spawn(process.execPath, [cliEntry, ...spec.args], {
         stdio: ["ignore", "pipe", "pipe"],
         // Node's compile cache (code and stripped types) cuts a restarted actor's start-up time.
-        env: { NODE_COMPILE_CACHE: join(tmpdir(), "exactor-compile-cache"), ...process.env, ...o.env }
+        env: {
+          NODE_COMPILE_CACHE: join(tmpdir(), "exactor-compile-cache"),
+          ...process.env,
+          ...o.env,
+          [supervisorPidVariable]: String(process.pid)
+        }
       })
       children.set(spec.name, child)
       pipeLines(child, spec.name, out)

@@ -147,3 +147,23 @@ t.test("two launchers share one job (as two hosts would): each starts its own in
   t.not(await bad.exit, 0, "an instance that is not in the pipeline is refused")
   t.match(bad.output(), /has no instance total#7; available: .*total#0/)
 })
+
+t.test("when its launcher dies, no actor outlives it", async (t) => {
+  const job = await startOrdersJob({ orders: 100_000, output: "jetstream" })
+  t.teardown(() => job.cleanup())
+  const run = job.run()
+  await job.running("sink#0")
+  const pids = [...job.seen.values()].map((s) => s.pid)
+  run.child.kill("SIGKILL")
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0)
+      return true
+    } catch {
+      return false
+    }
+  }
+  const deadline = Date.now() + 15_000
+  while (pids.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200))
+  t.same(pids.filter(alive), [], `all ${pids.length} actor processes stopped`)
+})

@@ -14,7 +14,7 @@ import { defaultAmqpUrl, defaultNatsUrl } from "../Brokers.ts"
 import { CheckpointStore } from "../CheckpointStore.ts"
 import { type JobStatus, runCoordinator } from "../Coordinator.ts"
 import { decode, EnvelopeDecodeError, encode } from "../Envelope.ts"
-import { defaultSupervisorOptions, ExitCode } from "../Launcher.ts"
+import { defaultSupervisorOptions, ExitCode, exitWithSupervisor } from "../Launcher.ts"
 import { launch, parseInstances, prepareStart, type StartFrom } from "../JobRunner.ts"
 import { natsConnection } from "../Nats.ts"
 import { loadPipeline } from "../PipelineModule.ts"
@@ -120,6 +120,7 @@ const actor = Command.make(
   (f) =>
     Effect.scoped(
       Effect.gen(function* () {
+        exitWithSupervisor()
         const plan = yield* loadPipeline(f.module)
         const id = InstanceId.parse(f.instance)
         if (id instanceof InvalidInstanceId) return yield* id
@@ -133,6 +134,7 @@ const actor = Command.make(
 const coordinator = Command.make("coordinator", { module: moduleArg }, (f) =>
   Effect.scoped(
     Effect.gen(function* () {
+      exitWithSupervisor()
       const plan = yield* loadPipeline(f.module)
       const nc = yield* natsConnection(urls.natsUrl, { name: `${plan.pipeline.job}/coordinator` })
       const store = yield* CheckpointStore.open(nc, plan.pipeline.job)

@@ -189,7 +189,13 @@ export const startOrdersJob = async (options: {
       return checkOrders(input, out)
     },
     async cleanup() {
-      for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL")
+      // SIGTERM lets a launcher stop its actors; what is left after 5 s is killed
+      const alive = children.filter((c) => c.exitCode === null && c.signalCode === null)
+      for (const c of alive) c.kill("SIGTERM")
+      const deadline = Date.now() + 5000
+      while (alive.some((c) => c.exitCode === null && c.signalCode === null) && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 100))
+      for (const c of alive) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL")
       const jsm = await jetstreamManager(nc)
       await jsm.streams.delete(stream).catch(() => false)
       await jsm.streams.delete(outStream).catch(() => false)
