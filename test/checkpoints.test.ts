@@ -3,47 +3,10 @@
  * 2 -> 3 from a checkpoint, a checkpoint that times out is aborted and counted while the job goes
  * on, and the checkpoint figures in `exactor status`. Digest fallback and savepoints: savepoints.test.ts.
  */
-import t, { type Test } from "tap"
+import t from "tap"
 import { Effect } from "effect"
-import { CheckpointStore } from "../lib/CheckpointStore.ts"
-import type { JobStatus } from "../lib/Coordinator.ts"
-import type { Verdict } from "../lib/OutputCheck.ts"
-import { type OrdersJob, startOrdersJob } from "./harness/job.ts"
-
-const exactlyOnce = (t: Test, v: Verdict, n: number) => {
-  t.same(
-    { attempted: v.attempted, ok: v.ok, lost: v.lost, duplicated: v.duplicated, unexpected: v.unexpected },
-    { attempted: n, ok: n, lost: 0, duplicated: 0, unexpected: 0 },
-    "every order exactly once"
-  )
-  t.equal(v.brokenChains, 0, "one unbroken running-total chain per customer")
-}
-
-const store = (job: OrdersJob) => Effect.runPromise(CheckpointStore.open(job.nc, job.job))
-const status = async (job: OrdersJob) =>
-  (await Effect.runPromise((await store(job)).readStatus())) as JobStatus | undefined
-
-const until = async <A>(what: string, f: () => Promise<A | undefined>, timeoutMs = 60_000): Promise<A> => {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const a = await f()
-    if (a !== undefined) return a
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
-
-/** Runs the job until `checkpoints` have completed, then stops it (SIGTERM); returns the latest id. */
-const stopAfterCheckpoints = async (job: OrdersJob, checkpoints: number) => {
-  const run = job.run()
-  const s = await until("completed checkpoints", async () => {
-    const s = await status(job)
-    return s && s.checkpoints.completed >= checkpoints && s.state === "RUNNING" ? s : undefined
-  })
-  run.child.kill("SIGTERM")
-  await run.exit
-  return s
-}
+import { exactlyOnce, status, stopAfterCheckpoints, store, until } from "./harness/checks.ts"
+import { startOrdersJob } from "./harness/job.ts"
 
 t.test("rescale the keyed operator 2 -> 3 from a checkpoint: same totals", async (t) => {
   const job = await startOrdersJob({

@@ -3,47 +3,16 @@
  * own process under `exactor run`. Totals are checked against the input (Jepsen-style counts and
  * the per-customer running-total chains), also across kills and a rescale.
  */
-import t, { type Test } from "tap"
-import { Effect } from "effect"
-import { CheckpointStore } from "../lib/CheckpointStore.ts"
-import type { JobStatus } from "../lib/Coordinator.ts"
-import type { Verdict } from "../lib/OutputCheck.ts"
-import { type OrdersJob, startOrdersJob } from "./harness/job.ts"
-
-const exactlyOnceCounts = (t: Test, v: Verdict, n: number) => {
-  t.same(
-    { attempted: v.attempted, ok: v.ok, lost: v.lost, duplicated: v.duplicated, unexpected: v.unexpected },
-    { attempted: n, ok: n, lost: 0, duplicated: 0, unexpected: 0 },
-    "every order exactly once"
-  )
-  t.equal(v.brokenChains, 0, `running totals form one unbroken chain per customer (${v.customers} customers)`)
-}
-
-const status = (job: OrdersJob) =>
-  Effect.runPromise(
-    CheckpointStore.open(job.nc, job.job).pipe(Effect.flatMap((s) => s.readStatus()))
-  ) as Promise<JobStatus | undefined>
-
-const until = async <A>(
-  what: string,
-  f: () => A | undefined | Promise<A | undefined>,
-  timeoutMs = 60_000
-): Promise<A> => {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const a = await f()
-    if (a !== undefined && a !== false) return a
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
+import t from "tap"
+import { exactlyOnce, status, until } from "./harness/checks.ts"
+import { startOrdersJob } from "./harness/job.ts"
 
 t.test("a pipeline of processes computes the same totals as the input", async (t) => {
   const job = await startOrdersJob({ orders: 5000, output: "jetstream" })
   t.teardown(() => job.cleanup())
   const run = job.run()
   t.equal(await run.exit, 0, "the job FINISHED")
-  exactlyOnceCounts(t, await job.verdict(), 5000)
+  exactlyOnce(t, await job.verdict(), 5000)
   const s = await status(job)
   t.equal(s?.state, "FINISHED")
   t.equal(s?.instances.length, 8, "8 instances reported")
@@ -72,7 +41,7 @@ t.test("kill -9 of a keyed instance: detected, restarted with backoff, same tota
   t.not(after.pid, before.pid, "a new process runs total#1")
   t.ok(after.epoch > before.epoch, `in a new epoch (${before.epoch} -> ${after.epoch})`)
   t.equal(await run.exit, 0, "the job FINISHED")
-  exactlyOnceCounts(t, await job.verdict(), 60_000)
+  exactlyOnce(t, await job.verdict(), 60_000)
   t.match(run.output(), /total#1 killed by SIGKILL; restarting in \d+ ms/, "the launcher logged the restart")
 })
 
@@ -95,7 +64,7 @@ t.test("an instance that stops answering is caught by the coordinator's heartbea
   )
   process.kill(before.pid, "SIGKILL") // the zombie: the launcher restarts it
   t.equal(await run.exit, 0, "the job FINISHED")
-  exactlyOnceCounts(t, await job.verdict(), 60_000)
+  exactlyOnce(t, await job.verdict(), 60_000)
 })
 
 t.test("kill -9 of the coordinator: a new one reads epoch and manifest and recovers", async (t) => {
@@ -115,7 +84,7 @@ t.test("kill -9 of the coordinator: a new one reads epoch and manifest and recov
   const after = await job.running("sink#0", before.epoch)
   t.ok(after.epoch > before.epoch, `the new coordinator started epoch ${after.epoch}`)
   t.equal(await run.exit, 0, "the job FINISHED")
-  exactlyOnceCounts(t, await job.verdict(), 60_000)
+  exactlyOnce(t, await job.verdict(), 60_000)
 })
 
 t.test("past the restart intensity limit the job FAILS with the reason", async (t) => {
@@ -142,7 +111,7 @@ t.test("two launchers share one job (as two hosts would): each starts its own in
   const hostB = job.run(["launch", "--instances", "total#0,total#1,sink#0"])
   t.equal(await hostA.exit, 0, "host A's launcher ends when the coordinator declares FINISHED")
   t.equal(await hostB.exit, 0, "host B's launcher ends when its instances are stopped")
-  exactlyOnceCounts(t, await job.verdict(), 5000)
+  exactlyOnce(t, await job.verdict(), 5000)
   const bad = job.run(["launch", "--instances", "total#7"])
   t.not(await bad.exit, 0, "an instance that is not in the pipeline is refused")
   t.match(bad.output(), /has no instance total#7; available: .*total#0/)

@@ -4,26 +4,9 @@
  * The output is drained by an independent amqplib consumer that counts message ids and checks
  * every running total.
  */
-import t, { type Test } from "tap"
-import { Effect } from "effect"
-import { CheckpointStore } from "../lib/CheckpointStore.ts"
-import type { JobStatus } from "../lib/Coordinator.ts"
-import type { Verdict } from "../lib/OutputCheck.ts"
-import { type OrdersJob, startOrdersJob } from "./harness/job.ts"
-
-const exactlyOnce = (t: Test, v: Verdict, n: number) => {
-  t.same(
-    { attempted: v.attempted, ok: v.ok, lost: v.lost, duplicated: v.duplicated, unexpected: v.unexpected },
-    { attempted: n, ok: n, lost: 0, duplicated: 0, unexpected: 0 },
-    "every order exactly once in RabbitMQ"
-  )
-  t.equal(v.brokenChains, 0, `one unbroken running-total chain per customer (${v.customers})`)
-}
-
-const status = async (job: OrdersJob) =>
-  (await Effect.runPromise(
-    CheckpointStore.open(job.nc, job.job).pipe(Effect.flatMap((s) => s.readStatus()))
-  )) as JobStatus | undefined
+import t from "tap"
+import { exactlyOnce, status } from "./harness/checks.ts"
+import { startOrdersJob } from "./harness/job.ts"
 
 t.test("kill -9 of the sink between checkpoints: exactly once in RabbitMQ", async (t) => {
   const job = await startOrdersJob({ orders: 40_000, env: { EXACTOR_CHECKPOINT_INTERVAL: "300" } })

@@ -5,36 +5,9 @@
  */
 import t from "tap"
 import { Effect } from "effect"
-import { CheckpointStore } from "../lib/CheckpointStore.ts"
-import type { JobStatus } from "../lib/Coordinator.ts"
 import type { SnapshotHandle } from "../lib/Manifest.ts"
-import { type OrdersJob, startOrdersJob } from "./harness/job.ts"
-
-const store = (job: OrdersJob) => Effect.runPromise(CheckpointStore.open(job.nc, job.job))
-const status = async (job: OrdersJob) =>
-  (await Effect.runPromise((await store(job)).readStatus())) as JobStatus | undefined
-
-const until = async <A>(what: string, f: () => Promise<A | undefined>, timeoutMs = 60_000): Promise<A> => {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const a = await f()
-    if (a !== undefined) return a
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
-
-/** Runs the job until `checkpoints` have completed, then stops it (SIGTERM); returns the latest id. */
-const stopAfterCheckpoints = async (job: OrdersJob, checkpoints: number) => {
-  const run = job.run()
-  const s = await until("completed checkpoints", async () => {
-    const s = await status(job)
-    return s && s.checkpoints.completed >= checkpoints && s.state === "RUNNING" ? s : undefined
-  })
-  run.child.kill("SIGTERM")
-  await run.exit
-  return s
-}
+import { stopAfterCheckpoints, store } from "./harness/checks.ts"
+import { startOrdersJob } from "./harness/job.ts"
 
 t.test(
   "a snapshot that fails its digest is refused and recovery falls back to the previous checkpoint",

@@ -1,0 +1,53 @@
+/**
+ * What the job tests assert and wait for, in one place: the exactly-once verdict, the
+ * coordinator's status record, waiting on a condition, and stopping a job after checkpoints.
+ */
+import type { Test } from "tap"
+import { Effect } from "effect"
+import { CheckpointStore } from "../../lib/CheckpointStore.ts"
+import type { JobStatus } from "../../lib/Coordinator.ts"
+import type { Verdict } from "../../lib/OutputCheck.ts"
+import type { OrdersJob } from "./job.ts"
+
+/** Every order exactly once (Jepsen counts) and one unbroken running-total chain per customer. */
+export const exactlyOnce = (t: Test, v: Verdict, n: number) => {
+  t.same(
+    { attempted: v.attempted, ok: v.ok, lost: v.lost, duplicated: v.duplicated, unexpected: v.unexpected },
+    { attempted: n, ok: n, lost: 0, duplicated: 0, unexpected: 0 },
+    "every order exactly once"
+  )
+  t.equal(v.brokenChains, 0, `one unbroken running-total chain per customer (${v.customers} customers)`)
+}
+
+export const store = (job: OrdersJob) => Effect.runPromise(CheckpointStore.open(job.nc, job.job))
+
+/** The status record the job's coordinator writes every second. */
+export const status = async (job: OrdersJob) =>
+  (await Effect.runPromise((await store(job)).readStatus())) as JobStatus | undefined
+
+/** Polls `f` until it gives something other than undefined or false. */
+export const until = async <A>(
+  what: string,
+  f: () => A | undefined | false | Promise<A | undefined | false>,
+  timeoutMs = 60_000
+): Promise<A> => {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const a = await f()
+    if (a !== undefined && a !== false) return a
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+/** Runs the job until `checkpoints` have completed, then stops it (SIGTERM); returns that status. */
+export const stopAfterCheckpoints = async (job: OrdersJob, checkpoints: number) => {
+  const run = job.run()
+  const s = await until("completed checkpoints", async () => {
+    const s = await status(job)
+    return s && s.checkpoints.completed >= checkpoints && s.state === "RUNNING" ? s : undefined
+  })
+  run.child.kill("SIGTERM")
+  await run.exit
+  return s
+}
