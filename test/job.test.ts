@@ -15,7 +15,7 @@ t.test("a pipeline of processes computes the same totals as the input", async (t
   exactlyOnce(t, await job.verdict(), 5000)
   const s = await status(job)
   t.equal(s?.state, "FINISHED")
-  t.equal(s?.instances.length, 8, "8 instances reported")
+  t.equal(s?.instances.length, 7, "7 instances reported (2 sources, 2 parse, 2 total, 1 sink)")
 })
 
 t.test("kill -9 of a keyed instance: detected, restarted with backoff, same totals", async (t) => {
