@@ -58,6 +58,16 @@ export interface OrdersJob {
   cleanup(): Promise<void>
 }
 
+/**
+ * tap's process tracking puts its loader into NODE_OPTIONS of every process a test spawns (and
+ * puts it back if the test clears it), which doubles each actor's memory; `env -u` drops it
+ * just before node starts (exec keeps the pid, so signals still reach node).
+ */
+const withoutTapLoaders = (args: ReadonlyArray<string>): [string, Array<string>] => [
+  "/usr/bin/env",
+  ["-u", "NODE_OPTIONS", process.execPath, ...args]
+]
+
 export const jetstreamModule = fileURLToPath(new URL("../fixtures/totalsToJetStream.ts", import.meta.url))
 
 /** Reads every record of a stream (the JetStream sink's output). */
@@ -137,9 +147,8 @@ export const startOrdersJob = async (options: {
     nc,
     run(args = [], extra = {}) {
       const command = args[0] === "launch" ? ["launch", module, ...args.slice(1)] : ["run", module, ...args]
-      const child = spawn(process.execPath, [cli, ...command], {
-        // tap's own loaders (NODE_OPTIONS) would be loaded by every actor process too
-        env: { ...process.env, NODE_OPTIONS: "", ...env, ...extra },
+      const child = spawn(...withoutTapLoaders([cli, ...command]), {
+        env: { ...process.env, ...env, ...extra },
         stdio: ["ignore", "pipe", "pipe"]
       })
       children.push(child)
@@ -157,9 +166,7 @@ export const startOrdersJob = async (options: {
     },
     cli(args) {
       return new Promise((resolve) => {
-        const child = spawn(process.execPath, [cli, ...args], {
-          env: { ...process.env, NODE_OPTIONS: "", ...env }
-        })
+        const child = spawn(...withoutTapLoaders([cli, ...args]), { env: { ...process.env, ...env } })
         let output = ""
         child.stdout.on("data", (d: Buffer) => {
           output += d.toString()
