@@ -93,7 +93,7 @@ export class InvalidJobOption extends Data.TaggedError("InvalidJobOption")<{
   }
 }
 
-/** Options as a user writes them: any part may be left out. */
+/** Options as a user writes them: every part is optional. */
 export type JobOptionsInput = {
   readonly [K in keyof JobOptions]?: JobOptions[K] extends RestartStrategy
     ? RestartStrategy
