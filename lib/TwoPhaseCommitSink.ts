@@ -6,6 +6,7 @@
  * per `commitRetrySchedule`, and otherwise fails typed while staying pending); no transaction holds
  * more than `maxTransactionRecords` records (the rest waits in `carry`, which is part of the snapshot).
  */
+import type { SinkWriter as RuntimeSinkWriter } from "./Operator.ts"
 import { Data, Effect, Schedule, Semaphore } from "effect"
 import type { RabbitMqSinkError } from "./RabbitMqSink.ts"
 
@@ -105,29 +106,20 @@ export interface TransactionalResource<Txn, Rec, E> {
   readonly isRecord: (u: unknown) => u is Rec
 }
 
-/** The interface the runtime calls (one per sink instance). */
-export interface SinkWriter<A> {
-  /** Adds records to the open transaction (published as they arrive). */
-  readonly write: (records: ReadonlyArray<A>) => Effect.Effect<void, SinkError>
+/**
+ * The runtime's sink contract (`SinkWriter` in Operator.ts: write, snapshot at a barrier, commit
+ * on `complete n`, restore after a failure, full), with the snapshot typed.
+ */
+export interface TwoPhaseCommitWriter<A, E> extends RuntimeSinkWriter<A, E> {
   /** Barrier n aligned: preCommit the open transaction, keep it pending under n, begin the next one.
    *  Returns the sink's snapshot state (plain msgpack-able data) holding every pending transaction's records. */
-  readonly snapshot: (n: number) => Effect.Effect<SinkSnapshot, SinkError>
-  /** Checkpoint n completed: commit every pending transaction with id <= n, in order. Idempotent. */
-  readonly commit: (n: number) => Effect.Effect<void, SinkError>
+  snapshot(n: number): Effect.Effect<SinkSnapshot, E>
   /** After a failure: recoverAndCommit the pending transactions of `snapshot` (undefined = fresh start), abort anything open, begin a new transaction. */
-  readonly restore: (snapshot: SinkSnapshot | undefined) => Effect.Effect<void, SinkError>
-  /** True when the open transaction holds maxTransactionMessages records. */
-  readonly full: () => boolean
+  restore(snapshot: SinkSnapshot | undefined): Effect.Effect<void, E>
 }
 
-/** SinkWriter with the error type of its resource (what makeTwoPhaseCommitSink builds). */
-export interface TwoPhaseCommitWriter<A, E> {
-  readonly write: (records: ReadonlyArray<A>) => Effect.Effect<void, E>
-  readonly snapshot: (n: number) => Effect.Effect<SinkSnapshot, E>
-  readonly commit: (n: number) => Effect.Effect<void, E>
-  readonly restore: (snapshot: SinkSnapshot | undefined) => Effect.Effect<void, E>
-  readonly full: () => boolean
-}
+/** What the RabbitMQ sink gives the runtime. */
+export type SinkWriter<A> = TwoPhaseCommitWriter<A, SinkError>
 
 export interface TwoPhaseCommitOptions {
   /** names the sink instance in errors and logs */
