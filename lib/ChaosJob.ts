@@ -53,7 +53,7 @@ export const spawnRun = (module: string, env: Readonly<Record<string, string>>, 
           {
             detached: true,
             stdio: ["ignore", logFd, logFd],
-            env: { ...process.env, NODE_OPTIONS: "", ...env }
+            env: { ...process.env, ...env }
           }
         )
       } finally {
