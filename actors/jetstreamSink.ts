@@ -5,7 +5,8 @@
  * stream. Exactly once as long as a repeat falls within the stream's duplicate window.
  */
 import { jetstream } from "@nats-io/jetstream"
-import { Data, Effect } from "effect"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
 import { natsConnection } from "../lib/Nats.ts"
 import { type SinkDeclaration, sink } from "../lib/Operator.ts"
 

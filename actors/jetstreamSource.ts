@@ -3,7 +3,7 @@
  * (see lib/JetStreamSource.ts for how parallel instances split the stream and how a bounded
  * source fixes its end). A fresh run of the job forgets the previous run's bounded end.
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import {
   type JetStreamSourceOptions,
   clearBoundedEnd,

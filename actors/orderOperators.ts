@@ -2,7 +2,8 @@
  * The operators of the orders example: parse/validate an order, and the running total per
  * customer (keyed state: one number per customer). Shared by actors/orders.ts and the tests.
  */
-import { Data, Effect } from "effect"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
 import { keyedProcess, map } from "../lib/Operator.ts"
 
 export interface Order {

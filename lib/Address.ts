@@ -3,7 +3,7 @@
  * Invariant: an instance id has exactly one canonical string and maps to exactly one
  * mailbox, credit and control subject; every subject of a job is built here and nowhere else.
  */
-import { Data } from "effect"
+import * as Data from "effect/Data"
 
 /** A name of a job or operator: a NATS subject token, so no dots, spaces, `*`, `>` or `#`. */
 const tokenPattern = /^[A-Za-z0-9_-]+$/

@@ -5,7 +5,8 @@
  * (server channel close, dead connection, an amqplib without `rpc`) is a typed `AmqpTxError`.
  */
 import type { Channel } from "amqplib"
-import { Data, Effect } from "effect"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
 
 /** The tx class method ids of AMQP 0-9-1 (class 90): `classId << 16 | methodId`. */
 export const TxMethod = {

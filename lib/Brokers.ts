@@ -12,7 +12,11 @@ import { fileURLToPath } from "node:url"
 import { jetstreamManager } from "@nats-io/jetstream"
 import { connect as natsConnect } from "@nats-io/transport-node"
 import { connect as amqpConnect } from "amqplib"
-import { Data, Duration, Effect, Schedule } from "effect"
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
+import { defaultAmqpUrl, defaultNatsUrl } from "./BrokerUrls.ts"
 
 export type BrokerName = "NATS" | "RabbitMQ"
 
@@ -46,9 +50,6 @@ export interface BrokersOptions {
   /** Compose file of the docker fallback. Default: `compose.yaml` at the repository root. */
   readonly composeFile?: string
 }
-
-export const defaultNatsUrl = "nats://127.0.0.1:4222"
-export const defaultAmqpUrl = "amqp://guest:guest@127.0.0.1:5672"
 
 /** A URL option that does not parse or has the wrong scheme. */
 export class BrokerUrlInvalid extends Data.TaggedError("BrokerUrlInvalid")<{
@@ -522,3 +523,5 @@ export const ensureBrokers = (
   options: BrokersOptions = {}
 ): Effect.Effect<{ readonly nats: BrokerStatus; readonly rabbitmq: BrokerStatus }, BrokerError> =>
   Effect.all({ nats: ensureNats(options), rabbitmq: ensureRabbitMq(options) }, { concurrency: 2 })
+
+export { defaultAmqpUrl, defaultNatsUrl } from "./BrokerUrls.ts"

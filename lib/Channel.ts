@@ -5,7 +5,11 @@
  * a batch without credit; a receiver delivers a channel's messages only in `seq` order, and a gap
  * or repeat is a `ChannelBroken` error, never silent loss. Messages of an older epoch are dropped.
  */
-import { Cause, Data, Effect, Queue, Schedule } from "effect"
+import * as Cause from "effect/Cause"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Queue from "effect/Queue"
+import * as Schedule from "effect/Schedule"
 import type { InstanceId, Subjects } from "./Address.ts"
 import { ReceiverCredit, SenderCredit } from "./CreditWindow.ts"
 import { decode, type DataEnvelope, encode, type Envelope, EnvelopeDecodeError, isData } from "./Envelope.ts"

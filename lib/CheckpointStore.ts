@@ -6,7 +6,8 @@
  * its bytes match the digest of its handle; retention never deletes an object that `latest`, a kept
  * checkpoint or a savepoint references. A savepoint owns copies of its objects (`savepoint/<name>/...`).
  */
-import { Effect, Schedule } from "effect"
+import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
 import { JetStreamApiCodes, JetStreamApiError, StorageType } from "@nats-io/jetstream"
 import { type KV, Kvm } from "@nats-io/kv"
 import { type ObjectStore, Objm } from "@nats-io/obj"

@@ -5,7 +5,10 @@
  * Invariant: `sendCommand` succeeds only with the instance's answer, and fails with
  * `CommandUnanswered` (naming instance and command) or `CommandRefused` (with its reason).
  */
-import { Data, Duration, Effect, Schedule } from "effect"
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
 import { decode, EnvelopeDecodeError, encode, type ControlEnvelope, type ReplyEnvelope } from "./Envelope.ts"
 import type { NatsConnection } from "./Nats.ts"
 

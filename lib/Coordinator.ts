@@ -6,7 +6,9 @@
  * recovery first wins the epoch compare-and-set, which fences an older coordinator.
  */
 import type { Msg } from "@nats-io/transport-node"
-import { Effect, Queue, Schedule } from "effect"
+import * as Effect from "effect/Effect"
+import * as Queue from "effect/Queue"
+import * as Schedule from "effect/Schedule"
 import type { HeartbeatBody, InstancePhase, RestoreBody } from "./Actor.ts"
 import { Subjects } from "./Address.ts"
 import type { CheckpointStore, Manifest } from "./CheckpointStore.ts"

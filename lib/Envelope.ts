@@ -4,7 +4,7 @@
  * Invariant: `decode` never throws and never lets a malformed message through; it returns a
  * typed `EnvelopeDecodeError` that names what was wrong.
  */
-import { Data } from "effect"
+import * as Data from "effect/Data"
 import { Packr } from "msgpackr"
 
 /** Data plane: what travels on a mailbox subject, in `seq` order per (epoch, channel). */

@@ -24,7 +24,10 @@ import {
   type StreamInfo
 } from "@nats-io/jetstream"
 import { Kvm } from "@nats-io/kv"
-import { Data, Effect, Schedule, type Scope } from "effect"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
 import { type NatsConnection, natsConnection, type NatsUnavailable } from "./Nats.ts"
 
 // ---------------------------------------------------------------------------------------------

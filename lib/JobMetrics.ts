@@ -3,7 +3,8 @@
  * checkpoints completed/aborted, recoveries, epoch), exported in Prometheus text format into the
  * job's status record, so `exactor status <job> --metrics` prints them. Same words as the README.
  */
-import { Effect, Metric } from "effect"
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
 import { PrometheusMetrics } from "effect/observability"
 import type { CheckpointStats } from "./CheckpointTracker.ts"
 

@@ -3,7 +3,7 @@
  * here (and in the README table); `resolveJobOptions` validates at start-up and names the field
  * that is wrong. Invariant: the runtime only ever sees complete, validated options.
  */
-import { Data } from "effect"
+import * as Data from "effect/Data"
 import { type ChannelOptions, defaultChannelOptions } from "./Channel.ts"
 import { defaultMaxParallelism } from "./KeyGroups.ts"
 

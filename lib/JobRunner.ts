@@ -6,7 +6,8 @@
  */
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Data, Effect } from "effect"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
 import { InstanceId } from "./Address.ts"
 import { CheckpointStore, type Manifest } from "./CheckpointStore.ts"
 import type { JobStatus } from "./Coordinator.ts"
@@ -132,7 +133,7 @@ export const launch = (o: LaunchOptions): Effect.Effect<LauncherResult, never, n
       const specs: Array<ProcessSpec> = names.map((name) =>
         name === "coordinator"
           ? { name, args: ["coordinator", o.module] }
-          : { name, args: ["actor", o.module, "--instance", name] }
+          : { name, args: ["actor", o.module, name] }
       )
       const nc = yield* natsConnection(o.urls.natsUrl, { name: `${job}/launcher` }).pipe(Effect.orDie)
       const result = yield* runLauncher({

@@ -4,7 +4,7 @@
  * Invariant: the store holds only keys of the key groups its instance owns; a restore keeps
  * exactly the groups of its range, from however many old snapshots.
  */
-import { Data } from "effect"
+import * as Data from "effect/Data"
 import { type Key, keyGroupOf, keyGroupRange } from "./KeyGroups.ts"
 
 /** The snapshot form: plain data, msgpack-able. */

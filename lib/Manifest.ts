@@ -5,7 +5,7 @@
  * Store's own format (`SHA-256=<padded base64url>`), whether the bytes travel inline or in an object.
  */
 import { createHash } from "node:crypto"
-import { Data } from "effect"
+import * as Data from "effect/Data"
 import { Packr } from "msgpackr"
 
 /** A small snapshot carried inside the ack and the manifest. */

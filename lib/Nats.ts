@@ -3,7 +3,10 @@
  * typed error. Core NATS silently drops what a client buffered across a reconnect, so a data
  * connection that disconnects must fail the epoch (DESIGN §2): nothing here hides a reconnect.
  */
-import { Data, Effect, Schedule, type Scope } from "effect"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
 import { connect, type NatsConnection } from "@nats-io/transport-node"
 
 export type { NatsConnection }

@@ -12,7 +12,9 @@ import { connect as tcpConnect } from "node:net"
 import { tmpdir } from "node:os"
 import { delimiter, join } from "node:path"
 import { setTimeout as sleep } from "node:timers/promises"
-import { Data, Effect, type Scope } from "effect"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 
 export class NatsServerError extends Data.TaggedError("NatsServerError")<{
   readonly reason: string

@@ -6,7 +6,8 @@
  * process are ever signalled, and a process that was stopped is always continued.
  */
 import { readdirSync, readFileSync } from "node:fs"
-import { Data } from "effect"
+import * as Data from "effect/Data"
+import { childEntry } from "./Launcher.ts"
 
 /** What `--kinds` can target. */
 export const targetKinds = ["sources", "keyed", "sinks", "coordinator", "operators"] as const
@@ -120,12 +121,13 @@ export const jobProcesses = (runPid: number): Map<string, JobProcess> => {
     // field 4 (ppid) follows the `(comm)` field, which may itself contain spaces
     const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1])
     if (ppid !== runPid) continue
-    // [node, exactor.ts, "coordinator" | "actor", module, "--instance", name]
-    const command = cmdline[2]
+    // [node, ...flags, child.ts, "coordinator" | "actor", module, instance]
+    const at = cmdline.indexOf(childEntry)
+    if (at < 0) continue
+    const command = cmdline[at + 1]
     if (command === "coordinator") found.set("coordinator", { name: "coordinator", pid })
-    const at = cmdline.indexOf("--instance")
-    const name = at >= 0 ? cmdline[at + 1] : undefined
-    if (command === "actor" && name !== undefined) found.set(name, { name, pid })
+    const name = cmdline[at + 3]
+    if (command === "actor" && name !== undefined && name !== "") found.set(name, { name, pid })
   }
   return found
 }

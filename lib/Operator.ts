@@ -5,7 +5,8 @@
  * Invariant: everything an operator remembers across records is named state (`state.name`) so it
  * is in the checkpoint; keyed state lives per key and key group, nowhere else.
  */
-import type { Effect, Scope } from "effect"
+import type * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import type { Key } from "./KeyGroups.ts"
 
 /** What an actor knows of where it runs. */

@@ -6,7 +6,8 @@
  * chain ending at the true total. Exactly-once means lost, duplicated and unexpected are 0.
  */
 import amqp from "amqplib"
-import { Data, Effect } from "effect"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
 
 export class OutputUnreadable extends Data.TaggedError("OutputUnreadable")<{
   readonly queue: string

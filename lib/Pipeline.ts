@@ -5,7 +5,7 @@
  * unique operator names, no cycle, keyed operators fed only by keyBy edges, forward edges only
  * between equal parallelisms, and every parallelism within 1..maxParallelism.
  */
-import { Data } from "effect"
+import * as Data from "effect/Data"
 import { InstanceId, isToken } from "./Address.ts"
 import { InvalidJobOption, type JobOptions, type JobOptionsInput, resolveJobOptions } from "./JobOptions.ts"
 import type { Key } from "./KeyGroups.ts"

@@ -5,7 +5,8 @@
  */
 import { resolve } from "node:path"
 import { pathToFileURL } from "node:url"
-import { Data, Effect } from "effect"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
 import type { InvalidJobOption } from "./JobOptions.ts"
 import { type JobPlan, type Pipeline, type PipelineInvalid, validatePipeline } from "./Pipeline.ts"
 

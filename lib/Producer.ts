@@ -15,7 +15,9 @@ import {
   StorageType
 } from "@nats-io/jetstream"
 import { nanos } from "@nats-io/transport-node"
-import { Data, Effect } from "effect"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import { brokerUrlsFromEnv } from "./BrokerUrls.ts"
 import { type NatsConnection, natsConnection, type NatsUnavailable } from "./Nats.ts"
 
 /** An option that is missing or out of range. */
@@ -337,7 +339,7 @@ export const produce = (options: ProduceOptions): Effect.Effect<ProduceResult, P
       if (invalid !== undefined) return yield* invalid
       const { stream, input } = options
       if ("file" in input) yield* validateFile(input.file)
-      const url = options.natsUrl ?? process.env.EXACTOR_NATS_URL ?? "nats://127.0.0.1:4222"
+      const url = options.natsUrl ?? brokerUrlsFromEnv().natsUrl
       const nc: NatsConnection = yield* natsConnection(url, { name: `exactor-produce/${stream}` })
       const jsm = yield* Effect.tryPromise({
         try: () => jetstreamManager(nc),

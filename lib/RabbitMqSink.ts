@@ -7,8 +7,12 @@
  */
 import amqp from "amqplib"
 import type { Channel, ChannelModel } from "amqplib"
-import { Data, Duration, Effect, Option, Schedule } from "effect"
-import type { Scope } from "effect"
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
 import { txCommit, txSelect } from "./AmqpTx.ts"
 import {
   makeTwoPhaseCommitSink,

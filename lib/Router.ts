@@ -4,7 +4,7 @@
  * Invariant: a record of key k always reaches the instance owning keyGroup(k) for the
  * downstream parallelism, and each channel receives records in the order they were routed.
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { InstanceId, type Subjects } from "./Address.ts"
 import { type ChannelOptions, ChannelSender } from "./Channel.ts"
 import { instanceForKeyGroup, keyGroupOf } from "./KeyGroups.ts"

@@ -5,7 +5,9 @@
  * Invariant: every record is processed at most once per epoch, in channel order, and a snapshot
  * of checkpoint n reflects exactly the records that preceded `barrier n` on every input.
  */
-import { Cause, Data, Effect } from "effect"
+import * as Cause from "effect/Cause"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
 import { Aligner } from "./Aligner.ts"
 import type { Inbound, Mailbox } from "./Channel.ts"
 import type { ReportKind } from "./Envelope.ts"

@@ -7,7 +7,10 @@
  * more than `maxTransactionRecords` records (the rest waits in `carry`, which is part of the snapshot).
  */
 import type { SinkWriter as RuntimeSinkWriter } from "./Operator.ts"
-import { Data, Effect, Schedule, Semaphore } from "effect"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
+import * as Semaphore from "effect/Semaphore"
 import type { RabbitMqSinkError } from "./RabbitMqSink.ts"
 
 // ---------------------------------------------------------------------------------------------

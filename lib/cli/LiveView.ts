@@ -4,7 +4,7 @@
  * the instances' heartbeats. Invariant: it only listens; nothing it does affects the job.
  */
 import logUpdate from "log-update"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import type { HeartbeatBody } from "../Actor.ts"
 import { Subjects } from "../Address.ts"
 import { decode, EnvelopeDecodeError } from "../Envelope.ts"

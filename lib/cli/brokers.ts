@@ -4,7 +4,9 @@
  * it exits 1 and the failing broker's line says what to install or which env var to set.
  */
 import { runMain } from "@effect/platform-node/NodeRuntime"
-import { Console, Data, Effect } from "effect"
+import * as Console from "effect/Console"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
 import { type BrokerName, ensureNats, ensureRabbitMq } from "../Brokers.ts"
 
 class BrokersNotReady extends Data.TaggedError("BrokersNotReady")<{

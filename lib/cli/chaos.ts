@@ -4,7 +4,8 @@
  * Invariant: the exit code is 0 only if the job FINISHED and its output is exactly once.
  */
 import { randomInt } from "node:crypto"
-import { Console, Effect } from "effect"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
 import { ChaosOptionInvalid, runChaos, writeReport } from "../Chaos.ts"
 import { formatChaosReport } from "../ChaosReport.ts"
 import type { Urls } from "../JobRunner.ts"

@@ -4,27 +4,26 @@
  * coordinator processes themselves, status, savepoints, producing input, and the example.
  * Exit codes: 0 done/FINISHED, 1 error, 2 job FAILED, 3 restart intensity exceeded, 130 interrupted.
  */
-import { NodeServices } from "@effect/platform-node"
+import * as NodeServices from "@effect/platform-node/NodeServices"
 import { runMain } from "@effect/platform-node/NodeRuntime"
-import { Console, Effect, Option } from "effect"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import { Argument, Command, Flag } from "effect/cli"
-import { runActor } from "../Actor.ts"
-import { InstanceId, InvalidInstanceId, Subjects } from "../Address.ts"
-import { defaultAmqpUrl, defaultNatsUrl } from "../Brokers.ts"
+import { Subjects } from "../Address.ts"
+import { brokerUrlsFromEnv } from "../BrokerUrls.ts"
+import { actorProcess, coordinatorProcess, exitCodeTeardown } from "../ChildProcesses.ts"
 import { CheckpointStore } from "../CheckpointStore.ts"
-import { type JobStatus, runCoordinator } from "../Coordinator.ts"
+import type { JobStatus } from "../Coordinator.ts"
 import { decode, EnvelopeDecodeError, encode } from "../Envelope.ts"
-import { defaultSupervisorOptions, ExitCode, exitWithSupervisor } from "../Launcher.ts"
+import { defaultSupervisorOptions, ExitCode } from "../Launcher.ts"
 import { launch, parseInstances, prepareStart, type StartFrom } from "../JobRunner.ts"
 import { natsConnection } from "../Nats.ts"
 import { loadPipeline } from "../PipelineModule.ts"
 import { produce } from "../Producer.ts"
 import { formatStatus } from "./formatStatus.ts"
 
-const urls = {
-  natsUrl: process.env.EXACTOR_NATS_URL ?? defaultNatsUrl,
-  amqpUrl: process.env.EXACTOR_AMQP_URL ?? defaultAmqpUrl
-}
+const urls = brokerUrlsFromEnv()
 
 const setExit = (code: number) => Effect.sync(() => (process.exitCode = code))
 
@@ -117,32 +116,14 @@ const launchCmd = Command.make(
 const actor = Command.make(
   "actor",
   { module: moduleArg, instance: Flag.String("instance").pipe(Flag.withDescription("e.g. count#1")) },
-  (f) =>
-    Effect.scoped(
-      Effect.gen(function* () {
-        exitWithSupervisor()
-        const plan = yield* loadPipeline(f.module)
-        const id = InstanceId.parse(f.instance)
-        if (id instanceof InvalidInstanceId) return yield* id
-        const nc = yield* natsConnection(urls.natsUrl, { name: `${plan.pipeline.job}/${id}` })
-        const store = yield* CheckpointStore.open(nc, plan.pipeline.job)
-        yield* runActor({ plan, id, nc, store, ...urls })
-      })
-    )
-).pipe(Command.withDescription("One actor process (started by run/launch)"))
+  (f) => actorProcess(f.module, f.instance, urls)
+).pipe(Command.withDescription("One actor process (run/launch start these through lib/cli/child.ts)"))
 
 const coordinator = Command.make("coordinator", { module: moduleArg }, (f) =>
-  Effect.scoped(
-    Effect.gen(function* () {
-      exitWithSupervisor()
-      const plan = yield* loadPipeline(f.module)
-      const nc = yield* natsConnection(urls.natsUrl, { name: `${plan.pipeline.job}/coordinator` })
-      const store = yield* CheckpointStore.open(nc, plan.pipeline.job)
-      const result = yield* runCoordinator({ plan, nc, store })
-      yield* setExit(result.state === "FINISHED" ? ExitCode.finished : ExitCode.failed)
-    })
-  )
-).pipe(Command.withDescription("The coordinator process of a job (started by run/launch)"))
+  coordinatorProcess(f.module, urls)
+).pipe(
+  Command.withDescription("The coordinator process of a job (run/launch start it through lib/cli/child.ts)")
+)
 
 const withStore = <A, E>(job: string, f: (store: CheckpointStore) => Effect.Effect<A, E>) =>
   Effect.scoped(
@@ -349,8 +330,5 @@ const exactor = Command.make("exactor").pipe(
 )
 
 runMain(Command.run(exactor, { version: "0.1.0" }).pipe(Effect.provide(NodeServices.layer)), {
-  teardown: (exit, onExit) => {
-    if (exit._tag === "Success") return onExit(Number(process.exitCode ?? 0))
-    return onExit(exit.cause.reasons.every((r) => r._tag === "Interrupt") ? 130 : 1)
-  }
+  teardown: exitCodeTeardown
 })

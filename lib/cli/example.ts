@@ -6,7 +6,8 @@
  */
 import { fileURLToPath } from "node:url"
 import { jetstreamManager } from "@nats-io/jetstream"
-import { Console, Effect } from "effect"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
 import { ordersQueue, ordersStream } from "../../actors/orders.ts"
 import { ensureNats, ensureRabbitMq } from "../Brokers.ts"
 import { defaultLogFile, launch, prepareStart, type Urls } from "../JobRunner.ts"

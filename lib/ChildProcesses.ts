@@ -1,0 +1,49 @@
+/**
+ * The programs of the processes a launcher starts: one actor instance, or the coordinator. The
+ * lean entry `cli/child.ts` runs them (and so do `exactor actor|coordinator`); this module and
+ * what it imports is all an actor process loads, so keep the CLI and broker start-up out of it.
+ */
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import type * as Runtime from "effect/Runtime"
+import { runActor } from "./Actor.ts"
+import { InstanceId, InvalidInstanceId } from "./Address.ts"
+import type { BrokerUrls } from "./BrokerUrls.ts"
+import { CheckpointStore } from "./CheckpointStore.ts"
+import { runCoordinator } from "./Coordinator.ts"
+import { ExitCode, exitWithSupervisor } from "./Launcher.ts"
+import { natsConnection } from "./Nats.ts"
+import { loadPipeline } from "./PipelineModule.ts"
+
+/** One actor instance (`count#1`) of the pipeline in `module`, until it is stopped. */
+export const actorProcess = (module: string, instance: string, urls: BrokerUrls) =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      exitWithSupervisor()
+      const plan = yield* loadPipeline(module)
+      const id = InstanceId.parse(instance)
+      if (id instanceof InvalidInstanceId) return yield* id
+      const nc = yield* natsConnection(urls.natsUrl, { name: `${plan.pipeline.job}/${id}` })
+      const store = yield* CheckpointStore.open(nc, plan.pipeline.job)
+      yield* runActor({ plan, id, nc, store, ...urls })
+    })
+  )
+
+/** The coordinator of the pipeline in `module`; its exit code says how the job ended. */
+export const coordinatorProcess = (module: string, urls: BrokerUrls) =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      exitWithSupervisor()
+      const plan = yield* loadPipeline(module)
+      const nc = yield* natsConnection(urls.natsUrl, { name: `${plan.pipeline.job}/coordinator` })
+      const store = yield* CheckpointStore.open(nc, plan.pipeline.job)
+      const result = yield* runCoordinator({ plan, nc, store })
+      process.exitCode = result.state === "FINISHED" ? ExitCode.finished : ExitCode.failed
+    })
+  )
+
+/** `runMain` teardown: the exit code set by the program, 130 when interrupted, else 1. */
+export const exitCodeTeardown: Runtime.Teardown = (exit, onExit) => {
+  if (exit._tag === "Success") return onExit(Number(process.exitCode ?? 0))
+  return onExit(Cause.hasInterruptsOnly(exit.cause) ? 130 : 1)
+}
