@@ -23,6 +23,7 @@ import {
 } from "./jobRun.ts"
 
 export const benchModule = fileURLToPath(new URL("../fixtures/benchOrders.ts", import.meta.url))
+export const sequenceModule = fileURLToPath(new URL("../fixtures/benchSequence.ts", import.meta.url))
 
 export interface Throughput {
   readonly records: number
@@ -136,20 +137,30 @@ const progressCounter = (nc: NatsConnection, subject: string) => {
   }
 }
 
-/** P2/P3: the 3-operator job with the discard sink over `stream`, checkpoints every `interval` ms (0 = final only). */
+/**
+ * A job with the discard sink, checkpoints every `interval` ms (0 = final only): P2/P3's
+ * generated 3-operator job (`sequenceModule`, `count` records), or the orders job over `stream`.
+ */
 export const discardJob = async (
   nc: NatsConnection,
-  o: { readonly job: string; readonly stream: string; readonly count: number; readonly interval: number }
+  o: {
+    readonly job: string
+    readonly module: string
+    readonly stream: string
+    readonly count: number
+    readonly interval: number
+  }
 ): Promise<Throughput> => {
   const subject = `bench.${o.job}.progress`
   const progress = progressCounter(nc, subject)
   await nc.flush()
   const run = await startJob(nc, {
-    module: benchModule,
+    module: o.module,
     job: o.job,
     stream: o.stream,
     env: {
       EXACTOR_BENCH_SINK: "discard",
+      EXACTOR_BENCH_RECORDS: String(o.count),
       EXACTOR_PROGRESS_SUBJECT: subject,
       EXACTOR_CHECKPOINT_INTERVAL: String(o.interval)
     }

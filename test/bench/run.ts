@@ -4,8 +4,9 @@
  * `exactor-bench.json`. Goals live here, not in timed tests. Names (default: all, in this order):
  * channel (exactor channel vs raw NATS pub->sub between two processes), rabbit (raw RabbitMQ
  * persistent publish in transactions), sink (RabbitMqSink vs raw, issue 5), relay (at-least-once
- * JetStream -> RabbitMQ relay process), p1 (example job), p2 (3-operator job, discard sink),
- * p3 (checkpoints off vs every 1 s), p5 (checkpoint duration/alignment at half rate; also the
+ * JetStream -> RabbitMQ relay process), p1 (example job), p2 (3-operator job: generated source,
+ * map, discard sink), p2js (the orders job with a JetStream source and the discard sink; no goal),
+ * p3 (P2's job with checkpoints off vs every 1 s), p5 (checkpoint duration/alignment at half rate; also the
  * steady RSS of P6), p4 (recovery after SIGKILL), p6 (RSS under a slowed sink).
  * `EXACTOR_BENCH_PROFILE=<dir>`: the P1 job's processes write `--cpu-prof` profiles there.
  */
@@ -17,7 +18,7 @@ import { jetstreamManager } from "@nats-io/jetstream"
 import { connect } from "@nats-io/transport-node"
 import { defaultNatsUrl } from "../../lib/Brokers.ts"
 import { amqpUrl, uniqueName } from "../harness/env.ts"
-import { discardJob, p1 as runP1, recovery, slowSink, steady } from "./jobs.ts"
+import { benchModule, discardJob, p1 as runP1, recovery, sequenceModule, slowSink, steady } from "./jobs.ts"
 import { createInput } from "./jobRun.ts"
 import { type RateFigures, rawTxPublish, sinkCycles } from "./rabbit.ts"
 
@@ -97,6 +98,8 @@ const txSize = 10_000
 const size = {
   rabbit: quick ? 30_000 : 100_000,
   input: quick ? 30_000 : 200_000,
+  /** records of the generated job (P2, P3): enough for several checkpoints at its rate */
+  generated: quick ? 1_500_000 : 5_000_000,
   steadySeconds: quick ? 8 : 30,
   kills: quick ? 3 : 10,
   slowSeconds: quick ? 8 : 20
@@ -184,17 +187,36 @@ const p1Bench = once(async () => {
   return r
 })
 
+/** P2 and P3 run the generated 3-operator job (test/fixtures/benchSequence.ts): the runtime alone. */
 const p2Bench = once(async () => {
   const raw = await channelBench()
   const t = await discardJob(nc, {
     job: uniqueName("bench_p2"),
+    module: sequenceModule,
+    stream: "",
+    count: size.generated,
+    interval: 1000
+  })
+  const r = { ...t, ratio: t.perSecond / raw.rawPerSecond }
+  console.log(
+    `P2: 3-operator job (generated source -> map -> discard sink), checkpoint 1 s: ${fmt(t.perSecond)} records/s; ${r.ratio.toFixed(2)} of raw NATS`
+  )
+  return r
+})
+
+/** The orders job with a JetStream source and the discard sink: what a broker source costs (no goal). */
+const p2JetStreamBench = once(async () => {
+  const raw = await channelBench()
+  const t = await discardJob(nc, {
+    job: uniqueName("bench_p2js"),
+    module: benchModule,
     stream: await input(),
     count: size.input,
     interval: 1000
   })
   const r = { ...t, ratio: t.perSecond / raw.rawPerSecond }
   console.log(
-    `P2: 3-operator job, discard sink, checkpoint 1 s: ${fmt(t.perSecond)} records/s; ${r.ratio.toFixed(2)} of raw NATS`
+    `P2 with a JetStream source (orders job, discard sink): ${fmt(t.perSecond)} records/s; ${r.ratio.toFixed(2)} of raw NATS`
   )
   return r
 })
@@ -203,8 +225,9 @@ const p3Bench = once(async () => {
   const every = await p2Bench()
   const off = await discardJob(nc, {
     job: uniqueName("bench_p3"),
-    stream: await input(),
-    count: size.input,
+    module: sequenceModule,
+    stream: "",
+    count: size.generated,
     interval: 0
   })
   const r = { off: off.perSecond, every: every.perSecond, ratio: every.perSecond / off.perSecond }
@@ -229,7 +252,7 @@ const p5Bench = once(async () => {
 })
 
 const p4Bench = once(async () => {
-  const rate = Math.min(20_000, Math.round((await p2Bench()).perSecond / 2))
+  const rate = Math.min(20_000, Math.round((await p2JetStreamBench()).perSecond / 2))
   const r = await recovery(nc, {
     job: uniqueName("bench_p4"),
     stream: uniqueName("bench_kill"),
@@ -265,6 +288,7 @@ const benches: Record<string, () => Promise<unknown>> = {
   relay: relayBench,
   p1: p1Bench,
   p2: p2Bench,
+  p2js: p2JetStreamBench,
   p3: p3Bench,
   p5: p5Bench,
   p4: p4Bench,
@@ -297,6 +321,7 @@ const sk = results.sink as Awaited<ReturnType<typeof sinkBench>> | undefined
 const rl = results.relay as Awaited<ReturnType<typeof relayBench>> | undefined
 const r1 = results.p1 as Awaited<ReturnType<typeof p1Bench>> | undefined
 const r2 = results.p2 as Awaited<ReturnType<typeof p2Bench>> | undefined
+const r2js = results.p2js as Awaited<ReturnType<typeof p2JetStreamBench>> | undefined
 const r3 = results.p3 as Awaited<ReturnType<typeof p3Bench>> | undefined
 const r4 = results.p4 as Awaited<ReturnType<typeof p4Bench>> | undefined
 const r5 = results.p5 as Awaited<ReturnType<typeof p5Bench>> | undefined
@@ -342,10 +367,17 @@ if (r1) {
 }
 if (r2)
   rows.push([
-    "P2 3-operator job, discard sink, ratio to raw NATS pub→sub",
+    "P2 3-operator job (generated source → map → discard sink, ckpt 1 s), ratio to raw NATS pub→sub",
     `${fmt(r2.perSecond)}/s, ${r2.ratio.toFixed(2)}`,
     "≥ 0.5",
     yes(r2.ratio >= 0.5)
+  ])
+if (r2js)
+  rows.push([
+    "P2 with a JetStream source instead (orders job, discard sink), ratio to raw NATS",
+    `${fmt(r2js.perSecond)}/s, ${r2js.ratio.toFixed(2)}`,
+    "",
+    ""
   ])
 if (r3)
   rows.push([
