@@ -61,6 +61,10 @@ export interface HeartbeatBody extends TaskStats {
   readonly phase: InstancePhase
   readonly pid: number
   readonly host: string
+  /** process memory in MB: resident set, V8 heap in use, and outside the heap (Buffers) */
+  readonly rssMb: number
+  readonly heapMb: number
+  readonly externalMb: number
   readonly failure?: string
 }
 
@@ -164,13 +168,20 @@ export const runActor = (env: ActorEnv) =>
     )
     yield* Effect.promise(() => nc.flush())
 
-    const heartbeat = (): HeartbeatBody => ({
-      ...stats,
-      phase,
-      pid: process.pid,
-      host: hostname(),
-      ...(failure === undefined ? {} : { failure })
-    })
+    const mb = (bytes: number) => Math.round(bytes / 1_048_576)
+    const heartbeat = (): HeartbeatBody => {
+      const memory = process.memoryUsage()
+      return {
+        ...stats,
+        phase,
+        pid: process.pid,
+        host: hostname(),
+        rssMb: mb(memory.rss),
+        heapMb: mb(memory.heapUsed),
+        externalMb: mb(memory.external + memory.arrayBuffers),
+        ...(failure === undefined ? {} : { failure })
+      }
+    }
     report("hello", undefined, heartbeat())
     yield* Effect.forkScoped(
       Effect.sync(() => report("heartbeat", undefined, heartbeat())).pipe(

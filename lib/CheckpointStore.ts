@@ -10,7 +10,7 @@ import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import { JetStreamApiCodes, JetStreamApiError, StorageType } from "@nats-io/jetstream"
 import { type KV, Kvm } from "@nats-io/kv"
-import { type ObjectStore, Objm } from "@nats-io/obj"
+import { type ObjectStore, Objm, setSha256Backend } from "@nats-io/obj"
 import type { NatsConnection } from "@nats-io/transport-node"
 import {
   CheckpointStoreError,
@@ -51,6 +51,10 @@ export {
   SavepointNotFound,
   SnapshotCorrupt
 } from "./Manifest.ts"
+
+// The object store digests every snapshot with SHA-256; its default is a pure-JS hash, which was
+// the sink's largest CPU cost (its snapshot carries the open transaction). Node's is native.
+setSha256Backend("native")
 
 type StoreEffect<A, E = never> = Effect.Effect<A, E | CheckpointStoreError>
 

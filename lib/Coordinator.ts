@@ -33,6 +33,10 @@ export interface InstanceView {
   restarts: number
   pid: number
   host: string
+  /** from the last heartbeat: resident set, V8 heap in use, outside the heap; MB */
+  rssMb: number
+  heapMb: number
+  externalMb: number
 }
 
 /** What `exactor status` prints; written to the job's KV bucket every second. */
@@ -94,7 +98,10 @@ export const runCoordinator = (o: CoordinatorOptions) =>
           recordsOut: 0,
           restarts: 0,
           pid: 0,
-          host: ""
+          host: "",
+          rssMb: 0,
+          heapMb: 0,
+          externalMb: 0
         }
       ])
     )
@@ -418,6 +425,9 @@ export const runCoordinator = (o: CoordinatorOptions) =>
         if (typeof hb?.recordsOut === "number") v.recordsOut = hb.recordsOut
         if (typeof hb?.pid === "number") v.pid = hb.pid
         if (typeof hb?.host === "string") v.host = hb.host
+        if (typeof hb?.rssMb === "number") v.rssMb = hb.rssMb
+        if (typeof hb?.heapMb === "number") v.heapMb = hb.heapMb
+        if (typeof hb?.externalMb === "number") v.externalMb = hb.externalMb
         if (r.e !== epoch || (state !== "RUNNING" && state !== "FINISHING")) return
         if (r.k === "fail" || (r.k === "heartbeat" && hb?.phase === "failed"))
           return yield* failJob(

@@ -13,6 +13,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
+import { batchSocketWrites, destroySocket } from "./AmqpSocket.ts"
 import { txCommit, txSelect } from "./AmqpTx.ts"
 import {
   makeTwoPhaseCommitSink,
@@ -312,14 +313,6 @@ export const lockRetrySchedule: Schedule.Schedule<unknown> = Schedule.min([
 const replyCode = (e: unknown): number | undefined =>
   typeof e === "object" && e !== null && "code" in e && typeof e.code === "number" ? e.code : undefined
 
-/** Destroys the TCP socket of a connection whose close did not complete (amqplib's internals, narrowly). */
-const destroySocket = (conn: ChannelModel): void => {
-  const c: unknown = conn.connection
-  if (typeof c !== "object" || c === null || !("stream" in c)) return
-  const s: unknown = c.stream
-  if (typeof s === "object" && s !== null && "destroy" in s && typeof s.destroy === "function") s.destroy()
-}
-
 const parseMarker = (body: string): unknown => {
   try {
     return JSON.parse(body)
@@ -397,7 +390,13 @@ const makeResource = (o: Resolved) => {
     })
 
   const connect = Effect.tryPromise({
-    try: () => amqp.connect(o.url, { clientProperties: { connection_name: `exactor sink ${sink}` } }),
+    try: async () => {
+      const conn = await amqp.connect(o.url, {
+        clientProperties: { connection_name: `exactor sink ${sink}` }
+      })
+      batchSocketWrites(conn)
+      return conn
+    },
     catch: (cause) => new SinkConnectFailed({ sink, url: o.url.replace(/\/\/[^@/]*@/, "//"), cause })
   })
 

@@ -6,6 +6,7 @@
 import t from "tap"
 import amqp from "amqplib"
 import { Effect } from "effect"
+import { batchSocketWrites } from "../lib/AmqpSocket.ts"
 import { AmqpTxError, TxMethod, txCommit, txRollback, txSelect } from "../lib/AmqpTx.ts"
 import { amqpUrl, deleteQueues, drainQueue, queueDepth, testQueue } from "./harness/rabbitmq.ts"
 
@@ -83,3 +84,40 @@ t.test("on a closed channel it fails typed, without a reply code", async (t) => 
     t.equal(err.replyCode, undefined)
   })
 })
+
+t.test(
+  "batched socket writes: a muxer pass goes out in few writes, every message arrives in order",
+  async (t) => {
+    const queue = testQueue("batched")
+    queues.push(queue)
+    const conn = await amqp.connect(amqpUrl)
+    conn.on("error", () => {})
+    try {
+      t.ok(batchSocketWrites(conn), "amqplib still has the muxer and socket this relies on")
+      t.ok(batchSocketWrites(conn), "idempotent")
+      // count the socket's writes (one per syscall: _write for one chunk, _writev for a corked batch)
+      const socket = (
+        conn.connection as unknown as { stream: Record<string, (...a: Array<unknown>) => void> }
+      ).stream
+      let writes = 0
+      for (const name of ["_write", "_writev"]) {
+        const original = socket[name]!.bind(socket)
+        socket[name] = (...a) => {
+          writes++
+          original(...a)
+        }
+      }
+      const ch = await conn.createChannel()
+      await ch.assertQueue(queue, { durable: false })
+      const ids = Array.from({ length: 2000 }, (_, i) => `m${i}`)
+      writes = 0
+      publish(ch, queue, ids)
+      await ch.checkQueue(queue) // a round trip after the publishes
+      t.ok(writes < 100, `2000 publishes went out in ${writes} socket writes (< 100)`)
+      const drained = await drainQueue(queue)
+      t.same(drained.bodies, ids, "all 2000 arrived, in order")
+    } finally {
+      await conn.close().catch(() => {})
+    }
+  }
+)

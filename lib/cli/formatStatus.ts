@@ -12,10 +12,10 @@ export const formatStatus = (s: JobStatus, now = Date.now()): string => {
     `epoch ${s.epoch} · recoveries ${s.recoveries}${s.lastRecoveryReason ? ` (last: ${s.lastRecoveryReason})` : ""} · status written ${ago(now - s.updatedAt)} ago`,
     `checkpoints: ${s.checkpoints.completed} completed, ${s.checkpoints.aborted} aborted${s.checkpoints.latest !== undefined ? `, latest ${s.checkpoints.latest}` : ""}`,
     "",
-    `${"instance".padEnd(16)}${"state".padEnd(11)}${"records in".padStart(12)}${"records out".padStart(13)}${"restarts".padStart(10)}${"pid".padStart(9)}  host`,
+    `${"instance".padEnd(16)}${"state".padEnd(11)}${"records in".padStart(12)}${"records out".padStart(13)}${"restarts".padStart(10)}${"rss MB".padStart(8)}${"pid".padStart(9)}  host`,
     ...s.instances.map(
       (i) =>
-        `${i.id.padEnd(16)}${String(i.phase).padEnd(11)}${String(i.recordsIn).padStart(12)}${String(i.recordsOut).padStart(13)}${String(i.restarts).padStart(10)}${String(i.pid).padStart(9)}  ${i.host}`
+        `${i.id.padEnd(16)}${String(i.phase).padEnd(11)}${String(i.recordsIn).padStart(12)}${String(i.recordsOut).padStart(13)}${String(i.restarts).padStart(10)}${String(i.rssMb ?? "").padStart(8)}${String(i.pid).padStart(9)}  ${i.host}`
     )
   ]
   if (s.history.length > 0) {
