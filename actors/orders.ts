@@ -4,7 +4,8 @@
  * Output records: `{orderId, customer, amount, total}`. Names come from the environment, so tests
  * and the chaos harness can run it side by side: EXACTOR_ORDERS_JOB (default `orders`),
  * EXACTOR_ORDERS_STREAM (`orders`), EXACTOR_ORDERS_QUEUE (`orders-totals`), and
- * EXACTOR_SOURCE_PARALLELISM (2), EXACTOR_TOTAL_PARALLELISM (2), EXACTOR_CHECKPOINT_INTERVAL (1000 ms),
+ * EXACTOR_SOURCE_PARALLELISM (1: each JetStream source instance reads the whole stream and keeps
+ * its share, so more instances cost CPU rather than add it), EXACTOR_TOTAL_PARALLELISM (2), EXACTOR_CHECKPOINT_INTERVAL (1000 ms),
  * EXACTOR_MAX_TRANSACTION_MESSAGES (the sink's default, 10 000), and for `exactor chaos` the restart strategy's budget and backoff cap: EXACTOR_RESTART_ATTEMPTS (20),
  * EXACTOR_RESTART_MAX_DELAY (10 000 ms).
  */
@@ -37,7 +38,7 @@ export default pipeline(ordersJob, {
   }
 })
   .source(jetstreamSource<unknown>("orders", { stream: ordersStream, bounded: "atStart" }), {
-    parallelism: parallelism("EXACTOR_SOURCE_PARALLELISM", 2)
+    parallelism: parallelism("EXACTOR_SOURCE_PARALLELISM", 1)
   })
   .map(parseOrder)
   .keyBy((o) => o.customer)

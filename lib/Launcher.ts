@@ -85,13 +85,16 @@ export const exitWithSupervisor = (): void => {
 }
 
 /**
- * Node flags of every supervised child: `EXACTOR_ACTOR_NODE_FLAGS` (space-separated), else a young
- * generation of 2 MB semi-spaces. V8's default (16 MB semi-spaces, grown under load) made up most
- * of an actor's RSS above its code (`npm run bench -- p6`); the small one kept each actor about
- * 50 MB smaller and no slower, since 8 actors share a few cores and their caches.
+ * Node flags of every supervised child: `EXACTOR_ACTOR_NODE_FLAGS` (space-separated), else V8 set
+ * for a small, flat footprint: 2 MB young-generation semi-spaces and `--optimize-for-size`. With
+ * V8's defaults (16 MB semi-spaces, old space grown to ~100 MB of garbage between major GCs) an
+ * actor's RSS climbed to 200-250 MB under load; with these it stays at 120-135 MB and flat, at the
+ * same throughput (`npm run bench -- p1 p6`, README "Performance").
  */
 export const childNodeFlags = (env: NodeJS.ProcessEnv = process.env): ReadonlyArray<string> =>
-  (env.EXACTOR_ACTOR_NODE_FLAGS ?? "--max-semi-space-size=2").split(/\s+/).filter((f) => f !== "")
+  (env.EXACTOR_ACTOR_NODE_FLAGS ?? "--max-semi-space-size=2 --optimize-for-size")
+    .split(/\s+/)
+    .filter((f) => f !== "")
 
 /** The `exactor` CLI. */
 export const cliEntry = fileURLToPath(new URL("./cli/exactor.ts", import.meta.url))
