@@ -18,7 +18,16 @@ import { jetstreamManager } from "@nats-io/jetstream"
 import { connect } from "@nats-io/transport-node"
 import { defaultNatsUrl } from "../../lib/Brokers.ts"
 import { amqpUrl, uniqueName } from "../harness/env.ts"
-import { benchModule, discardJob, p1 as runP1, recovery, sequenceModule, slowSink, steady } from "./jobs.ts"
+import {
+  benchModule,
+  discardJob,
+  p1 as runP1,
+  recovery,
+  sequenceModule,
+  slowSink,
+  steady,
+  type Throughput
+} from "./jobs.ts"
 import { createInput } from "./jobRun.ts"
 import { type RateFigures, rawTxPublish, sinkCycles } from "./rabbit.ts"
 
@@ -187,16 +196,35 @@ const p1Bench = once(async () => {
   return r
 })
 
-/** P2 and P3 run the generated 3-operator job (test/fixtures/benchSequence.ts): the runtime alone. */
+/**
+ * P2 and P3 run the generated 3-operator job (test/fixtures/benchSequence.ts): the runtime alone.
+ * Checkpoints every 1 s and off alternate, two rounds each, best of each, so that neither gets the
+ * machine's quiet or busy moment alone (a run takes seconds, and 2 cores are shared with both brokers).
+ */
+const generatedRounds = once(async () => {
+  const every: Array<Throughput> = []
+  const off: Array<Throughput> = []
+  for (let round = 0; round < 2; round++)
+    for (const [interval, into] of [
+      [1000, every],
+      [0, off]
+    ] as const)
+      into.push(
+        await discardJob(nc, {
+          job: uniqueName(interval > 0 ? "bench_p2" : "bench_p3"),
+          module: sequenceModule,
+          stream: "",
+          count: size.generated,
+          interval
+        })
+      )
+  const best = (xs: ReadonlyArray<Throughput>) => xs.reduce((a, b) => (b.perSecond > a.perSecond ? b : a))
+  return { every: best(every), off: best(off) }
+})
+
 const p2Bench = once(async () => {
   const raw = await channelBench()
-  const t = await discardJob(nc, {
-    job: uniqueName("bench_p2"),
-    module: sequenceModule,
-    stream: "",
-    count: size.generated,
-    interval: 1000
-  })
+  const t = (await generatedRounds()).every
   const r = { ...t, ratio: t.perSecond / raw.rawPerSecond }
   console.log(
     `P2: 3-operator job (generated source -> map -> discard sink), checkpoint 1 s: ${fmt(t.perSecond)} records/s; ${r.ratio.toFixed(2)} of raw NATS`
@@ -222,14 +250,7 @@ const p2JetStreamBench = once(async () => {
 })
 
 const p3Bench = once(async () => {
-  const every = await p2Bench()
-  const off = await discardJob(nc, {
-    job: uniqueName("bench_p3"),
-    module: sequenceModule,
-    stream: "",
-    count: size.generated,
-    interval: 0
-  })
+  const { every, off } = await generatedRounds()
   const r = { off: off.perSecond, every: every.perSecond, ratio: every.perSecond / off.perSecond }
   console.log(
     `P3: checkpoints off ${fmt(off.perSecond)} records/s, every 1 s ${fmt(every.perSecond)}; ratio ${r.ratio.toFixed(2)}`
@@ -381,7 +402,7 @@ if (r2js)
   ])
 if (r3)
   rows.push([
-    "P3 checkpoint every 1 s vs off (interval 0)",
+    "P3 P2's job, checkpoint every 1 s vs off (interval 0), best of 2 rounds each",
     `${fmt(r3.every)}/s vs ${fmt(r3.off)}/s, ${r3.ratio.toFixed(2)}`,
     "≥ 0.9",
     yes(r3.ratio >= 0.9)
