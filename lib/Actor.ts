@@ -113,7 +113,8 @@ export const runActor = (env: ActorEnv) =>
       lastCheckpoint: -1,
       lastAlignmentMs: 0,
       finished: false,
-      wantsCheckpoint: false
+      wantsCheckpoint: false,
+      commitMs: 0
     }
     let epoch = -1
     let phase: InstancePhase = "idle"
@@ -218,6 +219,7 @@ export const runActor = (env: ActorEnv) =>
         stats.recordsOut = 0
         stats.finished = false
         stats.wantsCheckpoint = false
+        stats.commitMs = 0
         const scope = yield* Scope.make()
         const built = yield* Effect.exit(
           Effect.gen(function* () {

@@ -50,6 +50,8 @@ export interface TaskStats {
   finished: boolean
   /** a sink's open transaction is full: it needs a checkpoint before it can take more */
   wantsCheckpoint: boolean
+  /** a sink's time in `commit` (on `complete n`) this epoch, ms: time it takes no input */
+  commitMs: number
 }
 
 /** The state the task works on, restored before it starts. */
@@ -222,7 +224,11 @@ const handleCommand = (
         }
         return []
       case "complete":
-        if (env.state.kind === "sink") yield* env.state.writer.commit(c.n)
+        if (env.state.kind === "sink") {
+          const started = performance.now()
+          yield* env.state.writer.commit(c.n)
+          env.stats.commitMs += performance.now() - started
+        }
         c.reply(true)
         return []
       case "abort":

@@ -83,6 +83,8 @@ export interface Seen {
   readonly phase: string
   readonly epoch: number
   readonly recordsOut: number
+  /** a sink's time in commit this epoch, ms (TaskStats.commitMs) */
+  readonly commitMs: number
   readonly at: number
 }
 
@@ -128,6 +130,7 @@ export const startJob = async (nc: NatsConnection, o: JobRunOptions): Promise<Jo
           phase: hb?.phase ?? "?",
           epoch: r.e,
           recordsOut: hb?.recordsOut ?? 0,
+          commitMs: hb?.commitMs ?? 0,
           at: performance.now()
         })
       }

@@ -31,6 +31,8 @@ export interface Throughput {
   readonly perSecond: number
   readonly exitCode: number
   readonly exactlyOnce?: boolean
+  /** P1: the sink's time in commit (tx.commit on `complete n`, when it takes no input), per its last heartbeat, s */
+  readonly sinkCommitSeconds?: number
   /** the output check's counts (P1), so a failed check says what was lost or duplicated */
   readonly verdict?: {
     readonly ok: number
@@ -107,6 +109,7 @@ export const p1 = async (
     return {
       ...t,
       exitCode,
+      sinkCommitSeconds: (run.seen.get("sink#0")?.commitMs ?? 0) / 1000,
       exactlyOnce: exactlyOnce(v),
       verdict: { ok, lost, duplicated, unexpected, brokenChains }
     }
