@@ -69,8 +69,9 @@ export const sequenceSource = <A>(name: string, options: SequenceSourceOptions<A
         read: (max: number) =>
           Effect.gen(function* () {
             let n = allowed(max)
-            if (n <= 0 && next < count) {
-              yield* Effect.sleep(Math.ceil(1000 / (options.ratePerSecond ?? 1000)))
+            // only a rate limit holds records back: wait about one record's time
+            if (n <= 0 && next < count && options.ratePerSecond !== undefined) {
+              yield* Effect.sleep(Math.ceil(1000 / options.ratePerSecond))
               n = allowed(max)
             }
             const records: Array<A> = []

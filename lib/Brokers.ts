@@ -16,7 +16,7 @@ import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
-import { defaultAmqpUrl, defaultNatsUrl } from "./BrokerUrls.ts"
+import { brokerUrlsFromEnv, defaultAmqpUrl, defaultNatsUrl } from "./BrokerUrls.ts"
 
 export type BrokerName = "NATS" | "RabbitMQ"
 
@@ -508,11 +508,11 @@ const ensureOne = (
 
 /** Makes sure NATS with JetStream answers at `natsUrl` (see `ensureBrokers`). */
 export const ensureNats = (options: BrokersOptions = {}): Effect.Effect<BrokerStatus, BrokerError> =>
-  ensureOne(natsSpec, options.natsUrl ?? process.env.EXACTOR_NATS_URL ?? defaultNatsUrl, options)
+  ensureOne(natsSpec, options.natsUrl ?? brokerUrlsFromEnv().natsUrl, options)
 
 /** Makes sure RabbitMQ answers at `amqpUrl` (see `ensureBrokers`). */
 export const ensureRabbitMq = (options: BrokersOptions = {}): Effect.Effect<BrokerStatus, BrokerError> =>
-  ensureOne(rabbitSpec, options.amqpUrl ?? process.env.EXACTOR_AMQP_URL ?? defaultAmqpUrl, options)
+  ensureOne(rabbitSpec, options.amqpUrl ?? brokerUrlsFromEnv().amqpUrl, options)
 
 /**
  * Makes sure both brokers answer: uses one that already does; else, for a URL on this host, starts

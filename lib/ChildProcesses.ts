@@ -15,16 +15,23 @@ import { ExitCode, exitWithSupervisor } from "./Launcher.ts"
 import { natsConnection } from "./Nats.ts"
 import { loadPipeline } from "./PipelineModule.ts"
 
+/** What both kinds of process start with: the supervisor link, the pipeline, NATS and the job's store. */
+const openJob = (module: string, urls: BrokerUrls, processName: string) =>
+  Effect.gen(function* () {
+    exitWithSupervisor()
+    const plan = yield* loadPipeline(module)
+    const nc = yield* natsConnection(urls.natsUrl, { name: `${plan.pipeline.job}/${processName}` })
+    const store = yield* CheckpointStore.open(nc, plan.pipeline.job)
+    return { plan, nc, store }
+  })
+
 /** One actor instance (`count#1`) of the pipeline in `module`, until it is stopped. */
 export const actorProcess = (module: string, instance: string, urls: BrokerUrls) =>
   Effect.scoped(
     Effect.gen(function* () {
-      exitWithSupervisor()
-      const plan = yield* loadPipeline(module)
       const id = InstanceId.parse(instance)
       if (id instanceof InvalidInstanceId) return yield* id
-      const nc = yield* natsConnection(urls.natsUrl, { name: `${plan.pipeline.job}/${id}` })
-      const store = yield* CheckpointStore.open(nc, plan.pipeline.job)
+      const { plan, nc, store } = yield* openJob(module, urls, String(id))
       yield* runActor({ plan, id, nc, store, ...urls })
     })
   )
@@ -33,10 +40,7 @@ export const actorProcess = (module: string, instance: string, urls: BrokerUrls)
 export const coordinatorProcess = (module: string, urls: BrokerUrls) =>
   Effect.scoped(
     Effect.gen(function* () {
-      exitWithSupervisor()
-      const plan = yield* loadPipeline(module)
-      const nc = yield* natsConnection(urls.natsUrl, { name: `${plan.pipeline.job}/coordinator` })
-      const store = yield* CheckpointStore.open(nc, plan.pipeline.job)
+      const { plan, nc, store } = yield* openJob(module, urls, "coordinator")
       const result = yield* runCoordinator({ plan, nc, store })
       process.exitCode = result.state === "FINISHED" ? ExitCode.finished : ExitCode.failed
     })
