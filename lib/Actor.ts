@@ -24,6 +24,7 @@ import { failOnDisconnect, type NatsConnection } from "./Nats.ts"
 import type { OperatorContext, SinkWriter } from "./Operator.ts"
 import type { Edge, JobPlan } from "./Pipeline.ts"
 import { Router } from "./Router.ts"
+import { SinkCommits } from "./SinkCommits.ts"
 import { runTask, type TaskCommand, type TaskState, type TaskStats } from "./Task.ts"
 
 export class InstanceNotInPipeline extends Data.TaggedError("InstanceNotInPipeline")<{
@@ -196,6 +197,7 @@ export const runActor = (env: ActorEnv) =>
           readonly scope: Scope.Closeable
           readonly mailbox: Mailbox<TaskCommand>
           state: TaskState
+          commits: SinkCommits | undefined
           fiber?: Fiber.Fiber<never, unknown>
         }
       | undefined
@@ -274,7 +276,8 @@ export const runActor = (env: ActorEnv) =>
           return { ok: false as const, error: failure }
         }
         const { mailbox, router, state } = built.value
-        live = { scope, mailbox, state }
+        const commits = writer ? new SinkCommits(writer, scope, stats) : undefined
+        live = { scope, mailbox, state, commits }
         phase = "restored"
         return { ok: true as const, router }
       })
@@ -296,6 +299,7 @@ export const runActor = (env: ActorEnv) =>
         lingerMs: plan.options.channel.lingerMs,
         stats,
         report,
+        ...(current.commits ? { commits: current.commits } : {}),
         putSnapshot: (n, state) => store.putSnapshot(n, id.operator, id.index, state)
       })
       phase = "running"
@@ -352,8 +356,9 @@ export const runActor = (env: ActorEnv) =>
           reply(msg, true)
           break
         case "complete":
-          if (d.kind !== "sink") reply(msg, true)
-          else live.mailbox.post({ kind: "complete", n: c.n!, reply: (ok, err) => reply(msg, ok, err) })
+          // a sink commits beside its task loop, so that it takes input meanwhile (SinkCommits)
+          if (!live.commits) reply(msg, true)
+          else yield* live.commits.start(c.n!, (ok, err) => reply(msg, ok, err))
           break
         case "trigger":
         case "abort":

@@ -16,10 +16,11 @@ import type { Key } from "./KeyGroups.ts"
 import type { Declaration, Result, SinkWriter, SourceReader } from "./Operator.ts"
 import type { Edge } from "./Pipeline.ts"
 import type { Router } from "./Router.ts"
+import type { SinkCommits } from "./SinkCommits.ts"
 
 /** A command of the coordinator handed to the task, with the way to answer it. */
 export interface TaskCommand {
-  readonly kind: "trigger" | "complete" | "abort"
+  readonly kind: "trigger" | "abort"
   readonly n: number
   readonly reply: (ok: boolean, error?: string) => void
 }
@@ -50,7 +51,7 @@ export interface TaskStats {
   finished: boolean
   /** a sink's open transaction is full: it needs a checkpoint before it can take more */
   wantsCheckpoint: boolean
-  /** a sink's time in `commit` (on `complete n`) this epoch, ms: time it takes no input */
+  /** a sink's time with a commit in flight (from `complete n` to its end) this epoch, ms; it takes input meanwhile */
   commitMs: number
 }
 
@@ -74,6 +75,8 @@ export interface TaskEnv {
   readonly lingerMs: number
   readonly stats: TaskStats
   readonly report: (kind: ReportKind, n?: number, body?: unknown) => void
+  /** a sink's commits, started by `complete n` beside the loop; the loop fails when one failed */
+  readonly commits?: SinkCommits
   /** stores a snapshot of checkpoint n and returns its handle */
   readonly putSnapshot: (n: number, state: unknown) => Effect.Effect<unknown, unknown>
 }
@@ -223,14 +226,6 @@ const handleCommand = (
           c.reply(true)
         }
         return []
-      case "complete":
-        if (env.state.kind === "sink") {
-          const started = performance.now()
-          yield* env.state.writer.commit(c.n)
-          env.stats.commitMs += performance.now() - started
-        }
-        c.reply(true)
-        return []
       case "abort":
         c.reply(true)
         return aligner ? aligner.abort(c.n) : []
@@ -293,6 +288,7 @@ const runOperator = (env: TaskEnv) =>
     }
     for (;;) {
       const item = ready.length > 0 ? ready.shift() : yield* env.mailbox.takeWithin(env.lingerMs)
+      if (env.commits) yield* env.commits.check
       const now = Date.now()
       if (now - lastFlush >= env.lingerMs) {
         lastFlush = now

@@ -5,9 +5,14 @@
  * order, each exactly once (a failed or unconfirmed commit goes through `recoverAndCommit`, retried
  * per `commitRetrySchedule`, and otherwise fails typed while staying pending); no transaction holds
  * more than `maxTransactionRecords` records (the rest waits in `carry`, which is part of the snapshot).
+ * A commit waits for the broker without holding the sink: writes into the open transaction and
+ * snapshots go on meanwhile, and a transaction stays pending (in every snapshot) until its commit is
+ * confirmed. While a commit is in flight and `maxPendingTransactions` are pending, writes wait for it,
+ * so a broker that commits slower than input arrives slows the input instead of growing every snapshot.
  */
 import type { SinkWriter as RuntimeSinkWriter } from "./Operator.ts"
 import * as Data from "effect/Data"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import * as Semaphore from "effect/Semaphore"
@@ -131,6 +136,8 @@ export interface TwoPhaseCommitOptions {
   readonly maxTransactionRecords: number
   /** retries of recoverAndCommit after a failed commit; default `commitRetrySchedule` */
   readonly commitRetry?: Schedule.Schedule<unknown, unknown>
+  /** pre-committed transactions beyond which writes wait while a commit is in flight; default 2, at least 1 */
+  readonly maxPendingTransactions?: number
 }
 
 /** Retries of a commit that failed or is in doubt: exponential from 200 ms, jittered, at most 6 retries (~13 s). */
@@ -162,12 +169,31 @@ export const makeTwoPhaseCommitSink = <Txn, Rec, E>(
 ): Effect.Effect<TwoPhaseCommitWriter<Rec, E | TwoPhaseCommitError>> =>
   Effect.gen(function* () {
     const { sink, maxTransactionRecords: max } = options
+    const maxPending = Math.max(1, options.maxPendingTransactions ?? 2)
     const retry = options.commitRetry ?? commitRetrySchedule
     const lock = yield* Semaphore.make(1)
+    /** one commit at a time, in order; held while the broker commits, when `lock` is free */
+    const commitLock = yield* Semaphore.make(1)
+    /** +1 at every restore: a commit that was in flight across one leaves the new state alone */
+    let generation = 0
+    /** a commit is waiting for the broker; `settled` resolves when it is done, either way */
+    let inFlight = false
+    let settled = Deferred.makeUnsafe<void>()
+    const settle = () => {
+      inFlight = false
+      const d = settled
+      settled = Deferred.makeUnsafe<void>()
+      Deferred.doneUnsafe(d, Effect.void)
+    }
+    /** Waits while a commit is in flight and `maxPending` transactions are pending (input backpressure). */
+    const room: Effect.Effect<void> = Effect.suspend(() =>
+      inFlight && pending.length >= maxPending ? Effect.andThen(Deferred.await(settled), room) : Effect.void
+    )
     let open: Open<Txn, Rec> | undefined
     let pending: Array<Pending<Txn, Rec>> = []
     let carry: Array<Rec> = []
     let last = 0
+    const serial = lock.withPermits(1)
 
     /** Opens transaction `id` and moves as much of `carry` into it as fits. */
     const begin = (id: number) =>
@@ -185,27 +211,12 @@ export const makeTwoPhaseCommitSink = <Txn, Rec, E>(
 
     const ensureOpen = Effect.suspend(() => (open ? Effect.succeed(open) : begin(last + 1)))
 
-    /** Commits one pending transaction: on its live handle, else (or when in doubt) by recoverAndCommit. */
-    const commitOne = (p: Pending<Txn, Rec>) => {
-      const recover = resource.recoverAndCommit(p.snapshot).pipe(
+    /** Commits a pending transaction from its snapshot, unless already committed (recoverAndCommit, retried). */
+    const recoverOne = (p: Pending<Txn, Rec>) =>
+      resource.recoverAndCommit(p.snapshot).pipe(
         Effect.retry(retry),
-        Effect.mapError((cause) => new SinkCommitFailed({ sink, checkpoint: p.snapshot.checkpoint, cause })),
-        Effect.as(true)
+        Effect.mapError((cause) => new SinkCommitFailed({ sink, checkpoint: p.snapshot.checkpoint, cause }))
       )
-      const txn = p.txn
-      if (txn === undefined) return recover
-      return resource.commit(txn).pipe(
-        Effect.as(false),
-        Effect.catchIf(
-          (e): e is TransactionInDoubt => e instanceof TransactionInDoubt,
-          (e) =>
-            Effect.logWarning(`${e.message}; recovering`).pipe(
-              Effect.andThen(resource.abort(txn)),
-              Effect.andThen(recover)
-            )
-        )
-      )
-    }
 
     const write = (records: ReadonlyArray<Rec>) =>
       Effect.gen(function* () {
@@ -242,30 +253,69 @@ export const makeTwoPhaseCommitSink = <Txn, Rec, E>(
         return snap
       })
 
-    const commit = (n: number) =>
+    /**
+     * After a recovery replaced the connection the live transactions were on: every pending one is
+     * committed by recoverAndCommit from now on, and the open one is reopened with the same records
+     * (never committed, so this is no republish of visible data).
+     */
+    const reopenAfterRecovery = Effect.gen(function* () {
+      const stale = pending
+      pending = stale.map((p) => ({ txn: undefined, snapshot: p.snapshot }))
+      for (const p of stale) if (p.txn !== undefined) yield* resource.abort(p.txn)
+      if (!open) return
+      const o = open
+      yield* resource.abort(o.txn)
+      open = undefined
+      const txn = yield* resource.beginTransaction(o.id)
+      open = { txn, id: o.id, records: [] }
+      yield* resource.write(txn, o.records)
+      open.records.push(...o.records)
+    })
+
+    /**
+     * Commits the oldest pending transaction if it is <= n; false when there is none. The broker's
+     * part of a commit on the live handle runs outside the sink lock; what follows it (dropping the
+     * transaction from `pending`, or recovering when in doubt) runs under it.
+     */
+    const commitNext = (n: number) =>
       Effect.gen(function* () {
-        let recovered = false
-        while (pending.length > 0 && pending[0]!.snapshot.checkpoint <= n) {
-          const p = pending[0]!
-          if (yield* commitOne(p)) recovered = true
-          pending.shift()
-        }
-        // A recovery may have replaced the connection the open transaction lived on: reopen it
-        // with the same records (never committed, so this is no republish of visible data).
-        if (recovered && open) {
-          const o = open
-          yield* resource.abort(o.txn)
-          open = undefined
-          const stale = pending
-          pending = stale.map((p) => ({ txn: undefined, snapshot: p.snapshot }))
-          for (const p of stale) if (p.txn !== undefined) yield* resource.abort(p.txn)
-          const records = o.records
-          const txn = yield* resource.beginTransaction(o.id)
-          open = { txn, id: o.id, records: [] }
-          yield* resource.write(txn, records)
-          open.records.push(...records)
-        }
+        const p = pending[0]
+        if (p === undefined || p.snapshot.checkpoint > n) return false
+        const gen = generation
+        const txn = p.txn
+        const outcome =
+          txn === undefined
+            ? ("unknown" as const)
+            : yield* Effect.sync(() => (inFlight = true)).pipe(
+                Effect.andThen(resource.commit(txn)),
+                Effect.as("committed" as const),
+                Effect.catchIf(
+                  (e): e is TransactionInDoubt => e instanceof TransactionInDoubt,
+                  (e) => Effect.logWarning(`${e.message}; recovering`).pipe(Effect.as("in doubt" as const))
+                ),
+                Effect.ensuring(Effect.sync(settle))
+              )
+        return yield* serial(
+          Effect.gen(function* () {
+            // a restore in the meantime replaced everything (and resolved this transaction)
+            if (gen !== generation || pending[0] !== p) return false
+            if (outcome !== "committed") {
+              if (txn !== undefined) yield* resource.abort(txn)
+              yield* recoverOne(p)
+              yield* reopenAfterRecovery
+            }
+            pending.shift()
+            return true
+          })
+        )
       })
+
+    const commit = (n: number) =>
+      commitLock.withPermits(1)(
+        Effect.gen(function* () {
+          while (yield* commitNext(n)) {}
+        })
+      )
 
     const decode = (s: SinkSnapshot) =>
       Effect.gen(function* () {
@@ -304,6 +354,7 @@ export const makeTwoPhaseCommitSink = <Txn, Rec, E>(
           ...(open ? [open.txn] : []),
           ...pending.flatMap((p) => (p.txn === undefined ? [] : [p.txn]))
         ]
+        generation += 1
         open = undefined
         pending = []
         carry = []
@@ -312,18 +363,17 @@ export const makeTwoPhaseCommitSink = <Txn, Rec, E>(
           if (resource.forgetCommitted) yield* resource.forgetCommitted()
           last = 0
         } else {
-          for (const p of decoded.pending) yield* commitOne({ txn: undefined, snapshot: p })
+          for (const p of decoded.pending) yield* recoverOne({ txn: undefined, snapshot: p })
           last = decoded.checkpoint
           carry = [...decoded.carry]
         }
         yield* begin(last + 1)
       })
 
-    const serial = lock.withPermits(1)
     return {
-      write: (records) => serial(write(records)),
+      write: (records) => Effect.andThen(room, serial(write(records))),
       snapshot: (n) => serial(snapshot(n)),
-      commit: (n) => serial(commit(n)),
+      commit,
       restore: (s) => serial(restore(s)),
       full: () => carry.length > 0 || (open !== undefined && open.records.length >= max)
     }

@@ -1,0 +1,157 @@
+/**
+ * The generic two-phase-commit sink while a commit is in flight, with an in-memory resource whose
+ * commits wait for the test to let them through: writes and snapshots go on meanwhile, the
+ * transaction being committed stays in every snapshot until its commit is done, input waits once
+ * `maxPendingTransactions` are pending, and a restore during a commit is not disturbed by it.
+ */
+import t from "tap"
+import { Deferred, Effect, Fiber } from "effect"
+import {
+  makeTwoPhaseCommitSink,
+  type TransactionalResource,
+  TransactionInDoubt
+} from "../lib/TwoPhaseCommitSink.ts"
+
+interface GatedTxn {
+  readonly n: number
+  readonly records: Array<string>
+}
+
+/** Commits wait for `open(n)`; what a commit made visible is in `visible`; an aborted transaction's commit is in doubt (and did not happen). */
+const gatedResource = () => {
+  const gates = new Map<number, Deferred.Deferred<void>>()
+  const gate = (n: number) => {
+    let d = gates.get(n)
+    if (!d) {
+      d = Deferred.makeUnsafe<void>()
+      gates.set(n, d)
+    }
+    return d
+  }
+  const visible: Array<string> = []
+  const committed = new Set<number>()
+  const aborted = new Set<GatedTxn>()
+  const resource: TransactionalResource<GatedTxn, string, never> = {
+    beginTransaction: (n) => Effect.sync(() => ({ n, records: [] })),
+    write: (txn, rs) => Effect.sync(() => void txn.records.push(...rs)),
+    preCommit: () => Effect.void,
+    commit: (txn) =>
+      Deferred.await(gate(txn.n)).pipe(
+        Effect.andThen(
+          Effect.suspend(() => {
+            if (aborted.has(txn))
+              return Effect.fail(
+                new TransactionInDoubt({ sink: "gated", checkpoint: txn.n, cause: "aborted" })
+              )
+            committed.add(txn.n)
+            visible.push(...txn.records)
+            return Effect.void
+          })
+        )
+      ),
+    recoverAndCommit: (p) =>
+      Effect.sync(() => {
+        if (committed.has(p.txn)) return
+        committed.add(p.txn)
+        visible.push(...p.records)
+      }),
+    abort: (txn) => Effect.sync(() => void aborted.add(txn)),
+    isRecord: (u): u is string => typeof u === "string"
+  }
+  const open = (n: number) => Deferred.doneUnsafe(gate(n), Effect.void)
+  return { resource, visible, open }
+}
+
+const settle = Effect.sleep("20 millis")
+
+t.test(
+  "writes and snapshots go on while a commit waits for the broker; input waits at 2 pending",
+  async (t) => {
+    const { resource, visible, open } = gatedResource()
+    await Effect.runPromise(
+      Effect.gen(function* () {
+        const w = yield* makeTwoPhaseCommitSink(resource, { sink: "gated", maxTransactionRecords: 100 })
+        yield* w.restore(undefined)
+        yield* w.write(["a"])
+        yield* w.snapshot(1)
+        const commit1 = yield* Effect.forkChild(w.commit(1))
+        yield* settle
+        t.equal(commit1.pollUnsafe(), undefined, "commit 1 waits for the broker")
+
+        yield* w.write(["b"])
+        const s2 = yield* w.snapshot(2)
+        t.same(
+          s2.pending.map((p) => [p.checkpoint, p.records]),
+          [
+            [1, ["a"]],
+            [2, ["b"]]
+          ],
+          "snapshot 2 still holds transaction 1, whose commit is not confirmed"
+        )
+
+        const write = yield* Effect.forkChild(w.write(["c"]))
+        yield* settle
+        t.equal(write.pollUnsafe(), undefined, "with 2 pending and a commit in flight, input waits")
+        t.same(visible, [], "nothing is visible before the broker commits")
+
+        open(1)
+        yield* Fiber.join(commit1)
+        yield* Fiber.join(write)
+        t.same(visible, ["a"], "commit 1 done")
+        const s3 = yield* w.snapshot(3)
+        t.same(
+          s3.pending.map((p) => p.checkpoint),
+          [2, 3],
+          "a confirmed commit leaves the snapshot"
+        )
+
+        open(2)
+        open(3)
+        yield* w.commit(3)
+        t.same(visible, ["a", "b", "c"], "every record once, in order")
+      })
+    )
+  }
+)
+
+t.test("pending transactions that wait for `complete` (no commit in flight) never block input", async (t) => {
+  const { resource } = gatedResource()
+  await Effect.runPromise(
+    Effect.gen(function* () {
+      const w = yield* makeTwoPhaseCommitSink(resource, { sink: "gated", maxTransactionRecords: 100 })
+      yield* w.restore(undefined)
+      for (let n = 1; n <= 4; n++) {
+        yield* w.write([`r${n}`])
+        yield* w.snapshot(n)
+      }
+      // checkpoints 1-4 were never completed (e.g. aborted): a barrier behind this input must still pass
+      const write = yield* Effect.forkChild(w.write(["r5"]))
+      yield* settle
+      t.ok(write.pollUnsafe() !== undefined, "the write went through")
+    })
+  )
+})
+
+t.test("a restore while a commit is in flight: the commit leaves the restored state alone", async (t) => {
+  const { resource, visible, open } = gatedResource()
+  await Effect.runPromise(
+    Effect.gen(function* () {
+      const w = yield* makeTwoPhaseCommitSink(resource, { sink: "gated", maxTransactionRecords: 100 })
+      yield* w.restore(undefined)
+      yield* w.write(["a"])
+      const s1 = yield* w.snapshot(1)
+      const commit1 = yield* Effect.forkChild(w.commit(1))
+      yield* settle
+      yield* w.restore(s1)
+      t.same(visible, ["a"], "restore committed transaction 1 from the snapshot (recoverAndCommit)")
+      open(1)
+      yield* Fiber.join(commit1)
+      t.same(visible, ["a"], "the commit that was in flight found it done: no duplicate")
+      yield* w.write(["b"])
+      yield* w.snapshot(2)
+      open(2)
+      yield* w.commit(2)
+      t.same(visible, ["a", "b"])
+    })
+  )
+})
