@@ -8,7 +8,7 @@ import t from "tap"
 import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import amqp from "amqplib"
-import { Data, Effect, Schedule } from "effect"
+import { Data, Effect, Fiber, Schedule } from "effect"
 import {
   makeRabbitMqSink,
   markerQueueName,
@@ -143,10 +143,43 @@ t.test(
     t.same(out.bodies, records("a", 10), "bodies are the records' JSON, in order")
     t.ok(
       out.checkpoints.every((c) => c === 1),
-      "x-exactor-checkpoint header"
+      "the message id names the checkpoint"
     )
     const marker = await drainQueue(markerQueueName(job, SINK, 0), 50)
     t.same(marker.bodies, [{ job, sink: SINK, instance: 0, n: 1 }], "the marker queue holds the last commit")
+  }
+)
+
+t.test(
+  "record properties: persistent and the message id by default (under RabbitMQ's 64 bytes), content type and checkpoint header on request",
+  async (t) => {
+    const propertiesOf = async (extra: Partial<RabbitMqSinkOptions>) => {
+      const { queue, options } = setup("props", extra)
+      await withSink(options, (w) =>
+        Effect.gen(function* () {
+          yield* w.restore(undefined)
+          yield* w.write([{ a: 1 }])
+          yield* w.snapshot(7)
+          yield* w.commit(7)
+        })
+      )
+      const conn = await amqp.connect(amqpUrl)
+      try {
+        const msg = await (await conn.createChannel()).get(queue, { noAck: true })
+        if (msg === false) throw new Error(`nothing in ${queue}`)
+        return { ...msg.properties, job: options.job }
+      } finally {
+        await conn.close()
+      }
+    }
+    const lean = await propertiesOf({})
+    t.equal(lean.deliveryMode, 2, "persistent")
+    t.equal(lean.messageId, recordMessageId(lean.job, SINK, 0, 1, 0))
+    t.equal(lean.contentType, undefined, "no content type unless asked")
+    t.notOk(lean.headers?.["x-exactor-checkpoint"], "no checkpoint header unless asked")
+    const full = await propertiesOf({ contentType: "application/json", checkpointHeader: true })
+    t.equal(full.contentType, "application/json")
+    t.equal(full.headers?.["x-exactor-checkpoint"], 1, "the transaction's checkpoint id")
   }
 )
 
@@ -347,6 +380,15 @@ t.test("options are validated eagerly, with an error naming the field", async (t
   })
   t.match(await bad({ heartbeatSeconds: 0 }), { _tag: "SinkOptionsInvalid", field: "heartbeatSeconds" })
   t.match(await bad({ url: "http://x" }), { _tag: "SinkOptionsInvalid", field: "url" })
+  t.match(await bad({ checkpointHeader: "yes" as never }), {
+    _tag: "SinkOptionsInvalid",
+    field: "checkpointHeader"
+  })
+  t.match(await bad({ contentType: 7 as never }), { _tag: "SinkOptionsInvalid", field: "contentType" })
+  t.match(await bad({ maxPendingTransactions: 0 }), {
+    _tag: "SinkOptionsInvalid",
+    field: "maxPendingTransactions"
+  })
   t.match(await bad({ job: "a/b" }), { _tag: "SinkOptionsInvalid", field: "job" })
   t.match(await bad({ commitTimeout: -1 }), { _tag: "SinkOptionsInvalid", field: "commitTimeout" })
 })
@@ -377,6 +419,47 @@ t.test(
       unexpected: 0
     })
     t.same(out.bodies, [...records("a", 5), ...records("b", 5), ...records("c", 5)])
+  }
+)
+
+t.test(
+  "commits in flight while records go into the next transactions: every record once, also when those commits are in doubt",
+  async (t) => {
+    const cases: ReadonlyArray<readonly [string, Partial<RabbitMqSinkOptions>]> = [
+      ["overlap", {}],
+      // 1 ms: every commit on a live transaction times out after the broker got it
+      ["overlap-doubt", { commitTimeout: "1 millis" }]
+    ]
+    for (const [name, extra] of cases) {
+      const { queue, options, ids } = setup(name, extra)
+      await withSink(options, (w) =>
+        Effect.gen(function* () {
+          yield* w.restore(undefined)
+          const commits: Array<Fiber.Fiber<void, unknown>> = []
+          for (let n = 1; n <= 4; n++) {
+            yield* w.write(records(`${n}-`, 200))
+            yield* w.snapshot(n)
+            commits.push(yield* Effect.forkChild(w.commit(n)))
+          }
+          yield* w.write(records("5-", 200))
+          yield* w.snapshot(5)
+          yield* w.commit(5)
+          for (const c of commits) yield* Fiber.join(c)
+        })
+      )
+      const out = await drainQueue(queue)
+      const expected = [1, 2, 3, 4, 5].flatMap((n) => ids(n, 200))
+      t.same(
+        verdict(expected, out.counts),
+        { attempted: 1000, ok: 1000, lost: 0, duplicated: 0, unexpected: 0 },
+        `${name}: exactly once`
+      )
+      t.same(
+        out.bodies,
+        [1, 2, 3, 4, 5].flatMap((n) => records(`${n}-`, 200)),
+        `${name}: in checkpoint order`
+      )
+    }
   }
 )
 

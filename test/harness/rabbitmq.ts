@@ -26,7 +26,7 @@ export interface Drained {
   readonly counts: Map<string, number>
   /** every body, JSON-parsed, in delivery order */
   readonly bodies: Array<unknown>
-  /** every message's x-exactor-checkpoint header, in delivery order */
+  /** every message's checkpoint (the 4th part of its id, `<job>/<sink>/<i>/<n>/<seq>`), in delivery order */
   readonly checkpoints: Array<unknown>
   readonly total: number
 }
@@ -46,7 +46,7 @@ export const drainQueue = async (queue: string, idleMs = 500, url = amqpUrl): Pr
       const id = typeof msg.properties.messageId === "string" ? msg.properties.messageId : ""
       counts.set(id, (counts.get(id) ?? 0) + 1)
       bodies.push(JSON.parse(msg.content.toString("utf8")))
-      checkpoints.push(msg.properties.headers?.["x-exactor-checkpoint"])
+      checkpoints.push(Number(id.split("/")[3]))
     }
     for (;;) {
       const msg = await ch.get(queue, { noAck: true })
