@@ -9,6 +9,7 @@ import amqp from "amqplib"
 import { Effect } from "effect"
 import { checkOrders, drainQueue, exactlyOnce } from "../../lib/OutputCheck.ts"
 import { generateOrder } from "../../lib/Producer.ts"
+import { type CpuReading, coresBetween, readCpu } from "./cpu.ts"
 import { amqpUrl } from "../harness/env.ts"
 import { ordersModule } from "../harness/job.ts"
 import {
@@ -33,6 +34,8 @@ export interface Throughput {
   readonly exactlyOnce?: boolean
   /** P1: the sink's time in commit (tx.commit on `complete n`, when it takes no input), per its last heartbeat, s */
   readonly sinkCommitSeconds?: number
+  /** P1: cores each process group used from the first to the last output (test/bench/cpu.ts), and the machine's busy share */
+  readonly cpu?: { readonly cores: Readonly<Record<string, number>>; readonly busyShare: number }
   /** the output check's counts (P1), so a failed check says what was lost or duplicated */
   readonly verdict?: {
     readonly ok: number
@@ -43,8 +46,13 @@ export interface Throughput {
   }
 }
 
-/** Polls `count()` every 50 ms until it reaches `total` (or the job exits); the first-to-last rate. */
-const watchOutput = async (count: () => Promise<number> | number, total: number, run: JobRun) => {
+/** Polls `count()` every 50 ms until it reaches `total` (or the job exits); the first-to-last rate. `onEdge` is called at the first and at the last output. */
+const watchOutput = async (
+  count: () => Promise<number> | number,
+  total: number,
+  run: JobRun,
+  onEdge: (edge: "first" | "last") => void = () => {}
+) => {
   let exited = false
   void run.exit.then(() => (exited = true))
   let first: { at: number; n: number } | undefined
@@ -53,9 +61,13 @@ const watchOutput = async (count: () => Promise<number> | number, total: number,
   for (;;) {
     const n = await count()
     const now = performance.now()
-    if (n > 0 && first === undefined) first = { at: now, n }
+    if (n > 0 && first === undefined) {
+      first = { at: now, n }
+      onEdge("first")
+    }
     if (n >= total) {
       last = now
+      onEdge("last")
       break
     }
     if ((exited && n < total) || Date.now() > deadline)
@@ -100,7 +112,14 @@ export const p1 = async (
     }
   })
   try {
-    const t = await watchOutput(async () => (await ch.checkQueue(queue)).messageCount, o.count, run)
+    const readings: Array<CpuReading> = []
+    const t = await watchOutput(
+      async () => (await ch.checkQueue(queue)).messageCount,
+      o.count,
+      run,
+      () => readings.push(readCpu())
+    )
+    const { cores, busyShare } = coresBetween(readings[0]!, readings[1]!)
     const exitCode = await run.exit
     const output = await Effect.runPromise(drainQueue(amqpUrl, queue, 2000))
     const input = Array.from({ length: o.count }, (_, i) => generateOrder(i))
@@ -110,6 +129,7 @@ export const p1 = async (
       ...t,
       exitCode,
       sinkCommitSeconds: (run.seen.get("sink#0")?.commitMs ?? 0) / 1000,
+      cpu: { cores, busyShare },
       exactlyOnce: exactlyOnce(v),
       verdict: { ok, lost, duplicated, unexpected, brokenChains }
     }

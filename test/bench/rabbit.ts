@@ -2,17 +2,21 @@
  * RabbitMQ benchmarks, in this process: the raw limit (persistent publishes in AMQP transactions
  * of `batch` messages, lib/AmqpTx.ts) and the RabbitMqSink driven the way the runtime drives it
  * (write in channel-sized batches, snapshot = preCommit, commit with its marker) at the same
- * transaction size. Both publish the same JSON body with the same message properties.
+ * transaction size. Both publish the same JSON body with the same message properties (`recordProperties`,
+ * ids of the same length: RabbitMQ's cost per message depends on their size).
  */
 import amqp from "amqplib"
 import { Effect } from "effect"
 import { txCommit, txSelect } from "../../lib/AmqpTx.ts"
-import { makeRabbitMqSink } from "../../lib/RabbitMqSink.ts"
+import { makeRabbitMqSink, recordProperties } from "../../lib/RabbitMqSink.ts"
+import { coresBetween, readCpu } from "./cpu.ts"
 
 export interface RateFigures {
   readonly records: number
   readonly seconds: number
   readonly perSecond: number
+  /** RabbitMQ's CPU per record during the run, µs (when its process is on this host) */
+  readonly rabbitCpuMicros?: number
 }
 
 const body = (i: number) => ({ orderId: i, customer: `c${i % 1000}`, amount: i % 10_000, total: i * 7 })
@@ -38,23 +42,26 @@ export const rawTxPublish = (url: string, queue: string, count: number, batch: n
     const ch = await conn.createChannel()
     await ch.assertQueue(queue, { durable: true })
     await Effect.runPromise(txSelect(ch))
+    const before = readCpu()
     const started = performance.now()
     let inTx = 0
+    let n = 1
+    const ids = { job: queue, sink: "sink", instance: 0 }
     for (let i = 0; i < count; i++) {
-      const ok = ch.publish("", queue, Buffer.from(JSON.stringify(body(i))), {
-        persistent: true,
-        mandatory: true,
-        messageId: `raw/${i}`,
-        contentType: "application/json",
-        headers: { "x-exactor-checkpoint": 1 }
-      })
+      const ok = ch.publish("", queue, Buffer.from(JSON.stringify(body(i))), recordProperties(ids, n, inTx))
       if (!ok) await new Promise((r) => ch.once("drain", r))
       if (++inTx === batch - 1 || i === count - 1) {
         await Effect.runPromise(txCommit(ch))
         inTx = 0
+        n += 1
       }
     }
-    return figures(count, started)
+    const rabbit = coresBetween(before, readCpu())
+    const cores = rabbit.cores.rabbitmq
+    return {
+      ...figures(count, started),
+      ...(cores === undefined ? {} : { rabbitCpuMicros: (cores * rabbit.seconds * 1e6) / count })
+    }
   })
 
 /** The RabbitMqSink: `count` records through write (batches of `writeBatch`) / snapshot / commit cycles of `batch - 1` records. */

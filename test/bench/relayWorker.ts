@@ -34,10 +34,10 @@ for await (const m of await consumer.consume()) {
   const total = (totals.get(o.customer) ?? 0) + o.amount
   totals.set(o.customer, total)
   const body = JSON.stringify({ orderId: o.id, customer: o.customer, amount: o.amount, total })
+  // properties of the sink's shape and size (RabbitMQ's work per message depends on their size)
   const ok = ch.publish("", queue, Buffer.from(body), {
     persistent: true,
-    messageId: `relay/${o.id}`,
-    contentType: "application/json"
+    messageId: `${queue}/relay/0/1/${o.id}`
   })
   if (!ok) await new Promise((r) => ch.once("drain", r))
   n += 1

@@ -181,6 +181,13 @@ const relayBench = once(async () => {
   return r
 })
 
+/** "rabbitmq 0.80, nats 0.14, orders 0.28, …; machine 87% busy" */
+const cpuLine = (cpu: NonNullable<Throughput["cpu"]>) =>
+  `${Object.entries(cpu.cores)
+    .sort((a, b) => b[1] - a[1])
+    .map(([g, c]) => `${g} ${c.toFixed(2)}`)
+    .join(", ")}; machine ${Math.round(cpu.busyShare * 100)}% busy`
+
 const p1Bench = once(async () => {
   const [raw, relay] = [await rabbitBench(), await relayBench()]
   const profileDir = process.env.EXACTOR_BENCH_PROFILE
@@ -192,8 +199,9 @@ const p1Bench = once(async () => {
   })
   const r = { ...t, ratioRabbit: t.perSecond / raw.perSecond, ratioRelay: t.perSecond / relay.perSecond }
   console.log(
-    `P1: example job ${fmt(t.perSecond)} records/s (exit ${t.exitCode}, exactly once: ${t.exactlyOnce} ${JSON.stringify(t.verdict)}); ${r.ratioRabbit.toFixed(2)} of RabbitMQ tx, ${r.ratioRelay.toFixed(2)} of the relay; the sink spent ${(t.sinkCommitSeconds ?? 0).toFixed(1)} s of the ${t.seconds.toFixed(1)} s in tx.commit, taking no input`
+    `P1: example job ${fmt(t.perSecond)} records/s (exit ${t.exitCode}, exactly once: ${t.exactlyOnce} ${JSON.stringify(t.verdict)}); ${r.ratioRabbit.toFixed(2)} of RabbitMQ tx, ${r.ratioRelay.toFixed(2)} of the relay; the sink had a commit in flight ${(t.sinkCommitSeconds ?? 0).toFixed(1)} s of the ${t.seconds.toFixed(1)} s`
   )
+  if (t.cpu) console.log(`  cores used: ${cpuLine(t.cpu)}`)
   return r
 })
 
@@ -388,11 +396,22 @@ if (r1) {
   ])
   rows.push(["P1 ratio to the at-least-once relay", r1.ratioRelay.toFixed(2), "", ""])
   rows.push([
-    "P1 sink's time in tx.commit (takes no input meanwhile) / the run",
+    "P1 sink's time with a commit in flight (it takes input meanwhile) / the run",
     `${(r1.sinkCommitSeconds ?? 0).toFixed(1)} s / ${r1.seconds.toFixed(1)} s`,
     "",
     ""
   ])
+  if (r1.cpu)
+    rows.push([`P1 cores used (of ${cpus().length}), first to last output`, cpuLine(r1.cpu), "", ""])
+  const p1Rabbit = r1.cpu?.cores.rabbitmq
+  const rawRabbit = (await rabbitBench()).rabbitCpuMicros
+  if (p1Rabbit !== undefined && rawRabbit !== undefined)
+    rows.push([
+      "RabbitMQ's CPU per record: P1 vs the raw tx benchmark",
+      `${fmt((p1Rabbit * 1e6) / r1.perSecond)} µs vs ${fmt(rawRabbit)} µs`,
+      "",
+      ""
+    ])
 }
 if (r2)
   rows.push([

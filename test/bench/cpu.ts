@@ -1,0 +1,71 @@
+/**
+ * CPU time by process group on this host, from /proc: the brokers (RabbitMQ's `beam.smp`,
+ * `nats-server`), the coordinator, and each operator's actor processes (all instances together),
+ * so a benchmark can say where a job's cores went. Brokers in containers or on other hosts are not
+ * seen (their group is then missing, not zero).
+ */
+import { readdirSync, readFileSync } from "node:fs"
+
+/** CPU seconds per group at one moment, plus the machine's busy and total seconds. */
+export interface CpuReading {
+  readonly at: number
+  readonly groups: ReadonlyMap<string, number>
+  readonly busy: number
+  readonly total: number
+}
+
+const ticksPerSecond = 100
+
+const groupOf = (cmdline: ReadonlyArray<string>): string | undefined => {
+  const exe = cmdline[0] ?? ""
+  if (exe.includes("beam.smp")) return "rabbitmq"
+  if (exe.endsWith("nats-server")) return "nats"
+  const entry = cmdline.findIndex((a) => a.endsWith("/cli/child.ts"))
+  if (entry < 0) return undefined
+  const role = cmdline[entry + 1]
+  if (role === "coordinator") return "coordinator"
+  const instance = cmdline[entry + 3]
+  return role === "actor" && instance ? instance.split("#")[0] : undefined
+}
+
+const read = (path: string): string | undefined => {
+  try {
+    return readFileSync(path, "utf8")
+  } catch {
+    return undefined
+  }
+}
+
+/** Reads every process's CPU time (user + system) now, summed by group. */
+export const readCpu = (): CpuReading => {
+  const groups = new Map<string, number>()
+  for (const pid of readdirSync("/proc")) {
+    if (!/^\d+$/.test(pid)) continue
+    const cmd = read(`/proc/${pid}/cmdline`)
+    const group = cmd === undefined ? undefined : groupOf(cmd.split("\0"))
+    if (group === undefined) continue
+    const stat = read(`/proc/${pid}/stat`)
+    if (stat === undefined) continue
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+    const seconds = (Number(f[11]) + Number(f[12])) / ticksPerSecond
+    groups.set(group, (groups.get(group) ?? 0) + seconds)
+  }
+  const cpu = (read("/proc/stat") ?? "").split("\n")[0]!.split(/\s+/).slice(1).map(Number)
+  const idle = (cpu[3] ?? 0) + (cpu[4] ?? 0)
+  const total = cpu.reduce((a, b) => a + b, 0)
+  return {
+    at: performance.now(),
+    groups,
+    busy: (total - idle) / ticksPerSecond,
+    total: total / ticksPerSecond
+  }
+}
+
+/** Cores each group used between two readings (a group absent from `from` counts from 0), and the machine's busy share. */
+export const coresBetween = (from: CpuReading, to: CpuReading) => {
+  const seconds = (to.at - from.at) / 1000
+  const cores: Record<string, number> = {}
+  for (const [g, s] of to.groups) cores[g] = (s - (from.groups.get(g) ?? 0)) / seconds
+  const busyShare = (to.busy - from.busy) / Math.max(1e-9, to.total - from.total)
+  return { seconds, cores, busyShare }
+}
