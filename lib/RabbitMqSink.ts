@@ -550,6 +550,13 @@ const makeResource = (o: Resolved) => {
   const commitWithMarker = (t: RabbitTxn, n: number) =>
     Effect.gen(function* () {
       yield* alive(t, "commit")
+      // the output queue must still exist, or its records would come back unroutable after the marker
+      // committed; checked here, right before the commit (commits are serial, so no other commit of
+      // this sink is making the queue busy), not at preCommit, which is part of the checkpoint
+      yield* Effect.tryPromise({
+        try: () => t.channel.checkQueue(o.queue),
+        catch: chanErr(n, "checking the output queue")
+      })
       const marker: CommitMarker = { job: o.job, sink: o.sink, instance: o.instance, n }
       yield* Effect.try({
         try: () =>
@@ -613,16 +620,15 @@ const makeResource = (o: Resolved) => {
   const resource: TransactionalResource<RabbitTxn, string, RabbitMqSinkError> = {
     beginTransaction: begin,
     write: publish,
-    // flush: a round trip on the channel, so that an earlier publish's channel error has arrived; it also
-    // checks that the output queue (and exchange) still exist, so that records are not unroutable at commit
+    // flush: a round trip on the channel, so that an earlier publish's channel error has arrived (and a
+    // named exchange still exists); the output queue is checked at commit
     preCommit: (t, n) =>
       alive(t, "preCommit").pipe(
         Effect.andThen(
           Effect.tryPromise({
-            try: async () => {
-              await t.channel.checkQueue(o.queue)
-              if (o.exchange !== "") await t.channel.checkExchange(o.exchange)
-            },
+            // a method the channel process answers itself (exchange.declare passive, or basic.qos for
+            // the default exchange): queue.declare would wait behind a commit the queue is busy with
+            try: () => (o.exchange === "" ? t.channel.prefetch(0) : t.channel.checkExchange(o.exchange)),
             catch: chanErr(t.n, "preCommit")
           })
         ),
