@@ -64,18 +64,25 @@ const gatedResource = () => {
 
 const settle = Effect.sleep("20 millis")
 
+/** A fresh sink over `resource` with record "a" pre-committed under checkpoint 1 and its commit in flight. */
+const withCommitInFlight = (resource: TransactionalResource<GatedTxn, string, never>) =>
+  Effect.gen(function* () {
+    const w = yield* makeTwoPhaseCommitSink(resource, { sink: "gated", maxTransactionRecords: 100 })
+    yield* w.restore(undefined)
+    yield* w.write(["a"])
+    const s1 = yield* w.snapshot(1)
+    const commit1 = yield* Effect.forkChild(w.commit(1))
+    yield* settle
+    return { w, s1, commit1 }
+  })
+
 t.test(
   "writes and snapshots go on while a commit waits for the broker; input waits at 2 pending",
   async (t) => {
     const { resource, visible, open } = gatedResource()
     await Effect.runPromise(
       Effect.gen(function* () {
-        const w = yield* makeTwoPhaseCommitSink(resource, { sink: "gated", maxTransactionRecords: 100 })
-        yield* w.restore(undefined)
-        yield* w.write(["a"])
-        yield* w.snapshot(1)
-        const commit1 = yield* Effect.forkChild(w.commit(1))
-        yield* settle
+        const { w, commit1 } = yield* withCommitInFlight(resource)
         t.equal(commit1.pollUnsafe(), undefined, "commit 1 waits for the broker")
 
         yield* w.write(["b"])
@@ -136,12 +143,7 @@ t.test("a restore while a commit is in flight: the commit leaves the restored st
   const { resource, visible, open } = gatedResource()
   await Effect.runPromise(
     Effect.gen(function* () {
-      const w = yield* makeTwoPhaseCommitSink(resource, { sink: "gated", maxTransactionRecords: 100 })
-      yield* w.restore(undefined)
-      yield* w.write(["a"])
-      const s1 = yield* w.snapshot(1)
-      const commit1 = yield* Effect.forkChild(w.commit(1))
-      yield* settle
+      const { w, s1, commit1 } = yield* withCommitInFlight(resource)
       yield* w.restore(s1)
       t.same(visible, ["a"], "restore committed transaction 1 from the snapshot (recoverAndCommit)")
       open(1)
