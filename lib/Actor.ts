@@ -356,9 +356,10 @@ export const runActor = (env: ActorEnv) =>
           reply(msg, true)
           break
         case "complete":
-          // a sink commits beside its task loop, so that it takes input meanwhile (SinkCommits)
           if (!live.commits) reply(msg, true)
-          else yield* live.commits.start(c.n!, (ok, err) => reply(msg, ok, err))
+          // a writer that can commits beside its task loop, taking input meanwhile (SinkCommits)
+          else if (live.commits.besideInput) yield* live.commits.start(c.n!, (ok, err) => reply(msg, ok, err))
+          else live.mailbox.post({ kind: "complete", n: c.n!, reply: (ok, err) => reply(msg, ok, err) })
           break
         case "trigger":
         case "abort":

@@ -82,6 +82,12 @@ export interface SinkWriter<A, E = unknown> {
   /** `snapshot` is what `snapshot(n)` returned for the restored checkpoint, or undefined */
   restore(snapshot: never): Effect.Effect<void, E>
   full(): boolean
+  /**
+   * true: `commit` may run while `write` and `snapshot` do (the writer guards its own state, as the
+   * two-phase-commit writer does), so the sink takes input while it commits. Otherwise the runtime
+   * calls `commit` between writes, in the task loop. Commits never overlap each other.
+   */
+  readonly commitsBesideInput?: boolean
 }
 
 export interface SinkDeclaration<A, E = unknown> {

@@ -712,6 +712,7 @@ export const makeRabbitMqSink = <A>(
       snapshot: inner.snapshot,
       commit: inner.commit,
       restore: inner.restore,
-      full: inner.full
+      full: inner.full,
+      commitsBesideInput: true
     }
   })

@@ -1,12 +1,14 @@
 /**
- * The commits of one sink instance in one epoch, run beside its task loop: `complete n` starts
- * `writer.commit(n)` at once (it does not queue behind the mailbox's input) and is answered when that
- * commit is done, so the sink takes input while the broker commits. The writer orders commits and
- * makes a repeated `complete n` a no-op. Invariant: a commit that fails fails the epoch (`check`).
+ * The commits of one sink instance in one epoch. A writer that can commit beside its input
+ * (`commitsBesideInput`) has `complete n` start `writer.commit(n)` at once (`start`: it does not queue
+ * behind the mailbox's input), so the sink takes input while the broker commits; any other writer
+ * commits in its task loop (`run`). Either way `complete n` is answered when its commit is done.
+ * Invariants: commits never overlap each other; a commit that fails fails the epoch (`check`).
  */
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
+import * as Semaphore from "effect/Semaphore"
 import type { SinkWriter } from "./Operator.ts"
 import type { TaskStats } from "./Task.ts"
 
@@ -17,16 +19,27 @@ export class SinkCommits {
   private readonly writer: SinkWriter<unknown>
   private readonly scope: Scope.Scope
   private readonly stats: TaskStats
+  private readonly serial = Semaphore.makeUnsafe(1)
 
-  /** Commits run in `scope` (the epoch's): closing it interrupts them. Time in flight goes to `stats.commitMs`. */
+  /** Commits started beside the loop run in `scope` (the epoch's): closing it interrupts them. Time in flight goes to `stats.commitMs`. */
   constructor(writer: SinkWriter<unknown>, scope: Scope.Scope, stats: TaskStats) {
     this.writer = writer
     this.scope = scope
     this.stats = stats
   }
 
-  /** Starts committing everything pending up to n; `reply(true)` when done, `reply(false, why)` on failure. */
+  /** Whether `complete n` starts the commit beside the loop (`start`) rather than in it (`run`). */
+  get besideInput(): boolean {
+    return this.writer.commitsBesideInput === true
+  }
+
+  /** Starts committing everything pending up to n beside the loop; `reply(true)` when done, `reply(false, why)` on failure. */
   start(n: number, reply: (ok: boolean, error?: string) => void): Effect.Effect<void> {
+    return Effect.asVoid(Effect.forkIn(Effect.ignore(this.run(n, reply)), this.scope))
+  }
+
+  /** Commits everything pending up to n, then replies; fails (and fails the epoch) if the commit does. */
+  run(n: number, reply: (ok: boolean, error?: string) => void): Effect.Effect<void, unknown> {
     // stats.commitMs grows by the time with at least one commit in flight, at every start and end
     const tick = () => {
       const now = performance.now()
@@ -41,22 +54,18 @@ export class SinkCommits {
       tick()
       this.inFlight--
     })
-    return Effect.asVoid(
-      Effect.forkIn(
-        begin.pipe(
-          Effect.andThen(this.writer.commit(n)),
-          Effect.ensuring(end),
-          Effect.matchCause({
-            onSuccess: () => reply(true),
-            onFailure: (cause) => {
-              if (Cause.hasInterruptsOnly(cause)) return
-              this.failure ??= cause
-              reply(false, Cause.pretty(cause))
-            }
-          })
-        ),
-        this.scope
-      )
+    return begin.pipe(
+      Effect.andThen(this.writer.commit(n)),
+      Effect.ensuring(end),
+      this.serial.withPermits(1),
+      Effect.tapCause((cause) =>
+        Effect.sync(() => {
+          if (Cause.hasInterruptsOnly(cause)) return
+          this.failure ??= cause
+          reply(false, Cause.pretty(cause))
+        })
+      ),
+      Effect.tap(() => Effect.sync(() => reply(true)))
     )
   }
 

@@ -20,7 +20,7 @@ import type { SinkCommits } from "./SinkCommits.ts"
 
 /** A command of the coordinator handed to the task, with the way to answer it. */
 export interface TaskCommand {
-  readonly kind: "trigger" | "abort"
+  readonly kind: "trigger" | "complete" | "abort"
   readonly n: number
   readonly reply: (ok: boolean, error?: string) => void
 }
@@ -75,7 +75,7 @@ export interface TaskEnv {
   readonly lingerMs: number
   readonly stats: TaskStats
   readonly report: (kind: ReportKind, n?: number, body?: unknown) => void
-  /** a sink's commits, started by `complete n` beside the loop; the loop fails when one failed */
+  /** a sink's commits (beside the loop or in it, per its writer); the loop fails when one failed */
   readonly commits?: SinkCommits
   /** stores a snapshot of checkpoint n and returns its handle */
   readonly putSnapshot: (n: number, state: unknown) => Effect.Effect<unknown, unknown>
@@ -225,6 +225,11 @@ const handleCommand = (
           yield* checkpoint(env, c.n, 0)
           c.reply(true)
         }
+        return []
+      case "complete":
+        // a sink whose writer cannot commit beside its input (SinkCommits.besideInput) commits here
+        if (env.commits) yield* env.commits.run(c.n, c.reply)
+        else c.reply(true)
         return []
       case "abort":
         c.reply(true)

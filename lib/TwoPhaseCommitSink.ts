@@ -375,6 +375,7 @@ export const makeTwoPhaseCommitSink = <Txn, Rec, E>(
       snapshot: (n) => serial(snapshot(n)),
       commit,
       restore: (s) => serial(restore(s)),
-      full: () => carry.length > 0 || (open !== undefined && open.records.length >= max)
+      full: () => carry.length > 0 || (open !== undefined && open.records.length >= max),
+      commitsBesideInput: true
     }
   })
