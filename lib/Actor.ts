@@ -25,7 +25,7 @@ import type { OperatorContext, SinkWriter } from "./Operator.ts"
 import type { Edge, JobPlan } from "./Pipeline.ts"
 import { Router } from "./Router.ts"
 import { SinkCommits } from "./SinkCommits.ts"
-import { runTask, type TaskCommand, type TaskState, type TaskStats } from "./Task.ts"
+import { initialTaskStats, runTask, type TaskCommand, type TaskState, type TaskStats } from "./Task.ts"
 
 export class InstanceNotInPipeline extends Data.TaggedError("InstanceNotInPipeline")<{
   readonly instance: string
@@ -108,15 +108,7 @@ export const runActor = (env: ActorEnv) =>
       natsUrl: env.natsUrl,
       amqpUrl: env.amqpUrl
     }
-    const stats: TaskStats = {
-      recordsIn: 0,
-      recordsOut: 0,
-      lastCheckpoint: -1,
-      lastAlignmentMs: 0,
-      finished: false,
-      wantsCheckpoint: false,
-      commitMs: 0
-    }
+    const stats: TaskStats = initialTaskStats()
     let epoch = -1
     let phase: InstancePhase = "idle"
     let failure: string | undefined

@@ -55,6 +55,17 @@ export interface TaskStats {
   commitMs: number
 }
 
+/** The counters of a new instance: nothing in or out, no checkpoint yet. */
+export const initialTaskStats = (): TaskStats => ({
+  recordsIn: 0,
+  recordsOut: 0,
+  lastCheckpoint: -1,
+  lastAlignmentMs: 0,
+  finished: false,
+  wantsCheckpoint: false,
+  commitMs: 0
+})
+
 /** The state the task works on, restored before it starts. */
 export type TaskState =
   | { readonly kind: "source"; readonly reader: SourceReader<unknown> }

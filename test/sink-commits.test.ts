@@ -7,17 +7,7 @@ import t from "tap"
 import { Effect, Scope } from "effect"
 import type { SinkWriter } from "../lib/Operator.ts"
 import { SinkCommits } from "../lib/SinkCommits.ts"
-import type { TaskStats } from "../lib/Task.ts"
-
-const stats = (): TaskStats => ({
-  recordsIn: 0,
-  recordsOut: 0,
-  lastCheckpoint: -1,
-  lastAlignmentMs: 0,
-  finished: false,
-  wantsCheckpoint: false,
-  commitMs: 0
-})
+import { initialTaskStats as stats } from "../lib/Task.ts"
 
 /** A writer whose commit takes 30 ms and counts how many run at once. */
 const slowWriter = (besideInput: boolean) => {
