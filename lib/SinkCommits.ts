@@ -14,8 +14,6 @@ import type { TaskStats } from "./Task.ts"
 
 export class SinkCommits {
   private failure: Cause.Cause<unknown> | undefined
-  private inFlight = 0
-  private since = 0
   private readonly writer: SinkWriter<unknown>
   private readonly scope: Scope.Scope
   private readonly stats: TaskStats
@@ -40,19 +38,13 @@ export class SinkCommits {
 
   /** Commits everything pending up to n, then replies; fails (and fails the epoch) if the commit does. */
   run(n: number, reply: (ok: boolean, error?: string) => void): Effect.Effect<void, unknown> {
-    // stats.commitMs grows by the time with at least one commit in flight, at every start and end
-    const tick = () => {
-      const now = performance.now()
-      if (this.inFlight > 0) this.stats.commitMs += now - this.since
-      this.since = now
-    }
+    // commits never overlap (serial), so the time with one in flight is the sum of their durations
+    let started = 0
     const begin = Effect.sync(() => {
-      tick()
-      this.inFlight++
+      started = performance.now()
     })
     const end = Effect.sync(() => {
-      tick()
-      this.inFlight--
+      this.stats.commitMs += performance.now() - started
     })
     return begin.pipe(
       Effect.andThen(this.writer.commit(n)),
