@@ -9,7 +9,7 @@ import amqp from "amqplib"
 import { Effect } from "effect"
 import { txCommit, txSelect } from "../../lib/AmqpTx.ts"
 import { makeRabbitMqSink, recordProperties } from "../../lib/RabbitMqSink.ts"
-import { coresBetween, readCpu } from "./cpu.ts"
+import { type CpuReading, coresBetween, readCpu } from "./cpu.ts"
 
 export interface RateFigures {
   readonly records: number
@@ -23,6 +23,16 @@ const body = (i: number) => ({ orderId: i, customer: `c${i % 1000}`, amount: i %
 const figures = (records: number, started: number): RateFigures => {
   const seconds = (performance.now() - started) / 1000
   return { records, seconds, perSecond: records / seconds }
+}
+
+/** The run's figures, with RabbitMQ's CPU per record since `before` (when its process is on this host). */
+const measured = (count: number, started: number, before: CpuReading): RateFigures => {
+  const rabbit = coresBetween(before, readCpu())
+  const cores = rabbit.cores.rabbitmq
+  return {
+    ...figures(count, started),
+    ...(cores === undefined ? {} : { rabbitCpuMicros: (cores * rabbit.seconds * 1e6) / count })
+  }
 }
 
 const withQueue = async <A>(url: string, queue: string, f: (conn: amqp.ChannelModel) => Promise<A>) => {
@@ -56,12 +66,7 @@ export const rawTxPublish = (url: string, queue: string, count: number, batch: n
         n += 1
       }
     }
-    const rabbit = coresBetween(before, readCpu())
-    const cores = rabbit.cores.rabbitmq
-    return {
-      ...figures(count, started),
-      ...(cores === undefined ? {} : { rabbitCpuMicros: (cores * rabbit.seconds * 1e6) / count })
-    }
+    return measured(count, started, before)
   })
 
 /** The RabbitMqSink: `count` records through write (batches of `writeBatch`) / snapshot / commit cycles of `batch - 1` records. */
@@ -85,6 +90,7 @@ export const sinkCycles = (
         })
         yield* sink.restore(undefined)
         const perTx = batch - 1
+        const before = readCpu()
         const started = performance.now()
         let n = 0
         let inTx = 0
@@ -100,7 +106,7 @@ export const sinkCycles = (
             inTx = 0
           }
         }
-        return figures(count, started)
+        return measured(count, started, before)
       })
     )
   ).finally(async () => {

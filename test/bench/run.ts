@@ -146,7 +146,7 @@ const sinkBench = once(async () => {
   const s = (await rabbitRounds()).sink
   const ratio = s.perSecond / raw.perSecond
   console.log(
-    `sink: RabbitMqSink write+snapshot+commit: ${fmt(s.perSecond)} records/s, ${ratio.toFixed(2)} of raw (goal >= 0.8)`
+    `sink: RabbitMqSink write+snapshot+commit: ${fmt(s.perSecond)} records/s, ${ratio.toFixed(2)} of raw (goal >= 0.8)${s.rabbitCpuMicros === undefined ? "" : `; RabbitMQ's CPU ${fmt(s.rabbitCpuMicros)} µs/record (raw ${fmt(raw.rabbitCpuMicros ?? 0)})`}`
   )
   return { ...s, ratio }
 })
