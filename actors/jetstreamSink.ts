@@ -9,6 +9,7 @@ import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import { natsConnection } from "../lib/Nats.ts"
 import { type SinkDeclaration, sink } from "../lib/Operator.ts"
+import { causeMessage } from "../lib/internal/causeMessage.ts"
 
 export class JetStreamSinkError extends Data.TaggedError("JetStreamSinkError")<{
   readonly subject: string
@@ -16,7 +17,7 @@ export class JetStreamSinkError extends Data.TaggedError("JetStreamSinkError")<{
   readonly cause: unknown
 }> {
   override get message(): string {
-    return `committing checkpoint ${this.checkpoint} to ${this.subject} failed: ${this.cause instanceof Error ? this.cause.message : String(this.cause)}`
+    return `committing checkpoint ${this.checkpoint} to ${this.subject} failed: ${causeMessage(this.cause)}`
   }
 }
 

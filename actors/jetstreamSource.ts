@@ -4,14 +4,12 @@
  * source fixes its end). A fresh run of the job forgets the previous run's bounded end.
  */
 import * as Effect from "effect/Effect"
-import {
-  type JetStreamSourceOptions,
-  clearBoundedEnd,
-  jetStreamSource as reader
-} from "../lib/JetStreamSource.ts"
+import { clearBoundedEnd } from "../lib/BoundedEnd.ts"
+import { jetStreamSource as reader } from "../lib/JetStreamSource.ts"
+import type { JetStreamSourceOptions } from "../lib/JetStreamSourceOptions.ts"
 import { natsConnection } from "../lib/Nats.ts"
 import { type SourceDeclaration, source } from "../lib/Operator.ts"
-import type { JetStreamPosition } from "../lib/JetStreamSource.ts"
+import type { JetStreamPosition } from "../lib/SourceReader.ts"
 
 export const jetstreamSource = <A>(
   name: string,

@@ -5,20 +5,35 @@
  * not this host, and fails with an error naming the broker, the URL and what to install or set.
  */
 import { execFile, spawn } from "node:child_process"
-import { accessSync, constants, existsSync, mkdirSync } from "node:fs"
-import { hostname, networkInterfaces, tmpdir } from "node:os"
-import { delimiter, dirname, join } from "node:path"
+import { existsSync, mkdirSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { jetstreamManager } from "@nats-io/jetstream"
-import { connect as natsConnect } from "@nats-io/transport-node"
-import { connect as amqpConnect } from "amqplib"
-import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
+import {
+  type BrokerError,
+  type BrokerName,
+  BrokerStartFailed,
+  BrokerUnavailable,
+  BrokerUrlInvalid,
+  type StartMethod
+} from "./BrokerError.ts"
+import { type ProbeFailed, probeAmqp, probeNats } from "./BrokerProbe.ts"
 import { brokerUrlsFromEnv, defaultAmqpUrl, defaultNatsUrl } from "./BrokerUrls.ts"
-
-export type BrokerName = "NATS" | "RabbitMQ"
+import { causeMessage } from "./internal/causeMessage.ts"
+import {
+  amqpPort,
+  findExecutable,
+  findLocalBinaries,
+  isLocalHost,
+  localStartMethod,
+  natsPort,
+  remedyFor,
+  systemNatsServer,
+  systemNatsStore
+} from "./LocalBrokers.ts"
 
 /** How a broker came to answer; the same words appear in the log line. */
 export type BrokerPath =
@@ -26,9 +41,6 @@ export type BrokerPath =
   | "started local nats-server"
   | "started local rabbitmq-server"
   | "started with docker compose"
-
-/** How a missing broker is started. */
-export type StartMethod = "start-stop-daemon" | "nats-server" | "rabbitmq-server" | "docker compose"
 
 export interface BrokerStatus {
   readonly broker: BrokerName
@@ -51,144 +63,10 @@ export interface BrokersOptions {
   readonly composeFile?: string
 }
 
-/** A URL option that does not parse or has the wrong scheme. */
-export class BrokerUrlInvalid extends Data.TaggedError("BrokerUrlInvalid")<{
-  readonly broker: BrokerName
-  /** the env var (or option) the URL came from */
-  readonly option: string
-  readonly url: string
-  readonly reason: string
-}> {
-  override get message(): string {
-    return `${this.option}=${this.url} is not a valid ${this.broker} URL: ${this.reason}`
-  }
-}
-
-/** Nothing usable answers at `url` and nothing here may or can start it; `remedy` says what to do. */
-export class BrokerUnavailable extends Data.TaggedError("BrokerUnavailable")<{
-  readonly broker: BrokerName
-  readonly url: string
-  /** why the probe failed */
-  readonly reason: string
-  /** what to install, start or set */
-  readonly remedy: string
-}> {
-  override get message(): string {
-    return `${this.broker} at ${this.url} is not reachable (${this.reason}); ${this.remedy}`
-  }
-}
-
-/** A start was tried with `method` but the broker did not come up. */
-export class BrokerStartFailed extends Data.TaggedError("BrokerStartFailed")<{
-  readonly broker: BrokerName
-  readonly url: string
-  readonly method: StartMethod
-  readonly detail: string
-}> {
-  override get message(): string {
-    return `${this.broker} at ${this.url}: starting it with ${this.method} failed: ${this.detail}`
-  }
-}
-
-export type BrokerError = BrokerUrlInvalid | BrokerUnavailable | BrokerStartFailed
-
 /** Waits for a freshly started nats-server: every 250 ms for up to 20 s. */
 export const natsBootSchedule = Schedule.spaced("250 millis").pipe(Schedule.upTo({ duration: "20 seconds" }))
 /** Waits for a freshly started RabbitMQ, which is slow to boot: every second for up to 60 s. */
 export const rabbitBootSchedule = Schedule.spaced("1 second").pipe(Schedule.upTo({ duration: "60 seconds" }))
-
-/** Names that resolve to this machine without a lookup, plus its own host name and interface addresses. */
-export const isLocalHost = (host: string): boolean => {
-  const h = host.replace(/^\[|\]$/g, "").toLowerCase()
-  if (h === "localhost" || h === "::1" || h === "0.0.0.0" || h === "::" || /^127\./.test(h)) return true
-  if (h === hostname().toLowerCase()) return true
-  for (const addresses of Object.values(networkInterfaces())) {
-    for (const a of addresses ?? []) if (a.address.toLowerCase() === h) return true
-  }
-  return false
-}
-
-/** Binaries this machine offers for starting brokers (absolute paths), found on PATH or in the sbin dirs. */
-export interface LocalBinaries {
-  readonly startStopDaemon: string | undefined
-  readonly natsServer: string | undefined
-  readonly rabbitmqServer: string | undefined
-  /** the machine's own nats-server store dir is writable (start-stop-daemon runs the server as us) */
-  readonly systemNatsStoreWritable: boolean
-}
-
-const sbinDirs = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
-
-const findExecutable = (name: string): string | undefined => {
-  const dirs = [...(process.env.PATH ?? "").split(delimiter).filter((d) => d !== ""), ...sbinDirs]
-  for (const dir of dirs) {
-    const candidate = join(dir, name)
-    try {
-      accessSync(candidate, constants.X_OK)
-      return candidate
-    } catch {
-      // not in this dir: try the next one
-    }
-  }
-  return undefined
-}
-
-const writable = (path: string): boolean => {
-  try {
-    accessSync(existsSync(path) ? path : dirname(path), constants.W_OK)
-    return true
-  } catch {
-    return false
-  }
-}
-
-const systemNatsServer = "/usr/sbin/nats-server"
-const systemNatsStore = "/var/lib/nats-server"
-
-export const findLocalBinaries = (): LocalBinaries => ({
-  startStopDaemon: findExecutable("start-stop-daemon"),
-  natsServer: existsSync(systemNatsServer) ? systemNatsServer : findExecutable("nats-server"),
-  rabbitmqServer: findExecutable("rabbitmq-server"),
-  systemNatsStoreWritable: writable(systemNatsStore)
-})
-
-/**
- * The local way to start `broker` for `url`, or undefined when this machine has none (then docker
- * compose is the fallback). start-stop-daemon is used only for the machine's own 127.0.0.1:4222 server.
- */
-export const localStartMethod = (
-  broker: BrokerName,
-  url: URL,
-  bins: LocalBinaries
-): StartMethod | undefined => {
-  if (!isLocalHost(url.hostname)) return undefined
-  // A second RabbitMQ node next to the machine's would clash on its node name: only the default port.
-  if (broker === "RabbitMQ")
-    return bins.rabbitmqServer !== undefined && amqpPort(url) === 5672 ? "rabbitmq-server" : undefined
-  const machineServer =
-    url.hostname === "127.0.0.1" &&
-    natsPort(url) === 4222 &&
-    bins.startStopDaemon !== undefined &&
-    bins.natsServer === systemNatsServer &&
-    bins.systemNatsStoreWritable
-  if (machineServer) return "start-stop-daemon"
-  return bins.natsServer === undefined ? undefined : "nats-server"
-}
-
-const natsPort = (url: URL): number => (url.port === "" ? 4222 : Number(url.port))
-const amqpPort = (url: URL): number => (url.port === "" ? 5672 : Number(url.port))
-
-/** What to tell the user when `broker` cannot be started for `url`. */
-export const remedyFor = (broker: BrokerName, url: URL, bins: LocalBinaries): string => {
-  const envVar = broker === "NATS" ? "EXACTOR_NATS_URL" : "EXACTOR_AMQP_URL"
-  if (!isLocalHost(url.hostname))
-    return `${url.hostname} is not this machine, so it is not started from here: start ${broker} there or set ${envVar} to a running one`
-  if (broker === "RabbitMQ" && bins.rabbitmqServer !== undefined)
-    return `rabbitmq-server is started from here only on its default port 5672, and Docker is not available: start RabbitMQ on port ${url.port} yourself or set ${envVar} to a running broker`
-  return broker === "NATS"
-    ? `install nats-server (apt-get install nats-server, or a release from https://github.com/nats-io/nats-server/releases) or Docker with a running engine, or set ${envVar} to a nats-server running with -js`
-    : `install RabbitMQ (apt-get install rabbitmq-server) or Docker with a running engine, or set ${envVar} to a running broker`
-}
 
 /** Hides the password of an AMQP URL in log lines and errors. */
 const shown = (url: URL): string => {
@@ -197,63 +75,6 @@ const shown = (url: URL): string => {
   copy.password = "***"
   return copy.href
 }
-
-// --- probes -----------------------------------------------------------------------------------
-
-class ProbeFailed extends Data.TaggedError("ProbeFailed")<{
-  readonly reason: string
-  /** it answers, but is not usable (NATS without JetStream): starting another one would not help */
-  readonly unusable: boolean
-}> {}
-
-const describe = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))
-
-const probeTimeout = Duration.seconds(5)
-
-/** Connects once (2 s connect timeout, no reconnect) and asks JetStream for the account info. */
-const probeNats = (url: string): Effect.Effect<void, ProbeFailed> =>
-  Effect.tryPromise({
-    try: async () => {
-      const nc = await natsConnect({
-        servers: url,
-        timeout: 2_000,
-        reconnect: false,
-        name: "exactor-brokers"
-      })
-      try {
-        const jsm = await jetstreamManager(nc).catch((cause: unknown) => {
-          throw new ProbeFailed({ reason: `JetStream is not enabled (${describe(cause)})`, unusable: true })
-        })
-        await jsm.getAccountInfo().catch((cause: unknown) => {
-          throw new ProbeFailed({ reason: `JetStream is not enabled (${describe(cause)})`, unusable: true })
-        })
-      } finally {
-        await nc.close()
-      }
-    },
-    catch: (cause) =>
-      cause instanceof ProbeFailed ? cause : new ProbeFailed({ reason: describe(cause), unusable: false })
-  }).pipe(
-    Effect.timeout(probeTimeout),
-    Effect.catchTag("TimeoutError", () =>
-      Effect.fail(new ProbeFailed({ reason: "no answer in 5 s", unusable: false }))
-    )
-  )
-
-/** Opens an AMQP connection (2 s socket timeout) and closes it again. */
-const probeAmqp = (url: string): Effect.Effect<void, ProbeFailed> =>
-  Effect.tryPromise({
-    try: async () => {
-      const conn = await amqpConnect(url, { timeout: 2_000 })
-      await conn.close()
-    },
-    catch: (cause) => new ProbeFailed({ reason: describe(cause), unusable: false })
-  }).pipe(
-    Effect.timeout(probeTimeout),
-    Effect.catchTag("TimeoutError", () =>
-      Effect.fail(new ProbeFailed({ reason: "no answer in 5 s", unusable: false }))
-    )
-  )
 
 // --- starting ---------------------------------------------------------------------------------
 
@@ -386,7 +207,7 @@ const spawnNatsServer = (
     try {
       mkdirSync(store, { recursive: true })
     } catch (cause) {
-      return Effect.fail(failed(`cannot create the store dir ${store}: ${describe(cause)}`))
+      return Effect.fail(failed(`cannot create the store dir ${store}: ${causeMessage(cause)}`))
     }
     const args = ["-js", "-a", host, "-p", String(port), "-sd", store, "-l", log]
     const child = spawn(bin, args, { detached: true, stdio: "ignore" })
@@ -523,5 +344,3 @@ export const ensureBrokers = (
   options: BrokersOptions = {}
 ): Effect.Effect<{ readonly nats: BrokerStatus; readonly rabbitmq: BrokerStatus }, BrokerError> =>
   Effect.all({ nats: ensureNats(options), rabbitmq: ensureRabbitMq(options) }, { concurrency: 2 })
-
-export { defaultAmqpUrl, defaultNatsUrl } from "./BrokerUrls.ts"

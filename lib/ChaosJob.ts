@@ -16,14 +16,15 @@ import type { Urls } from "./JobRunner.ts"
 import { cliEntry } from "./Launcher.ts"
 import { natsConnection } from "./Nats.ts"
 import type { JobPlan } from "./Pipeline.ts"
-import { lockQueueName, markerQueueName } from "./RabbitMqSink.ts"
+import { lockQueueName, markerQueueName } from "./RabbitMqSinkWire.ts"
+import { causeMessage } from "./internal/causeMessage.ts"
 
 export class ChaosSetupFailed extends Data.TaggedError("ChaosSetupFailed")<{
   readonly step: string
   readonly cause: unknown
 }> {
   override get message(): string {
-    return `chaos: ${this.step} failed: ${this.cause instanceof Error ? this.cause.message : String(this.cause)}`
+    return `chaos: ${this.step} failed: ${causeMessage(this.cause)}`
   }
 }
 

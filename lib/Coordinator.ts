@@ -8,55 +8,20 @@
 import type { Msg } from "@nats-io/transport-node"
 import * as Effect from "effect/Effect"
 import * as Queue from "effect/Queue"
-import * as Schedule from "effect/Schedule"
-import type { HeartbeatBody, InstancePhase, RestoreBody } from "./Actor.ts"
+import type { HeartbeatBody } from "./Actor.ts"
 import { Subjects } from "./Address.ts"
 import type { CheckpointStore, Manifest } from "./CheckpointStore.ts"
 import { type AckBody, CheckpointTracker, type PendingCheckpoint } from "./CheckpointTracker.ts"
-import { sendCommand } from "./ControlRequest.ts"
-import { type ControlKind, decode, EnvelopeDecodeError, encode, type ReportEnvelope } from "./Envelope.ts"
+import { coordinatorCommands } from "./CoordinatorCommands.ts"
+import { coordinatorInbox } from "./CoordinatorInbox.ts"
+import { encode, type ReportEnvelope } from "./Envelope.ts"
 import type { NatsConnection } from "./Nats.ts"
 import type { JobPlan } from "./Pipeline.ts"
 import { prometheusText, recordCheckpoint, recordEpoch, recordRecovery } from "./JobMetrics.ts"
+import { applyHeartbeat, endedOutcome, jobStatus, newInstanceView } from "./JobStatus.ts"
+import type { InstanceView, JobOutcome, JobState, JobStatus } from "./JobStatus.ts"
 import { decideRestart } from "./RestartStrategy.ts"
-
-export type JobState = "WAITING" | "RESTORING" | "RUNNING" | "FINISHING" | "FINISHED" | "FAILED"
-
-/** One instance as the coordinator sees it. */
-export interface InstanceView {
-  readonly id: string
-  incarnation: string | undefined
-  lastSeen: number
-  phase: InstancePhase | "unknown"
-  recordsIn: number
-  recordsOut: number
-  restarts: number
-  pid: number
-  host: string
-  /** from the last heartbeat: resident set, V8 heap in use, outside the heap; MB */
-  rssMb: number
-  heapMb: number
-  externalMb: number
-}
-
-/** What `exactor status` prints; written to the job's KV bucket every second. */
-export interface JobStatus {
-  readonly job: string
-  readonly state: JobState
-  readonly epoch: number
-  readonly reason?: string
-  readonly updatedAt: number
-  readonly startedAt: number
-  readonly recoveries: number
-  readonly lastRecoveryReason?: string
-  /** the coordinator process */
-  readonly pid: number
-  /** the same figures as Prometheus metrics (text exposition format) */
-  readonly metrics?: string
-  readonly instances: ReadonlyArray<InstanceView>
-  readonly checkpoints: { readonly completed: number; readonly aborted: number; readonly latest?: number }
-  readonly history: CheckpointTracker["history"]
-}
+import { chooseManifest, rescaleProblem, restoreBody } from "./RestorePlan.ts"
 
 export interface CoordinatorOptions {
   readonly plan: JobPlan
@@ -69,12 +34,6 @@ export interface CoordinatorOptions {
   readonly startTimeout?: number
 }
 
-type Event =
-  | { readonly kind: "report"; readonly report: ReportEnvelope }
-  | { readonly kind: "tick" }
-  | { readonly kind: "admin"; readonly msg: Msg; readonly name: string }
-  | { readonly kind: "finalCommitted"; readonly n: number; readonly epoch: number }
-
 export const runCoordinator = (o: CoordinatorOptions) =>
   Effect.gen(function* () {
     const { plan, nc, store } = o
@@ -86,25 +45,7 @@ export const runCoordinator = (o: CoordinatorOptions) =>
       .filter((i) => plan.operator.get(i.operator)!.declaration.kind === "sink")
       .map(String)
     const sources = plan.instances.filter((i) => plan.operator.get(i.operator)!.declaration.kind === "source")
-    const views = new Map<string, InstanceView>(
-      ids.map((id) => [
-        id,
-        {
-          id,
-          incarnation: undefined,
-          lastSeen: 0,
-          phase: "unknown",
-          recordsIn: 0,
-          recordsOut: 0,
-          restarts: 0,
-          pid: 0,
-          host: "",
-          rssMb: 0,
-          heapMb: 0,
-          externalMb: 0
-        }
-      ])
-    )
+    const views = new Map<string, InstanceView>(ids.map((id) => [id, newInstanceView(id)]))
     const startedAt = Date.now()
     let state = "WAITING" as JobState
     let reason: string | undefined
@@ -120,126 +61,33 @@ export const runCoordinator = (o: CoordinatorOptions) =>
       revision: 0
     }
 
-    const events = yield* Queue.unbounded<Event>()
-    const subscribe = (subject: string, f: (msg: Msg) => void) =>
-      Effect.acquireRelease(
-        Effect.sync(() => nc.subscribe(subject, { callback: (_e, msg) => f(msg) })),
-        (s) => Effect.sync(() => s.unsubscribe())
-      )
-    yield* subscribe(subjects.coordinator, (msg) => {
-      const r = decode(subjects.coordinator, msg.data)
-      if (r instanceof EnvelopeDecodeError) return
-      if (
-        r.k === "hello" ||
-        r.k === "heartbeat" ||
-        r.k === "ack" ||
-        r.k === "fail" ||
-        r.k === "finished" ||
-        r.k === "exited" ||
-        r.k === "wantCheckpoint"
-      )
-        Queue.offerUnsafe(events, { kind: "report", report: r })
-    })
-    yield* subscribe(subjects.admin, (msg) => {
-      const r = decode(subjects.admin, msg.data)
-      const body = r instanceof EnvelopeDecodeError || !("b" in r) ? undefined : r.b
-      const name = (body as { savepoint?: unknown } | undefined)?.savepoint
-      if (typeof name === "string") Queue.offerUnsafe(events, { kind: "admin", msg, name })
-      else
-        msg.respond(
-          encode({ k: "reply", e: epoch, c: "coordinator", ok: false, err: "expected { savepoint: name }" })
-        )
-    })
-    yield* Effect.promise(() => nc.flush())
-    yield* Effect.forkScoped(
-      Effect.sync(() => Queue.offerUnsafe(events, { kind: "tick" })).pipe(
-        Effect.repeat(Schedule.spaced("100 millis"))
-      )
-    )
+    const events = yield* coordinatorInbox(nc, subjects, () => epoch)
 
     const tracker = new CheckpointTracker(ids, 1)
     const savepointReplies = new Map<number, Msg>()
 
-    const command = (id: string, k: ControlKind, n?: number, b?: unknown) => {
-      const inst = plan.instances.find((i) => String(i) === id)!
-      return sendCommand(
-        nc,
-        subjects.control(inst),
-        id,
-        {
-          k,
-          e: epoch,
-          c: "coordinator",
-          ...(n === undefined ? {} : { n }),
-          ...(b === undefined ? {} : { b })
-        },
-        options.commandTimeout
-      )
-    }
-    const broadcast = (
-      targets: ReadonlyArray<string>,
-      k: ControlKind,
-      n?: number,
-      body?: (id: string) => unknown
-    ) =>
-      Effect.forEach(targets, (id) => command(id, k, n, body?.(id)), {
-        concurrency: "unbounded",
-        discard: true
-      })
+    const { command, broadcast } = coordinatorCommands(nc, plan, subjects, () => epoch)
 
-    const status = (): JobStatus => ({
-      job,
-      state,
-      epoch,
-      ...(reason === undefined ? {} : { reason }),
-      updatedAt: Date.now(),
-      startedAt,
-      recoveries,
-      pid: process.pid,
-      ...(lastRecoveryReason === undefined ? {} : { lastRecoveryReason }),
-      instances: [...views.values()],
-      checkpoints: {
-        completed: tracker.completedCount,
-        aborted: tracker.abortedCount,
-        ...(restoredFrom.manifest ? { latest: restoredFrom.manifest.checkpoint } : {})
-      },
-      history: tracker.history
-    })
+    const status = (): JobStatus =>
+      jobStatus(
+        {
+          job,
+          state,
+          epoch,
+          reason,
+          startedAt,
+          recoveries,
+          lastRecoveryReason,
+          views,
+          tracker,
+          latest: restoredFrom.manifest?.checkpoint
+        },
+        Date.now()
+      )
     const publishStatus = prometheusText.pipe(
       Effect.flatMap((metrics) => store.writeStatus({ ...status(), metrics })),
       Effect.ignore
     )
-
-    /** The handles each instance restores from `m` (all of its operator's for keyed operators). */
-    const restoreBody =
-      (m: Manifest | undefined) =>
-      (id: string): RestoreBody => {
-        if (!m) return { handles: [] }
-        const op = id.slice(0, id.lastIndexOf("#"))
-        const keyed = plan.operator.get(op)!.declaration.kind === "process"
-        const handles = Object.entries(m.handles)
-          .filter(([k]) => (keyed ? k.slice(0, k.lastIndexOf("#")) === op : k === id))
-          .map(([, h]) => h)
-        return { checkpoint: m.checkpoint, handles }
-      }
-
-    /** Only keyed operators can change parallelism between a checkpoint and a restore. */
-    const rescaleProblem = (m: Manifest | undefined): string | undefined => {
-      if (!m) return undefined
-      for (const [op, node] of plan.operator) {
-        const before = m.parallelism[op]
-        const kind = node.declaration.kind
-        if (before !== undefined && before !== node.parallelism && (kind === "source" || kind === "sink"))
-          return `cannot change the parallelism of ${kind} ${op} from ${before} to ${node.parallelism} when restoring checkpoint ${m.checkpoint}: only keyed operators (and stateless ones) can be rescaled`
-      }
-      return undefined
-    }
-
-    const chooseManifest = Effect.gen(function* () {
-      if (o.fromSavepoint !== undefined) return yield* store.readSavepoint(o.fromSavepoint)
-      if (o.fromCheckpoint !== undefined) return yield* store.readCheckpoint(o.fromCheckpoint)
-      return (yield* store.readLatest())?.manifest
-    })
 
     /** One restore attempt in a new epoch: epoch CAS, fence the manifest, restore all, run all. */
     const restoreAll = (manifest: Manifest | undefined) =>
@@ -267,7 +115,7 @@ export const runCoordinator = (o: CoordinatorOptions) =>
         yield* Effect.forEach(
           ids,
           (id) =>
-            command(id, "restore", undefined, restoreBody(manifest)(id)).pipe(
+            command(id, "restore", undefined, restoreBody(plan, manifest, id)).pipe(
               Effect.tap((r) =>
                 Effect.sync(() => {
                   const v = views.get(id)!
@@ -290,7 +138,7 @@ export const runCoordinator = (o: CoordinatorOptions) =>
     const recover = (why: string | undefined) =>
       Effect.gen(function* () {
         let cause = why
-        let manifest = yield* chooseManifest
+        let manifest = yield* chooseManifest(store, o)
         for (;;) {
           if (cause !== undefined) {
             recoveries++
@@ -308,7 +156,7 @@ export const runCoordinator = (o: CoordinatorOptions) =>
             }
             yield* Effect.sleep(decision.delayMs)
           }
-          const problem = rescaleProblem(manifest)
+          const problem = rescaleProblem(plan, manifest)
           if (problem) {
             state = "FAILED"
             reason = problem
@@ -420,14 +268,7 @@ export const runCoordinator = (o: CoordinatorOptions) =>
           }
         }
         v.lastSeen = Date.now()
-        if (hb?.phase) v.phase = hb.phase
-        if (typeof hb?.recordsIn === "number") v.recordsIn = hb.recordsIn
-        if (typeof hb?.recordsOut === "number") v.recordsOut = hb.recordsOut
-        if (typeof hb?.pid === "number") v.pid = hb.pid
-        if (typeof hb?.host === "string") v.host = hb.host
-        if (typeof hb?.rssMb === "number") v.rssMb = hb.rssMb
-        if (typeof hb?.heapMb === "number") v.heapMb = hb.heapMb
-        if (typeof hb?.externalMb === "number") v.externalMb = hb.externalMb
+        applyHeartbeat(v, hb)
         if (r.e !== epoch || (state !== "RUNNING" && state !== "FINISHING")) return
         if (r.k === "fail" || (r.k === "heartbeat" && hb?.phase === "failed"))
           return yield* failJob(
@@ -500,14 +341,10 @@ export const runCoordinator = (o: CoordinatorOptions) =>
     const previous = (yield* store.readStatus().pipe(Effect.orElseSucceed(() => undefined))) as
       | Partial<JobStatus>
       | undefined
-    if (previous?.state === "FINISHED" || previous?.state === "FAILED") {
-      yield* Effect.logInfo(
-        `job ${job} already ${previous.state}${previous.reason ? `: ${previous.reason}` : ""}`
-      )
-      return {
-        state: previous.state,
-        ...(previous.reason === undefined ? {} : { reason: previous.reason })
-      } as { readonly state: JobState; readonly reason?: string }
+    const ended = endedOutcome(previous)
+    if (ended) {
+      yield* Effect.logInfo(`job ${job} already ${ended.state}${ended.reason ? `: ${ended.reason}` : ""}`)
+      return ended
     }
 
     // Wait until every instance has said hello (or sent a heartbeat).
@@ -559,8 +396,5 @@ export const runCoordinator = (o: CoordinatorOptions) =>
     yield* publishStatus
     yield* Effect.logInfo(state === "FINISHED" ? `job ${job} FINISHED` : `job ${job} FAILED: ${reason}`)
     yield* broadcast(ids, "stop").pipe(Effect.timeout("5 seconds"), Effect.ignore)
-    return { state, ...(reason === undefined ? {} : { reason }) } as {
-      readonly state: JobState
-      readonly reason?: string
-    }
+    return { state, ...(reason === undefined ? {} : { reason }) } as JobOutcome
   })

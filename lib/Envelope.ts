@@ -6,6 +6,7 @@
  */
 import * as Data from "effect/Data"
 import { Packr } from "msgpackr"
+import { causeMessage } from "./internal/causeMessage.ts"
 
 /** Data plane: what travels on a mailbox subject, in `seq` order per (epoch, channel). */
 export interface BatchEnvelope {
@@ -127,7 +128,7 @@ export const decode = (subject: string, bytes: Uint8Array): Envelope | EnvelopeD
   } catch (cause) {
     return new EnvelopeDecodeError({
       subject,
-      reason: `not msgpack (${cause instanceof Error ? cause.message : String(cause)})`
+      reason: `not msgpack (${causeMessage(cause)})`
     })
   }
   if (typeof value !== "object" || value === null || Array.isArray(value))

@@ -16,275 +16,24 @@
  * arrive between their opens), and carry it in the position, so a restored reader stops at the
  * same place. `clearBoundedEnd` forgets it, for a job started afresh under the same name.
  */
-import {
-  DeliverPolicy,
-  type Consumer,
-  jetstream,
-  jetstreamManager,
-  type StreamInfo
-} from "@nats-io/jetstream"
-import { Kvm } from "@nats-io/kv"
-import * as Data from "effect/Data"
+import { DeliverPolicy, type Consumer, jetstream, jetstreamManager } from "@nats-io/jetstream"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
-import { type NatsConnection, natsConnection, type NatsUnavailable } from "./Nats.ts"
-
-// ---------------------------------------------------------------------------------------------
-// Interface shared with the runtime (the lead moves it there later).
-
-export interface SourceReader<A> {
-  /** Up to `max` records after the current position. `end` is true when a bounded source has nothing more (now and ever). Must not block for long when nothing is available: wait at most `idle` (e.g. 50 ms) and return what it has (possibly empty). */
-  readonly read: (
-    max: number
-  ) => Effect.Effect<{ readonly records: ReadonlyArray<A>; readonly end: boolean }, SourceError>
-  /** msgpack-able position of the last record returned by read; after a restore, a new reader opened with this position continues right after it. */
-  readonly position: () => SourcePosition
-}
-export interface SourceContext {
-  readonly job: string
-  readonly operator: string
-  readonly index: number
-  readonly parallelism: number
-  readonly natsUrl: string
-}
-
-/** Where a JetStream source instance is; msgpack-able (numbers only, no undefined values). */
-export interface JetStreamPosition {
-  /** stream sequence of the last record `read` returned (or skipped as malformed); 0 before the first */
-  readonly seq: number
-  /** last stream sequence of a bounded source, fixed job-wide at first open; absent when unbounded */
-  readonly end?: number
-  /** the split this position belongs to */
-  readonly index: number
-  readonly parallelism: number
-}
-export type SourcePosition = JetStreamPosition
-
-// ---------------------------------------------------------------------------------------------
-// Errors
-
-/** An option (or a field of the source context) that is missing or out of range. */
-export class SourceOptionsInvalid extends Data.TaggedError("SourceOptionsInvalid")<{
-  readonly field: string
-  readonly value: unknown
-  readonly reason: string
-}> {
-  override get message(): string {
-    return `jetStreamSource: ${this.field} ${this.reason} (got ${String(this.value)})`
-  }
-}
-
-/** A recorded position that does not fit this source or instance. */
-export class SourcePositionInvalid extends Data.TaggedError("SourcePositionInvalid")<{
-  readonly stream: string
-  readonly position: unknown
-  readonly reason: string
-}> {
-  override get message(): string {
-    return `stream ${this.stream}: cannot resume from position ${JSON.stringify(this.position)}: ${this.reason}`
-  }
-}
-
-/** A payload that the decoder rejected; the reader stays before it (`position().seq === seq - 1`, modulo the split). */
-export class MalformedRecord extends Data.TaggedError("MalformedRecord")<{
-  readonly stream: string
-  readonly seq: number
-  readonly reason: string
-}> {
-  override get message(): string {
-    return `stream ${this.stream}: message at sequence ${this.seq} is not a record: ${this.reason}`
-  }
-}
-
-/** A JetStream call that failed (stream missing, consumer lost for good, KV unavailable). */
-export class SourceReadFailed extends Data.TaggedError("SourceReadFailed")<{
-  readonly stream: string
-  readonly operation: string
-  readonly cause: unknown
-}> {
-  override get message(): string {
-    const why = this.cause instanceof Error ? this.cause.message : String(this.cause)
-    return `stream ${this.stream}: ${this.operation} failed: ${why}`
-  }
-}
-
-export type SourceError =
-  | SourceOptionsInvalid
-  | SourcePositionInvalid
-  | MalformedRecord
-  | SourceReadFailed
-  | NatsUnavailable
-
-/** What a decoder returns for a payload that is not a record. */
-export class DecodeFailure extends Data.TaggedClass("DecodeFailure")<{ readonly reason: string }> {}
-
-// ---------------------------------------------------------------------------------------------
-// Options
-
-export interface JetStreamSourceOptions<A> {
-  /** Stream to read. Required, a valid stream name. */
-  readonly stream: string
-  /** Payload → record, or `DecodeFailure`. Default: UTF-8 JSON, not checked against `A` (validate in `decode`). */
-  readonly decode?: (bytes: Uint8Array, seq: number) => A | DecodeFailure
-  /** `"fail"` (default): a malformed payload is a `MalformedRecord` error. `"skip-and-count"`: skipped, counted in `malformed()`. */
-  readonly onMalformed?: "fail" | "skip-and-count"
-  /** Default unbounded. `"atStart"`: up to the stream's last sequence at the job's first open. `{ records: N }`: the N sequences from the stream's first one at the job's first open. */
-  readonly bounded?: "atStart" | { readonly records: number }
-  /** Longest `read` waits when nothing is buffered, in ms. Default 50. */
-  readonly idleMs?: number
-  /** Messages asked for per fetch. Default 1000. */
-  readonly fetchSize?: number
-  /** Most messages held ahead of `read` (the fetcher waits beyond). Default 4 × `fetchSize`. */
-  readonly maxBuffered?: number
-  /** How long one fetch waits for messages at the tail, in ms (server minimum 1000). Default 1000. */
-  readonly fetchExpiresMs?: number
-  /** KV bucket holding the job-wide end of bounded sources. Default `"exactor-source-bounds"`. */
-  readonly boundsBucket?: string
-}
-
-export interface ResolvedJetStreamSourceOptions<A> {
-  readonly stream: string
-  readonly decode: (bytes: Uint8Array, seq: number) => A | DecodeFailure
-  readonly skipMalformed: boolean
-  readonly bounded: "atStart" | { readonly records: number } | undefined
-  readonly idleMs: number
-  readonly fetchSize: number
-  readonly maxBuffered: number
-  readonly fetchExpiresMs: number
-  readonly boundsBucket: string
-}
-
-const utf8 = new TextDecoder("utf-8", { fatal: true })
-
-/** The default decoder: UTF-8 JSON. */
-export const decodeJson = <A>(bytes: Uint8Array): A | DecodeFailure => {
-  try {
-    return JSON.parse(utf8.decode(bytes)) as A
-  } catch (e) {
-    return new DecodeFailure({ reason: e instanceof Error ? e.message : String(e) })
-  }
-}
-
-const streamNameOk = /^[^\s.*>/\\]+$/
-const bucketNameOk = /^[-\w]+$/
-const isPositiveInt = (n: unknown): n is number => typeof n === "number" && Number.isInteger(n) && n > 0
-
-/** Checks every option and fills in defaults; the error names the first bad field. */
-export const resolveJetStreamSourceOptions = <A>(
-  o: JetStreamSourceOptions<A>
-): ResolvedJetStreamSourceOptions<A> | SourceOptionsInvalid => {
-  const bad = (field: string, value: unknown, reason: string) =>
-    new SourceOptionsInvalid({ field, value, reason })
-  if (typeof o.stream !== "string" || o.stream.length === 0)
-    return bad("stream", o.stream, "must be a non-empty name")
-  if (!streamNameOk.test(o.stream))
-    return bad("stream", o.stream, "must not contain whitespace, '.', '*', '>', '/' or '\\'")
-  if (o.onMalformed !== undefined && o.onMalformed !== "fail" && o.onMalformed !== "skip-and-count")
-    return bad("onMalformed", o.onMalformed, 'must be "fail" or "skip-and-count"')
-  if (o.bounded !== undefined && o.bounded !== "atStart") {
-    if (typeof o.bounded !== "object" || !isPositiveInt(o.bounded.records))
-      return bad(
-        "bounded.records",
-        (o.bounded as { records?: unknown }).records,
-        "must be a positive integer"
-      )
-  }
-  if (o.decode !== undefined && typeof o.decode !== "function")
-    return bad("decode", o.decode, "must be a function")
-  const idleMs = o.idleMs ?? 50
-  if (!isPositiveInt(idleMs)) return bad("idleMs", idleMs, "must be a positive integer (ms)")
-  const fetchSize = o.fetchSize ?? 1000
-  if (!isPositiveInt(fetchSize)) return bad("fetchSize", fetchSize, "must be a positive integer")
-  const maxBuffered = o.maxBuffered ?? 4 * fetchSize
-  if (!isPositiveInt(maxBuffered) || maxBuffered < fetchSize)
-    return bad("maxBuffered", maxBuffered, `must be an integer >= fetchSize (${fetchSize})`)
-  const fetchExpiresMs = o.fetchExpiresMs ?? 1000
-  if (!Number.isInteger(fetchExpiresMs) || fetchExpiresMs < 1000)
-    return bad("fetchExpiresMs", fetchExpiresMs, "must be an integer >= 1000 (the server's minimum)")
-  const boundsBucket = o.boundsBucket ?? "exactor-source-bounds"
-  if (!bucketNameOk.test(boundsBucket)) return bad("boundsBucket", boundsBucket, "must match [-A-Za-z0-9_]+")
-  return {
-    stream: o.stream,
-    decode: o.decode ?? decodeJson,
-    skipMalformed: o.onMalformed === "skip-and-count",
-    bounded: o.bounded,
-    idleMs,
-    fetchSize,
-    maxBuffered,
-    fetchExpiresMs,
-    boundsBucket
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Bounded end, agreed job-wide
-
-const keyPart = (s: string) => s.replace(/[^-\w=]/g, "_")
-const boundsKey = (job: string, operator: string, stream: string) =>
-  `${keyPart(job)}.${keyPart(operator)}.${keyPart(stream)}`
-
-const endFromInfo = (bounded: "atStart" | { readonly records: number }, info: StreamInfo): number => {
-  if (bounded === "atStart") return info.state.last_seq
-  const first = info.state.messages > 0 ? info.state.first_seq : info.state.last_seq + 1
-  return first + bounded.records - 1
-}
-
-const readEnd = (raw: Uint8Array): number | undefined => {
-  const v = decodeJson<{ end?: unknown }>(raw)
-  return v instanceof DecodeFailure || !Number.isInteger(v.end) ? undefined : (v.end as number)
-}
-
-/** The end sequence of a bounded source for (job, operator): the one recorded, else computed now and recorded. */
-const agreeOnEnd = (
-  nc: NatsConnection,
-  ctx: SourceContext,
-  cfg: { readonly stream: string; readonly boundsBucket: string },
-  bounded: "atStart" | { readonly records: number },
-  info: StreamInfo
-) =>
-  Effect.tryPromise({
-    try: async () => {
-      const kv = await new Kvm(nc).create(cfg.boundsBucket, { history: 1 })
-      const key = boundsKey(ctx.job, ctx.operator, cfg.stream)
-      const recorded = async () => {
-        const e = await kv.get(key)
-        return e !== null && e.operation === "PUT" ? readEnd(e.value) : undefined
-      }
-      const before = await recorded()
-      if (before !== undefined) return before
-      const end = endFromInfo(bounded, info)
-      try {
-        await kv.create(key, JSON.stringify({ end }))
-        return end
-      } catch (cause) {
-        // another instance recorded it first: take theirs
-        const theirs = await recorded()
-        if (theirs !== undefined) return theirs
-        throw cause
-      }
-    },
-    catch: (cause) =>
-      new SourceReadFailed({ stream: cfg.stream, operation: "agree on the bounded end", cause })
-  })
-
-/** Forgets the recorded end of a bounded source, so the next fresh open of (job, operator) fixes a new one. */
-export const clearBoundedEnd = (
-  nc: NatsConnection,
-  ctx: { readonly job: string; readonly operator: string },
-  options: { readonly stream: string; readonly boundsBucket?: string }
-): Effect.Effect<void, SourceReadFailed> =>
-  Effect.tryPromise({
-    try: async () => {
-      const kv = await new Kvm(nc).create(options.boundsBucket ?? "exactor-source-bounds", { history: 1 })
-      await kv.purge(boundsKey(ctx.job, ctx.operator, options.stream))
-    },
-    catch: (cause) =>
-      new SourceReadFailed({ stream: options.stream, operation: "clear the bounded end", cause })
-  })
-
-// ---------------------------------------------------------------------------------------------
-// Reader
+import { agreeOnEnd } from "./BoundedEnd.ts"
+import { isPositiveInt } from "./internal/isPositiveInt.ts"
+import { type JetStreamSourceOptions, resolveJetStreamSourceOptions } from "./JetStreamSourceOptions.ts"
+import { natsConnection } from "./Nats.ts"
+import {
+  DecodeFailure,
+  MalformedRecord,
+  type SourceError,
+  SourceOptionsInvalid,
+  SourcePositionInvalid,
+  SourceReadFailed
+} from "./SourceError.ts"
+import type { JetStreamPosition, SourceContext, SourcePosition, SourceReader } from "./SourceReader.ts"
+import { causeMessage } from "./internal/causeMessage.ts"
 
 /** Fetch failures: the ordered consumer is recreated from the last sequence seen, 6 tries over ~3 s. */
 export const fetchRetrySchedule = Schedule.exponential("100 millis", 2).pipe(Schedule.upTo({ times: 5 }))
@@ -499,7 +248,7 @@ const open = <A>(
       try {
         return cfg.decode(raw.data, raw.seq)
       } catch (e) {
-        return new DecodeFailure({ reason: `decoder threw: ${e instanceof Error ? e.message : String(e)}` })
+        return new DecodeFailure({ reason: `decoder threw: ${causeMessage(e)}` })
       }
     }
 

@@ -10,7 +10,7 @@ import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import { InstanceId } from "./Address.ts"
 import { CheckpointStore, type Manifest } from "./CheckpointStore.ts"
-import type { JobStatus } from "./Coordinator.ts"
+import type { JobStatus } from "./JobStatus.ts"
 import {
   ExitCode,
   type LauncherEvent,

@@ -7,6 +7,7 @@
 import { createHash } from "node:crypto"
 import * as Data from "effect/Data"
 import { Packr } from "msgpackr"
+import { causeMessage } from "./internal/causeMessage.ts"
 
 /** A small snapshot carried inside the ack and the manifest. */
 export interface InlineHandle {
@@ -90,8 +91,6 @@ export const objectNames = (m: Manifest): Array<string> =>
 
 // Errors of the checkpoint store (lib/CheckpointStore.ts).
 
-const why = (cause: unknown) => (cause instanceof Error ? cause.message : String(cause))
-
 /** The broker failed or answered something unreadable. */
 export class CheckpointStoreError extends Data.TaggedError("CheckpointStoreError")<{
   readonly job: string
@@ -99,7 +98,7 @@ export class CheckpointStoreError extends Data.TaggedError("CheckpointStoreError
   readonly cause: unknown
 }> {
   override get message(): string {
-    return `checkpoint store of job ${this.job}: ${this.operation} failed: ${why(this.cause)}`
+    return `checkpoint store of job ${this.job}: ${this.operation} failed: ${causeMessage(this.cause)}`
   }
 }
 

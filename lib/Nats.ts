@@ -8,6 +8,7 @@ import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import { connect, type NatsConnection } from "@nats-io/transport-node"
+import { causeMessage } from "./internal/causeMessage.ts"
 
 export type { NatsConnection }
 
@@ -16,7 +17,7 @@ export class NatsUnavailable extends Data.TaggedError("NatsUnavailable")<{
   readonly cause: unknown
 }> {
   override get message(): string {
-    const why = this.cause instanceof Error ? this.cause.message : String(this.cause)
+    const why = causeMessage(this.cause)
     return `NATS at ${this.url} is not reachable (${why}); start it with \`npm run brokers\` or set EXACTOR_NATS_URL`
   }
 }

@@ -15,6 +15,7 @@ import { setTimeout as sleep } from "node:timers/promises"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
+import { causeMessage } from "./internal/causeMessage.ts"
 
 export class NatsServerError extends Data.TaggedError("NatsServerError")<{
   readonly reason: string
@@ -220,7 +221,7 @@ export const NatsServer = {
       catch: (cause) =>
         cause instanceof NatsServerError
           ? cause
-          : new NatsServerError({ reason: cause instanceof Error ? cause.message : String(cause), log: "" })
+          : new NatsServerError({ reason: causeMessage(cause), log: "" })
     }),
     (server) => Effect.promise(() => server.stop())
   ) satisfies Effect.Effect<TestNatsServer, NatsServerError, Scope.Scope>

@@ -8,6 +8,7 @@
 import { readdirSync, readFileSync } from "node:fs"
 import * as Data from "effect/Data"
 import { childEntry } from "./Launcher.ts"
+import { causeMessage } from "./internal/causeMessage.ts"
 
 /** What `--kinds` can target. */
 export const targetKinds = ["sources", "keyed", "sinks", "coordinator", "operators"] as const
@@ -37,7 +38,7 @@ export class ProcessSignalFailed extends Data.TaggedError("ProcessSignalFailed")
   readonly cause: unknown
 }> {
   override get message(): string {
-    const why = this.cause instanceof Error ? this.cause.message : String(this.cause)
+    const why = causeMessage(this.cause)
     return `cannot send ${this.signal} to ${this.name} (pid ${this.pid}): ${why}`
   }
 }

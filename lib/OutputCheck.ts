@@ -8,13 +8,14 @@
 import amqp from "amqplib"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
+import { causeMessage } from "./internal/causeMessage.ts"
 
 export class OutputUnreadable extends Data.TaggedError("OutputUnreadable")<{
   readonly queue: string
   readonly cause: unknown
 }> {
   override get message(): string {
-    return `cannot read output queue ${this.queue}: ${this.cause instanceof Error ? this.cause.message : String(this.cause)}`
+    return `cannot read output queue ${this.queue}: ${causeMessage(this.cause)}`
   }
 }
 

@@ -9,6 +9,7 @@ import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import type { InvalidJobOption } from "./JobOptions.ts"
 import { type JobPlan, type Pipeline, type PipelineInvalid, validatePipeline } from "./Pipeline.ts"
+import { causeMessage } from "./internal/causeMessage.ts"
 
 export class PipelineLoadError extends Data.TaggedError("PipelineLoadError")<{
   readonly module: string
@@ -34,8 +35,7 @@ export const loadPipeline = (
     const url = pathToFileURL(resolve(module)).href
     const loaded = yield* Effect.tryPromise({
       try: () => import(url) as Promise<{ readonly default?: unknown }>,
-      catch: (cause) =>
-        new PipelineLoadError({ module, reason: cause instanceof Error ? cause.message : String(cause) })
+      catch: (cause) => new PipelineLoadError({ module, reason: causeMessage(cause) })
     })
     const p = loaded.default
     if (!isPipeline(p))

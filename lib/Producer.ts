@@ -19,6 +19,7 @@ import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import { brokerUrlsFromEnv } from "./BrokerUrls.ts"
 import { type NatsConnection, natsConnection, type NatsUnavailable } from "./Nats.ts"
+import { causeMessage } from "./internal/causeMessage.ts"
 
 /** An option that is missing or out of range. */
 export class ProducerOptionsInvalid extends Data.TaggedError("ProducerOptionsInvalid")<{
@@ -50,7 +51,7 @@ export class InputUnreadable extends Data.TaggedError("InputUnreadable")<{
   readonly cause: unknown
 }> {
   override get message(): string {
-    const why = this.cause instanceof Error ? this.cause.message : String(this.cause)
+    const why = causeMessage(this.cause)
     return `cannot read ${this.file}: ${why}`
   }
 }
@@ -66,7 +67,7 @@ export class PublishFailed extends Data.TaggedError("PublishFailed")<{
   readonly cause: unknown
 }> {
   override get message(): string {
-    const why = this.cause instanceof Error ? this.cause.message : String(this.cause)
+    const why = causeMessage(this.cause)
     const id = this.msgID === undefined ? "" : ` (msgID ${this.msgID})`
     return `stream ${this.stream}: ${this.operation}${id} failed after ${this.acked} acks: ${why}; re-running is safe`
   }
@@ -202,7 +203,7 @@ const validateFile = (file: string) =>
           JSON.parse(text)
         } catch (e) {
           badLines++
-          first ??= { line: n, reason: e instanceof Error ? e.message : String(e) }
+          first ??= { line: n, reason: causeMessage(e) }
         }
       }
       return first === undefined ? undefined : { ...first, badLines }

@@ -7,7 +7,6 @@
  */
 import amqp from "amqplib"
 import type { Channel, ChannelModel } from "amqplib"
-import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -15,6 +14,20 @@ import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import { batchSocketWrites, destroySocket } from "./AmqpSocket.ts"
 import { txCommit, txSelect } from "./AmqpTx.ts"
+import { causeMessage } from "./internal/causeMessage.ts"
+import {
+  type RabbitMqSinkError,
+  SinkChannelError,
+  SinkConnectFailed,
+  SinkConnectionLost,
+  SinkFenced,
+  SinkMarkerInvalid,
+  SinkRecordUnencodable,
+  SinkRecordUnroutable,
+  SinkTimeout
+} from "./RabbitMqSinkErrors.ts"
+import { type RabbitMqSinkOptions, type Resolved, resolveOptions } from "./RabbitMqSinkOptions.ts"
+import { type CommitMarker, parseMarker, recordProperties } from "./RabbitMqSinkWire.ts"
 import {
   makeTwoPhaseCommitSink,
   type PendingTransaction,
@@ -23,308 +36,6 @@ import {
   type TransactionalResource,
   TransactionInDoubt
 } from "./TwoPhaseCommitSink.ts"
-
-export interface RabbitMqSinkOptions {
-  /** AMQP URL (`amqp://` or `amqps://`). Required. */
-  readonly url: string
-  /** Job name; part of queue names and record ids (no `/`, no whitespace). Required. */
-  readonly job: string
-  /** Sink operator name; part of queue names and record ids (no `/`, no whitespace). Required. */
-  readonly sink: string
-  /** Index of this sink instance (integer >= 0). Required. */
-  readonly instance: number
-  /** Output queue, declared durable with no length limit. Required. */
-  readonly queue: string
-  /** Exchange records are published to. Default `""` (the default exchange). A named exchange must already exist; the queue is bound to it with `routingKey`. */
-  readonly exchange?: string
-  /** Routing key of every record. Default: `queue`. */
-  readonly routingKey?: string
-  /** Declare the output queue as a quorum queue (replicated; recommended in production). Default `false` (classic durable). */
-  readonly quorum?: boolean
-  /** Publishes per AMQP transaction, the commit marker included, so a transaction holds at most this minus 1 records. Default 10,000 (RabbitMQ's `channel_tx_message_max`); at least 2. */
-  readonly maxTransactionMessages?: number
-  /** How long `tx.commit` (and a publish waiting for `drain`) may take before it is in doubt. Default 10 seconds. */
-  readonly commitTimeout?: Duration.Input
-  /** AMQP heartbeat in seconds (1–60). Default 5: after a SIGSTOP'd holder, the broker frees the lock only after missed heartbeats (~2.5× this). */
-  readonly heartbeatSeconds?: number
-  /** How long to keep retrying to take the instance lock before failing with SinkFenced. Default 30 seconds. */
-  readonly lockTimeout?: Duration.Input
-  /** Pre-committed transactions beyond which input waits while a commit is in flight (the next transaction fills during a commit). Default 2; at least 1. */
-  readonly maxPendingTransactions?: number
-  /** `content_type` of every record (e.g. `"application/json"`). Default: none (see `recordProperties`). */
-  readonly contentType?: string
-  /** Also put the checkpoint id in header `x-exactor-checkpoint` (it is always the 4th part of `messageId`). Default `false` (see `recordProperties`). */
-  readonly checkpointHeader?: boolean
-}
-
-/** `exactor.<job>.<sink>.<i>.lock`: the exclusive queue that fences one sink instance. */
-export const lockQueueName = (job: string, sink: string, instance: number): string =>
-  `exactor.${job}.${sink}.${instance}.lock`
-/** `exactor.<job>.<sink>.<i>.marker`: the durable last-value queue holding the last committed checkpoint. */
-export const markerQueueName = (job: string, sink: string, instance: number): string =>
-  `exactor.${job}.${sink}.${instance}.marker`
-/** `<job>/<sink>/<i>/<n>/<seq>`: the id of record `seq` of transaction `n`. */
-export const recordMessageId = (
-  job: string,
-  sink: string,
-  instance: number,
-  n: number,
-  seq: number
-): string => `${job}/${sink}/${instance}/${n}/${seq}`
-
-/**
- * The AMQP properties of record `seq` of transaction `n`: persistent, the deterministic message id,
- * and only what the options add. Lean on purpose: RabbitMQ (Erlang) keeps a message's encoded
- * properties in one binary, and above 64 bytes that becomes a reference-counted binary, which cost
- * the broker 1.4-1.8x the CPU per message here (45 vs 64-83 µs: raw publishes, ids of 16 vs 20-32 bytes); the defaults
- * stay under it for ids up to 60 bytes, `contentType: "application/json"` and the header take 45 more.
- */
-export const recordProperties = (
-  o: {
-    readonly job: string
-    readonly sink: string
-    readonly instance: number
-    readonly contentType?: string | undefined
-    readonly checkpointHeader?: boolean | undefined
-  },
-  n: number,
-  seq: number
-) => ({
-  persistent: true,
-  mandatory: true,
-  messageId: recordMessageId(o.job, o.sink, o.instance, n, seq),
-  ...(o.contentType === undefined ? {} : { contentType: o.contentType }),
-  ...(o.checkpointHeader === true ? { headers: { "x-exactor-checkpoint": n } } : {})
-})
-
-/** The commit marker's body. */
-export interface CommitMarker {
-  readonly job: string
-  readonly sink: string
-  readonly instance: number
-  readonly n: number
-}
-
-// ---------------------------------------------------------------------------------------------
-// Errors (`sink` is the instance id `<job>/<sink>/<i>`; `checkpoint` the transaction's id)
-
-const why = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))
-
-export class SinkOptionsInvalid extends Data.TaggedError("SinkOptionsInvalid")<{
-  readonly field: string
-  readonly value: unknown
-  readonly reason: string
-}> {
-  override get message(): string {
-    return `rabbitMqSink: ${this.field} ${this.reason} (got ${JSON.stringify(this.value) ?? String(this.value)})`
-  }
-}
-export class SinkConnectFailed extends Data.TaggedError("SinkConnectFailed")<{
-  readonly sink: string
-  readonly url: string
-  readonly cause: unknown
-}> {
-  override get message(): string {
-    return `${this.sink}: cannot connect to ${this.url}: ${why(this.cause)}`
-  }
-}
-/** Another connection holds the instance lock (RESOURCE_LOCKED) and did not free it within `lockTimeout`. */
-export class SinkFenced extends Data.TaggedError("SinkFenced")<{
-  readonly sink: string
-  readonly lock: string
-  readonly lockTimeoutMs: number
-}> {
-  override get message(): string {
-    return `${this.sink}: lock queue ${this.lock} is held by another connection (waited ${this.lockTimeoutMs} ms)`
-  }
-}
-export class SinkConnectionLost extends Data.TaggedError("SinkConnectionLost")<{
-  readonly sink: string
-  readonly checkpoint: number
-  readonly cause: unknown
-}> {
-  override get message(): string {
-    return `${this.sink}: connection lost (transaction ${this.checkpoint}): ${why(this.cause)}`
-  }
-}
-/** A channel operation failed or the server closed the channel (e.g. 404 exchange gone, 406 precondition). */
-export class SinkChannelError extends Data.TaggedError("SinkChannelError")<{
-  readonly sink: string
-  readonly checkpoint: number
-  readonly operation: string
-  readonly replyCode: number | undefined
-  readonly cause: unknown
-}> {
-  override get message(): string {
-    const code = this.replyCode === undefined ? "" : ` [${this.replyCode}]`
-    return `${this.sink}: ${this.operation} failed (transaction ${this.checkpoint})${code}: ${why(this.cause)}`
-  }
-}
-/** `tx.commit` or a publish waiting for `drain` took longer than `commitTimeout` (`blocked`: a resource alarm blocks the connection). */
-export class SinkTimeout extends Data.TaggedError("SinkTimeout")<{
-  readonly sink: string
-  readonly checkpoint: number
-  readonly operation: "commit" | "publish"
-  readonly timeoutMs: number
-  readonly blocked: boolean
-}> {
-  override get message(): string {
-    const b = this.blocked ? " (connection blocked by the broker)" : ""
-    return `${this.sink}: ${this.operation} of transaction ${this.checkpoint} took over ${this.timeoutMs} ms${b}`
-  }
-}
-/**
- * Records came back unroutable (`basic.return`, mandatory): routing is decided at publish (e.g. the
- * exchange had no matching binding), the returns arrive only at commit. The routable part and the
- * marker are committed (AMQP cannot undo that), so this must fail the job loudly: a recovery would
- * see the marker and skip.
- */
-export class SinkRecordUnroutable extends Data.TaggedError("SinkRecordUnroutable")<{
-  readonly sink: string
-  readonly checkpoint: number
-  readonly count: number
-  readonly messageIds: ReadonlyArray<string>
-}> {
-  override get message(): string {
-    return `${this.sink}: ${this.count} record(s) of transaction ${this.checkpoint} unroutable, e.g. ${this.messageIds.slice(0, 3).join(", ")}`
-  }
-}
-export class SinkRecordUnencodable extends Data.TaggedError("SinkRecordUnencodable")<{
-  readonly sink: string
-  readonly index: number
-  readonly reason: string
-}> {
-  override get message(): string {
-    return `${this.sink}: record ${this.index} of the batch has no JSON form: ${this.reason}`
-  }
-}
-export class SinkMarkerInvalid extends Data.TaggedError("SinkMarkerInvalid")<{
-  readonly sink: string
-  readonly queue: string
-  readonly body: string
-}> {
-  override get message(): string {
-    return `${this.sink}: marker queue ${this.queue} holds something that is not this instance's marker: ${this.body.slice(0, 200)}`
-  }
-}
-
-export type RabbitMqSinkError =
-  | SinkOptionsInvalid
-  | SinkConnectFailed
-  | SinkFenced
-  | SinkConnectionLost
-  | SinkChannelError
-  | SinkTimeout
-  | SinkRecordUnroutable
-  | SinkRecordUnencodable
-  | SinkMarkerInvalid
-
-// ---------------------------------------------------------------------------------------------
-// Options
-
-interface Resolved {
-  readonly url: string
-  readonly job: string
-  readonly sink: string
-  readonly instance: number
-  readonly id: string
-  readonly queue: string
-  readonly exchange: string
-  readonly routingKey: string
-  readonly quorum: boolean
-  readonly maxRecords: number
-  readonly commitTimeoutMs: number
-  readonly heartbeatSeconds: number
-  readonly lockTimeoutMs: number
-  readonly lock: string
-  readonly marker: string
-  readonly contentType: string | undefined
-  readonly checkpointHeader: boolean
-  readonly maxPendingTransactions: number
-}
-
-const millisOf = (field: string, input: Duration.Input | undefined, fallback: number) => {
-  if (input === undefined) return Effect.succeed(fallback)
-  const d = Duration.fromInput(input)
-  if (Option.isNone(d) || !Duration.isFinite(d.value) || Duration.toMillis(d.value) <= 0)
-    return Effect.fail(
-      new SinkOptionsInvalid({ field, value: input, reason: "must be a finite positive duration" })
-    )
-  return Effect.succeed(Duration.toMillis(d.value))
-}
-
-/** Applies defaults and checks every option, failing with the first bad field. */
-export const resolveOptions = (o: RabbitMqSinkOptions): Effect.Effect<Resolved, SinkOptionsInvalid> =>
-  Effect.gen(function* () {
-    const bad = (field: string, value: unknown, reason: string) =>
-      Effect.fail(new SinkOptionsInvalid({ field, value, reason }))
-    const url = typeof o.url === "string" && URL.canParse(o.url) ? new URL(o.url) : undefined
-    if (!url || (url.protocol !== "amqp:" && url.protocol !== "amqps:"))
-      return yield* bad("url", o.url, "must be an amqp:// or amqps:// URL")
-    const token = /^[^/\s]{1,100}$/
-    if (typeof o.job !== "string" || !token.test(o.job))
-      return yield* bad("job", o.job, "must be 1-100 chars without / or whitespace")
-    if (typeof o.sink !== "string" || !token.test(o.sink))
-      return yield* bad("sink", o.sink, "must be 1-100 chars without / or whitespace")
-    if (!Number.isSafeInteger(o.instance) || o.instance < 0)
-      return yield* bad("instance", o.instance, "must be an integer >= 0")
-    if (
-      typeof o.queue !== "string" ||
-      o.queue.length === 0 ||
-      Buffer.byteLength(o.queue) > 255 ||
-      o.queue.startsWith("amq.")
-    )
-      return yield* bad("queue", o.queue, "must be a queue name of 1-255 bytes not starting with amq.")
-    const exchange = o.exchange ?? ""
-    if (typeof exchange !== "string" || Buffer.byteLength(exchange) > 255)
-      return yield* bad("exchange", o.exchange, "must be a string of at most 255 bytes")
-    const routingKey = o.routingKey ?? o.queue
-    if (typeof routingKey !== "string" || Buffer.byteLength(routingKey) > 255)
-      return yield* bad("routingKey", o.routingKey, "must be a string of at most 255 bytes")
-    const quorum = o.quorum ?? false
-    if (typeof quorum !== "boolean") return yield* bad("quorum", o.quorum, "must be a boolean")
-    const maxMessages = o.maxTransactionMessages ?? 10_000
-    if (!Number.isSafeInteger(maxMessages) || maxMessages < 2)
-      return yield* bad("maxTransactionMessages", o.maxTransactionMessages, "must be an integer >= 2")
-    const heartbeatSeconds = o.heartbeatSeconds ?? 5
-    if (!Number.isInteger(heartbeatSeconds) || heartbeatSeconds < 1 || heartbeatSeconds > 60)
-      return yield* bad("heartbeatSeconds", o.heartbeatSeconds, "must be an integer from 1 to 60")
-    const contentType = o.contentType
-    if (
-      contentType !== undefined &&
-      (typeof contentType !== "string" || Buffer.byteLength(contentType) > 255)
-    )
-      return yield* bad("contentType", o.contentType, "must be a string of at most 255 bytes")
-    const checkpointHeader = o.checkpointHeader ?? false
-    if (typeof checkpointHeader !== "boolean")
-      return yield* bad("checkpointHeader", o.checkpointHeader, "must be a boolean")
-    const maxPendingTransactions = o.maxPendingTransactions ?? 2
-    if (!Number.isSafeInteger(maxPendingTransactions) || maxPendingTransactions < 1)
-      return yield* bad("maxPendingTransactions", o.maxPendingTransactions, "must be an integer >= 1")
-    const commitTimeoutMs = yield* millisOf("commitTimeout", o.commitTimeout, 10_000)
-    const lockTimeoutMs = yield* millisOf("lockTimeout", o.lockTimeout, 30_000)
-    url.searchParams.set("heartbeat", String(heartbeatSeconds))
-    return {
-      url: url.toString(),
-      job: o.job,
-      sink: o.sink,
-      instance: o.instance,
-      id: `${o.job}/${o.sink}/${o.instance}`,
-      queue: o.queue,
-      exchange,
-      routingKey,
-      quorum,
-      maxRecords: maxMessages - 1,
-      commitTimeoutMs,
-      heartbeatSeconds,
-      lockTimeoutMs,
-      lock: lockQueueName(o.job, o.sink, o.instance),
-      marker: markerQueueName(o.job, o.sink, o.instance),
-      contentType,
-      checkpointHeader,
-      maxPendingTransactions
-    }
-  })
 
 // ---------------------------------------------------------------------------------------------
 // Connections (sessions) and transactions
@@ -361,14 +72,6 @@ export const lockRetrySchedule: Schedule.Schedule<unknown> = Schedule.min([
 
 const replyCode = (e: unknown): number | undefined =>
   typeof e === "object" && e !== null && "code" in e && typeof e.code === "number" ? e.code : undefined
-
-const parseMarker = (body: string): unknown => {
-  try {
-    return JSON.parse(body)
-  } catch {
-    return undefined
-  }
-}
 
 const makeResource = (o: Resolved) => {
   const sink = o.id
@@ -678,7 +381,7 @@ const encode = (sink: string, records: ReadonlyArray<unknown>) =>
       try {
         json = JSON.stringify(records[i])
       } catch (e) {
-        return Effect.fail(new SinkRecordUnencodable({ sink, index: i, reason: why(e) }))
+        return Effect.fail(new SinkRecordUnencodable({ sink, index: i, reason: causeMessage(e) }))
       }
       if (json === undefined)
         return Effect.fail(new SinkRecordUnencodable({ sink, index: i, reason: "no JSON form" }))

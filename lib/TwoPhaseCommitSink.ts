@@ -16,7 +16,8 @@ import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import * as Semaphore from "effect/Semaphore"
-import type { RabbitMqSinkError } from "./RabbitMqSink.ts"
+import type { RabbitMqSinkError } from "./RabbitMqSinkErrors.ts"
+import { causeMessage } from "./internal/causeMessage.ts"
 
 // ---------------------------------------------------------------------------------------------
 // Snapshot (plain, msgpack-able data)
@@ -50,7 +51,7 @@ export class TransactionInDoubt extends Data.TaggedError("TransactionInDoubt")<{
   readonly cause: unknown
 }> {
   override get message(): string {
-    const why = this.cause instanceof Error ? this.cause.message : String(this.cause)
+    const why = causeMessage(this.cause)
     return `${this.sink}: commit of checkpoint ${this.checkpoint} is in doubt (${why})`
   }
 }
@@ -62,7 +63,7 @@ export class SinkCommitFailed extends Data.TaggedError("SinkCommitFailed")<{
   readonly cause: unknown
 }> {
   override get message(): string {
-    const why = this.cause instanceof Error ? this.cause.message : String(this.cause)
+    const why = causeMessage(this.cause)
     return `${this.sink}: transaction of checkpoint ${this.checkpoint} could not be committed: ${why}`
   }
 }

@@ -7,15 +7,8 @@ import { setTimeout as sleep } from "node:timers/promises"
 import { jetstreamManager } from "@nats-io/jetstream"
 import { connect } from "@nats-io/transport-node"
 import { Effect } from "effect"
-import {
-  ensureBrokers,
-  ensureNats,
-  ensureRabbitMq,
-  isLocalHost,
-  type LocalBinaries,
-  localStartMethod,
-  remedyFor
-} from "../lib/Brokers.ts"
+import { ensureBrokers, ensureNats, ensureRabbitMq } from "../lib/Brokers.ts"
+import { isLocalHost, type LocalBinaries, localStartMethod, remedyFor } from "../lib/LocalBrokers.ts"
 import { natsServerBinary } from "./harness/NatsServer.ts"
 import { amqpUrl, natsUrl } from "./harness/env.ts"
 

@@ -2,14 +2,10 @@ import { type JetStreamClient, jetstream, jetstreamManager } from "@nats-io/jets
 import { connect, type NatsConnection } from "@nats-io/transport-node"
 import t from "tap"
 import { Effect, Result, type Scope } from "effect"
-import {
-  type JetStreamSourceOptions,
-  type JetStreamSourceReader,
-  jetStreamSource,
-  type SourceContext,
-  type SourceError,
-  type SourcePosition
-} from "../lib/JetStreamSource.ts"
+import { type JetStreamSourceReader, jetStreamSource } from "../lib/JetStreamSource.ts"
+import type { JetStreamSourceOptions } from "../lib/JetStreamSourceOptions.ts"
+import type { SourceError } from "../lib/SourceError.ts"
+import type { SourceContext, SourcePosition } from "../lib/SourceReader.ts"
 import { generateOrder, type Order, produce } from "../lib/Producer.ts"
 
 const natsUrl = process.env.EXACTOR_NATS_URL ?? "nats://127.0.0.1:4222"

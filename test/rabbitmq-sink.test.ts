@@ -9,12 +9,9 @@ import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import amqp from "amqplib"
 import { Data, Effect, Fiber, Schedule } from "effect"
-import {
-  makeRabbitMqSink,
-  markerQueueName,
-  type RabbitMqSinkOptions,
-  recordMessageId
-} from "../lib/RabbitMqSink.ts"
+import { makeRabbitMqSink } from "../lib/RabbitMqSink.ts"
+import type { RabbitMqSinkOptions } from "../lib/RabbitMqSinkOptions.ts"
+import { markerQueueName, recordMessageId } from "../lib/RabbitMqSinkWire.ts"
 import {
   makeTwoPhaseCommitSink,
   type SinkSnapshot,

@@ -7,7 +7,8 @@ import { runMain } from "@effect/platform-node/NodeRuntime"
 import * as Console from "effect/Console"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
-import { type BrokerName, ensureNats, ensureRabbitMq } from "../Brokers.ts"
+import type { BrokerName } from "../BrokerError.ts"
+import { ensureNats, ensureRabbitMq } from "../Brokers.ts"
 
 class BrokersNotReady extends Data.TaggedError("BrokersNotReady")<{
   readonly brokers: ReadonlyArray<BrokerName>

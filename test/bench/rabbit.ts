@@ -8,7 +8,8 @@
 import amqp from "amqplib"
 import { Effect } from "effect"
 import { txCommit, txSelect } from "../../lib/AmqpTx.ts"
-import { makeRabbitMqSink, recordProperties } from "../../lib/RabbitMqSink.ts"
+import { makeRabbitMqSink } from "../../lib/RabbitMqSink.ts"
+import { recordProperties } from "../../lib/RabbitMqSinkWire.ts"
 import { type CpuReading, coresBetween, readCpu } from "./cpu.ts"
 
 export interface RateFigures {

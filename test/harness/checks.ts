@@ -5,7 +5,7 @@
 import type { Test } from "tap"
 import { Effect } from "effect"
 import { CheckpointStore } from "../../lib/CheckpointStore.ts"
-import type { JobStatus } from "../../lib/Coordinator.ts"
+import type { JobStatus } from "../../lib/JobStatus.ts"
 import type { Verdict } from "../../lib/OutputCheck.ts"
 import type { OrdersJob } from "./job.ts"
 

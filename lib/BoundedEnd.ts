@@ -1,0 +1,75 @@
+/**
+ * The end sequence of a bounded JetStream source, agreed job-wide in the KV bucket `boundsBucket`
+ * under one key per (job, operator, stream). Invariant: the first open records it (create-if-absent)
+ * and every instance of the job takes that one, even if messages arrive between their opens.
+ */
+import type { StreamInfo } from "@nats-io/jetstream"
+import { Kvm } from "@nats-io/kv"
+import * as Effect from "effect/Effect"
+import { decodeJson } from "./JetStreamSourceOptions.ts"
+import type { NatsConnection } from "./Nats.ts"
+import { DecodeFailure, SourceReadFailed } from "./SourceError.ts"
+import type { SourceContext } from "./SourceReader.ts"
+
+const keyPart = (s: string) => s.replace(/[^-\w=]/g, "_")
+const boundsKey = (job: string, operator: string, stream: string) =>
+  `${keyPart(job)}.${keyPart(operator)}.${keyPart(stream)}`
+
+const endFromInfo = (bounded: "atStart" | { readonly records: number }, info: StreamInfo): number => {
+  if (bounded === "atStart") return info.state.last_seq
+  const first = info.state.messages > 0 ? info.state.first_seq : info.state.last_seq + 1
+  return first + bounded.records - 1
+}
+
+const readEnd = (raw: Uint8Array): number | undefined => {
+  const v = decodeJson<{ end?: unknown }>(raw)
+  return v instanceof DecodeFailure || !Number.isInteger(v.end) ? undefined : (v.end as number)
+}
+
+/** The end sequence of a bounded source for (job, operator): the one recorded, else computed now and recorded. */
+export const agreeOnEnd = (
+  nc: NatsConnection,
+  ctx: SourceContext,
+  cfg: { readonly stream: string; readonly boundsBucket: string },
+  bounded: "atStart" | { readonly records: number },
+  info: StreamInfo
+) =>
+  Effect.tryPromise({
+    try: async () => {
+      const kv = await new Kvm(nc).create(cfg.boundsBucket, { history: 1 })
+      const key = boundsKey(ctx.job, ctx.operator, cfg.stream)
+      const recorded = async () => {
+        const e = await kv.get(key)
+        return e !== null && e.operation === "PUT" ? readEnd(e.value) : undefined
+      }
+      const before = await recorded()
+      if (before !== undefined) return before
+      const end = endFromInfo(bounded, info)
+      try {
+        await kv.create(key, JSON.stringify({ end }))
+        return end
+      } catch (cause) {
+        // another instance recorded it first: take theirs
+        const theirs = await recorded()
+        if (theirs !== undefined) return theirs
+        throw cause
+      }
+    },
+    catch: (cause) =>
+      new SourceReadFailed({ stream: cfg.stream, operation: "agree on the bounded end", cause })
+  })
+
+/** Forgets the recorded end of a bounded source, so the next fresh open of (job, operator) fixes a new one. */
+export const clearBoundedEnd = (
+  nc: NatsConnection,
+  ctx: { readonly job: string; readonly operator: string },
+  options: { readonly stream: string; readonly boundsBucket?: string }
+): Effect.Effect<void, SourceReadFailed> =>
+  Effect.tryPromise({
+    try: async () => {
+      const kv = await new Kvm(nc).create(options.boundsBucket ?? "exactor-source-bounds", { history: 1 })
+      await kv.purge(boundsKey(ctx.job, ctx.operator, options.stream))
+    },
+    catch: (cause) =>
+      new SourceReadFailed({ stream: options.stream, operation: "clear the bounded end", cause })
+  })

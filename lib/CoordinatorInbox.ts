@@ -1,0 +1,64 @@
+/**
+ * The coordinator's inbox: reports from instances on the coordinator subject, savepoint requests
+ * on the admin subject and a tick every 100 ms, merged into one queue that one loop reads.
+ * Invariant: only report kinds reach the queue (anything else is dropped), and an admin request
+ * that is not `{ savepoint: name }` is refused at once, never queued.
+ */
+import type { Msg } from "@nats-io/transport-node"
+import * as Effect from "effect/Effect"
+import * as Queue from "effect/Queue"
+import * as Schedule from "effect/Schedule"
+import type { Subjects } from "./Address.ts"
+import { decode, EnvelopeDecodeError, encode, type ReportEnvelope } from "./Envelope.ts"
+import type { NatsConnection } from "./Nats.ts"
+
+export type CoordinatorEvent =
+  | { readonly kind: "report"; readonly report: ReportEnvelope }
+  | { readonly kind: "tick" }
+  | { readonly kind: "admin"; readonly msg: Msg; readonly name: string }
+  | { readonly kind: "finalCommitted"; readonly n: number; readonly epoch: number }
+
+/**
+ * Subscribes to both subjects (until the scope closes), flushes, and starts the tick; `epoch` is
+ * read when a malformed admin request is refused.
+ */
+export const coordinatorInbox = (nc: NatsConnection, subjects: Subjects, epoch: () => number) =>
+  Effect.gen(function* () {
+    const events = yield* Queue.unbounded<CoordinatorEvent>()
+    const subscribe = (subject: string, f: (msg: Msg) => void) =>
+      Effect.acquireRelease(
+        Effect.sync(() => nc.subscribe(subject, { callback: (_e, msg) => f(msg) })),
+        (s) => Effect.sync(() => s.unsubscribe())
+      )
+    yield* subscribe(subjects.coordinator, (msg) => {
+      const r = decode(subjects.coordinator, msg.data)
+      if (r instanceof EnvelopeDecodeError) return
+      if (
+        r.k === "hello" ||
+        r.k === "heartbeat" ||
+        r.k === "ack" ||
+        r.k === "fail" ||
+        r.k === "finished" ||
+        r.k === "exited" ||
+        r.k === "wantCheckpoint"
+      )
+        Queue.offerUnsafe(events, { kind: "report", report: r })
+    })
+    yield* subscribe(subjects.admin, (msg) => {
+      const r = decode(subjects.admin, msg.data)
+      const body = r instanceof EnvelopeDecodeError || !("b" in r) ? undefined : r.b
+      const name = (body as { savepoint?: unknown } | undefined)?.savepoint
+      if (typeof name === "string") Queue.offerUnsafe(events, { kind: "admin", msg, name })
+      else
+        msg.respond(
+          encode({ k: "reply", e: epoch(), c: "coordinator", ok: false, err: "expected { savepoint: name }" })
+        )
+    })
+    yield* Effect.promise(() => nc.flush())
+    yield* Effect.forkScoped(
+      Effect.sync(() => Queue.offerUnsafe(events, { kind: "tick" })).pipe(
+        Effect.repeat(Schedule.spaced("100 millis"))
+      )
+    )
+    return events
+  })

@@ -1,0 +1,48 @@
+/**
+ * What a restore in a new epoch starts from: which manifest (a savepoint, a given checkpoint or
+ * the latest completed one), whether this plan may restore it, and the handles each instance loads.
+ * Invariant: only keyed operators (and stateless ones) change parallelism across a restore; a keyed
+ * instance gets every handle of its operator, any other instance only its own.
+ */
+import * as Effect from "effect/Effect"
+import type { RestoreBody } from "./Actor.ts"
+import type { CheckpointStore } from "./CheckpointStore.ts"
+import type { Manifest } from "./Manifest.ts"
+import type { JobPlan } from "./Pipeline.ts"
+
+/** Where a job restores from: a savepoint, else a checkpoint, else the latest completed checkpoint. */
+export interface RestoreFrom {
+  readonly fromCheckpoint?: number
+  readonly fromSavepoint?: string
+}
+
+/** The manifest a recovery restores (undefined: empty state). */
+export const chooseManifest = (store: CheckpointStore, from: RestoreFrom) =>
+  Effect.gen(function* () {
+    if (from.fromSavepoint !== undefined) return yield* store.readSavepoint(from.fromSavepoint)
+    if (from.fromCheckpoint !== undefined) return yield* store.readCheckpoint(from.fromCheckpoint)
+    return (yield* store.readLatest())?.manifest
+  })
+
+/** The handles instance `id` restores from `m` (all of its operator's for keyed operators). */
+export const restoreBody = (plan: JobPlan, m: Manifest | undefined, id: string): RestoreBody => {
+  if (!m) return { handles: [] }
+  const op = id.slice(0, id.lastIndexOf("#"))
+  const keyed = plan.operator.get(op)!.declaration.kind === "process"
+  const handles = Object.entries(m.handles)
+    .filter(([k]) => (keyed ? k.slice(0, k.lastIndexOf("#")) === op : k === id))
+    .map(([, h]) => h)
+  return { checkpoint: m.checkpoint, handles }
+}
+
+/** Why `plan` cannot restore `m`, if it cannot: only keyed operators can change parallelism. */
+export const rescaleProblem = (plan: JobPlan, m: Manifest | undefined): string | undefined => {
+  if (!m) return undefined
+  for (const [op, node] of plan.operator) {
+    const before = m.parallelism[op]
+    const kind = node.declaration.kind
+    if (before !== undefined && before !== node.parallelism && (kind === "source" || kind === "sink"))
+      return `cannot change the parallelism of ${kind} ${op} from ${before} to ${node.parallelism} when restoring checkpoint ${m.checkpoint}: only keyed operators (and stateless ones) can be rescaled`
+  }
+  return undefined
+}

@@ -1,0 +1,37 @@
+/**
+ * What the runtime sees of a source instance: the `SourceReader` it drains, the `SourceContext` it
+ * is opened in, and the `JetStreamPosition` it records. Invariant: a position is msgpack-able and a
+ * reader opened with it continues right after the last record `read` returned.
+ */
+import type * as Effect from "effect/Effect"
+import type { SourceError } from "./SourceError.ts"
+
+// Interface shared with the runtime (the lead moves it there later).
+
+export interface SourceReader<A> {
+  /** Up to `max` records after the current position. `end` is true when a bounded source has nothing more (now and ever). Must not block for long when nothing is available: wait at most `idle` (e.g. 50 ms) and return what it has (possibly empty). */
+  readonly read: (
+    max: number
+  ) => Effect.Effect<{ readonly records: ReadonlyArray<A>; readonly end: boolean }, SourceError>
+  /** msgpack-able position of the last record returned by read; after a restore, a new reader opened with this position continues right after it. */
+  readonly position: () => SourcePosition
+}
+export interface SourceContext {
+  readonly job: string
+  readonly operator: string
+  readonly index: number
+  readonly parallelism: number
+  readonly natsUrl: string
+}
+
+/** Where a JetStream source instance is; msgpack-able (numbers only, no undefined values). */
+export interface JetStreamPosition {
+  /** stream sequence of the last record `read` returned (or skipped as malformed); 0 before the first */
+  readonly seq: number
+  /** last stream sequence of a bounded source, fixed job-wide at first open; absent when unbounded */
+  readonly end?: number
+  /** the split this position belongs to */
+  readonly index: number
+  readonly parallelism: number
+}
+export type SourcePosition = JetStreamPosition
