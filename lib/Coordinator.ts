@@ -65,6 +65,22 @@ export const runCoordinator = (o: CoordinatorOptions) =>
 
     const tracker = new CheckpointTracker(ids, 1)
     const savepointReplies = new Map<number, Msg>()
+    /** A savepoint that will not complete is answered at once (`aborted`, so the CLI may retry), never left waiting. */
+    const abortSavepoint = (n: number, why: string) => {
+      const msg = savepointReplies.get(n)
+      if (msg === undefined) return
+      savepointReplies.delete(n)
+      msg.respond(
+        encode({
+          k: "reply",
+          e: epoch,
+          c: "coordinator",
+          ok: false,
+          b: { checkpoint: n, aborted: true },
+          err: `checkpoint ${n} aborted: ${why}`
+        })
+      )
+    }
 
     const { command, broadcast } = coordinatorCommands(nc, plan, subjects, () => epoch)
 
@@ -101,7 +117,10 @@ export const runCoordinator = (o: CoordinatorOptions) =>
         const latest = yield* store.readLatest()
         const fenced = latest ? yield* store.commitManifest(latest.manifest, latest.revision) : 0
         restoredFrom = { manifest, revision: fenced }
-        for (const p of tracker.dropAll()) yield* store.deleteUncompleted(p.n).pipe(Effect.ignore)
+        for (const p of tracker.dropAll()) {
+          abortSavepoint(p.n, "the job is recovering")
+          yield* store.deleteUncompleted(p.n).pipe(Effect.ignore)
+        }
         if (manifest)
           tracker.nextId = Math.max(
             tracker.nextId,
@@ -196,9 +215,9 @@ export const runCoordinator = (o: CoordinatorOptions) =>
         }
         const stored = yield* Effect.exit(store.commitManifest(manifest, restoredFrom.revision))
         if (stored._tag === "Failure") {
-          yield* recordCheckpoint(
-            tracker.failed(p, now, `manifest not stored: ${String(stored.cause).split("\n")[0]}`)
-          )
+          const why = `manifest not stored: ${String(stored.cause).split("\n")[0]}`
+          abortSavepoint(p.n, why)
+          yield* recordCheckpoint(tracker.failed(p, now, why))
           return
         }
         restoredFrom = { manifest, revision: stored.value }
@@ -299,13 +318,9 @@ export const runCoordinator = (o: CoordinatorOptions) =>
             `${v.id} missed heartbeats for ${now - v.lastSeen} ms (timeout ${options.heartbeatTimeout} ms)`
           )
       for (const p of tracker.expired(now, options.checkpoint.timeout)) {
-        yield* recordCheckpoint(
-          tracker.failed(
-            p,
-            now,
-            `timed out after ${options.checkpoint.timeout} ms (${p.acks.size}/${ids.length} acks)`
-          )
-        )
+        const why = `timed out after ${options.checkpoint.timeout} ms (${p.acks.size}/${ids.length} acks)`
+        abortSavepoint(p.n, why)
+        yield* recordCheckpoint(tracker.failed(p, now, why))
         yield* Effect.logWarning(`checkpoint ${p.n} aborted: timed out (${p.acks.size}/${ids.length} acks)`)
         yield* Effect.forkScoped(broadcast(ids, "abort", p.n).pipe(Effect.ignore))
         yield* store.deleteUncompleted(p.n).pipe(Effect.ignore)
@@ -393,6 +408,7 @@ export const runCoordinator = (o: CoordinatorOptions) =>
       }
     }
     if (finalDone) state = "FINISHED"
+    for (const n of [...savepointReplies.keys()]) abortSavepoint(n, `the job is ${state}`)
     yield* publishStatus
     yield* Effect.logInfo(state === "FINISHED" ? `job ${job} FINISHED` : `job ${job} FAILED: ${reason}`)
     yield* broadcast(ids, "stop").pipe(Effect.timeout("5 seconds"), Effect.ignore)

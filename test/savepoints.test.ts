@@ -3,6 +3,7 @@
  * is refused and recovery falls back to the previous checkpoint; savepoints taken from a running
  * job, listed, started from and deleted.
  */
+import { fileURLToPath } from "node:url"
 import t from "tap"
 import { Effect } from "effect"
 import type { SnapshotHandle } from "../lib/Manifest.ts"
@@ -75,3 +76,44 @@ t.test("savepoints: take one from a running job, list it, start from it, delete 
   t.not(await missing.exit, 0, "starting from a deleted savepoint fails")
   t.match(missing.output(), /has no savepoint sp1/)
 })
+
+t.test(
+  "a savepoint whose checkpoint is aborted is answered at once, asked for twice more, then fails",
+  async (t) => {
+    // A sink slowed to 400 ms per batch keeps a full credit window (32 batches) ahead of every
+    // barrier, so no checkpoint aligns within its 1 s timeout; periodic checkpoints are off, so
+    // the three aborted savepoints stay within tolerableFailures (3) and the job keeps running.
+    const job = await startOrdersJob({
+      orders: 50_000,
+      module: fileURLToPath(new URL("./fixtures/benchOrders.ts", import.meta.url)),
+      env: {
+        EXACTOR_BENCH_SINK: "discard",
+        EXACTOR_SINK_DELAY_MS: "400",
+        EXACTOR_BENCH_BOUNDED: "0",
+        EXACTOR_SOURCE_PARALLELISM: "1",
+        EXACTOR_CHECKPOINT_INTERVAL: "0",
+        EXACTOR_CHECKPOINT_TIMEOUT: "1000"
+      }
+    })
+    t.teardown(() => job.cleanup())
+    const run = job.run()
+    await job.running("sink#0")
+    await new Promise((r) => setTimeout(r, 2000))
+    const started = Date.now()
+    const taken = await job.cli(["savepoint", job.job, "--name", "never"])
+    const seconds = (Date.now() - started) / 1000
+    t.equal(taken.code, 1, "the CLI fails")
+    t.match(
+      taken.output,
+      /savepoint failed: savepoint never of job \S+: checkpoint \d+ aborted: timed out after 1000 ms/
+    )
+    t.equal(
+      (taken.output.match(/asking again/g) ?? []).length,
+      2,
+      "an aborted savepoint is asked for twice more"
+    )
+    t.ok(seconds < 60, `answered without waiting out the 60 s answer timeout (${seconds.toFixed(1)} s)`)
+    t.equal(run.child.exitCode, null, "the job is still running")
+    t.match((await job.cli(["savepoints", job.job])).output, /has no savepoints/)
+  }
+)

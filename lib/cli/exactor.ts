@@ -9,18 +9,18 @@ import { runMain } from "@effect/platform-node/NodeRuntime"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import * as Result from "effect/Result"
 import { Argument, Command, Flag } from "effect/cli"
-import { Subjects } from "../Address.ts"
 import { brokerUrlsFromEnv } from "../BrokerUrls.ts"
 import { actorProcess, coordinatorProcess, exitCodeTeardown } from "../ChildProcesses.ts"
 import { CheckpointStore } from "../CheckpointStore.ts"
 import type { JobStatus } from "../JobStatus.ts"
-import { decode, EnvelopeDecodeError, encode } from "../Envelope.ts"
 import { defaultSupervisorOptions, ExitCode } from "../Launcher.ts"
 import { launch, parseInstances, prepareStart, type StartFrom } from "../JobRunner.ts"
 import { natsConnection } from "../Nats.ts"
 import { loadPipeline } from "../PipelineModule.ts"
 import { produce } from "../Producer.ts"
+import { requestSavepoint } from "../SavepointRequest.ts"
 import { formatStatus } from "./formatStatus.ts"
 
 const urls = brokerUrlsFromEnv()
@@ -169,25 +169,14 @@ const savepoint = Command.make(
       Effect.gen(function* () {
         const nc = yield* natsConnection(urls.natsUrl, { name: `${f.job}/cli` })
         const name = Option.getOrElse(f.name, () => `sp-${new Date().toISOString().replace(/[-:.TZ]/g, "")}`)
-        const reply = yield* Effect.tryPromise(() =>
-          nc.request(
-            new Subjects(f.job).admin,
-            encode({ k: "run", e: 0, c: "cli", b: { savepoint: name } }),
-            {
-              timeout: 60_000
-            }
-          )
+        const taken = yield* Effect.result(
+          requestSavepoint(nc, f.job, name, (e) => Console.error(`${e.message}; asking again`))
         )
-        const r = decode("admin", reply.data)
-        if (r instanceof EnvelopeDecodeError || r.k !== "reply" || !r.ok) {
-          yield* Console.error(
-            `savepoint failed: ${r instanceof EnvelopeDecodeError ? r.message : "err" in r ? r.err : "?"}`
-          )
+        if (Result.isFailure(taken)) {
+          yield* Console.error(`savepoint failed: ${taken.failure.message}`)
           return yield* setExit(1)
         }
-        yield* Console.log(
-          `savepoint ${name} written (checkpoint ${(r.b as { checkpoint?: number })?.checkpoint})`
-        )
+        yield* Console.log(`savepoint ${name} written (checkpoint ${taken.success})`)
       })
     )
 ).pipe(Command.withDescription("Take a savepoint of a running job (kept until deleted)"))

@@ -89,9 +89,11 @@ export const startOrdersJob = async (options: {
   readonly env?: Readonly<Record<string, string>>
   /** `rabbitmq`: actors/orders.ts; `jetstream`: the same job with a JetStream sink (test/fixtures) */
   readonly output?: "rabbitmq" | "jetstream"
+  /** another pipeline module with the same environment knobs (e.g. test/fixtures/benchOrders.ts) */
+  readonly module?: string
 }): Promise<OrdersJob> => {
   const output = options.output ?? "rabbitmq"
-  const module = output === "rabbitmq" ? ordersModule : jetstreamModule
+  const module = options.module ?? (output === "rabbitmq" ? ordersModule : jetstreamModule)
   const job = uniqueName("job")
   const stream = uniqueName("orders")
   const queue = uniqueName("totals")
