@@ -1,0 +1,101 @@
+/**
+ * exactor's public surface: what a pipeline module, a custom source or sink, or a program that
+ * drives jobs imports. Everything else under lib/ is internal and may change between versions.
+ * Invariant: each name here has one meaning (the runtime's `SourceReader` and `SinkWriter`).
+ */
+
+// Declaring pipelines (DESIGN §6)
+export {
+  type Declaration,
+  type FilterDeclaration,
+  type FlatMapDeclaration,
+  filter,
+  flatMap,
+  type KeyedState,
+  keyedProcess,
+  type MapDeclaration,
+  map,
+  type OperatorContext,
+  type ProcessDeclaration,
+  type Result,
+  reduce,
+  type SinkDeclaration,
+  type SinkWriter,
+  type SourceDeclaration,
+  type SourceReader,
+  sink,
+  source
+} from "./Operator.ts"
+export {
+  type JobPlan,
+  type Pipeline,
+  PipelineBuilder,
+  PipelineInvalid,
+  type PipelineProblem,
+  pipeline,
+  type StageOptions,
+  validatePipeline
+} from "./Pipeline.ts"
+export {
+  type CheckpointOptions,
+  defaultJobOptions,
+  InvalidJobOption,
+  type JobOptions,
+  type JobOptionsInput,
+  type RestartStrategy
+} from "./JobOptions.ts"
+
+// Built-in actors: the JetStream source and the exactly-once RabbitMQ sink
+export { jetstreamSource } from "../actors/jetstreamSource.ts"
+export { type RabbitmqSinkOptions, rabbitmqSink } from "../actors/rabbitmqSink.ts"
+export { decodeJson, type JetStreamSourceOptions } from "./JetStreamSourceOptions.ts"
+export type { JetStreamPosition } from "./SourceReader.ts"
+export {
+  DecodeFailure,
+  MalformedRecord,
+  type SourceError,
+  SourceOptionsInvalid,
+  SourcePositionInvalid,
+  SourceReadFailed
+} from "./SourceError.ts"
+export { makeRabbitMqSink } from "./RabbitMqSink.ts"
+export type { RabbitMqSinkOptions } from "./RabbitMqSinkOptions.ts"
+export {
+  type RabbitMqSinkError,
+  SinkChannelError,
+  SinkConnectFailed,
+  SinkConnectionLost,
+  SinkFenced,
+  SinkMarkerInvalid,
+  SinkOptionsInvalid,
+  SinkRecordUnencodable,
+  SinkRecordUnroutable,
+  SinkTimeout
+} from "./RabbitMqSinkErrors.ts"
+
+// Writing another exactly-once sink: Flink's TwoPhaseCommitSinkFunction over a transactional resource
+export {
+  makeTwoPhaseCommitSink,
+  SinkCheckpointOutOfOrder,
+  SinkCommitFailed,
+  SinkSnapshotInvalid,
+  type TransactionalResource,
+  TransactionInDoubt,
+  type TwoPhaseCommitError,
+  type TwoPhaseCommitOptions,
+  type TwoPhaseCommitWriter
+} from "./TwoPhaseCommitSink.ts"
+
+// Brokers, input and the output check
+export { defaultAmqpUrl, defaultNatsUrl } from "./BrokerUrls.ts"
+export {
+  type BrokerStatus,
+  type BrokersOptions,
+  ensureBrokers,
+  ensureNats,
+  ensureRabbitMq
+} from "./Brokers.ts"
+export { type BrokerError, BrokerStartFailed, BrokerUnavailable, BrokerUrlInvalid } from "./BrokerError.ts"
+export { type ProduceOptions, type ProduceResult, type ProducerError, produce } from "./Producer.ts"
+export { checkOrders, drainQueue, exactlyOnce, formatVerdict, type Verdict } from "./OutputCheck.ts"
+export type { JobState, JobStatus } from "./JobStatus.ts"
