@@ -18,6 +18,8 @@ export interface RateFigures {
   readonly perSecond: number
   /** RabbitMQ's CPU per record during the run, µs (when its process is on this host) */
   readonly rabbitCpuMicros?: number
+  /** the publishing process's own CPU per record (this process), µs */
+  readonly publisherCpuMicros?: number
 }
 
 const body = (i: number) => ({ orderId: i, customer: `c${i % 1000}`, amount: i % 10_000, total: i * 7 })
@@ -27,11 +29,18 @@ const figures = (records: number, started: number): RateFigures => {
 }
 
 /** The run's figures, with RabbitMQ's CPU per record since `before` (when its process is on this host). */
-const measured = (count: number, started: number, before: CpuReading): RateFigures => {
+const measured = (
+  count: number,
+  started: number,
+  before: CpuReading,
+  ownBefore: NodeJS.CpuUsage
+): RateFigures => {
+  const own = process.cpuUsage(ownBefore)
   const rabbit = coresBetween(before, readCpu())
   const cores = rabbit.cores.rabbitmq
   return {
     ...figures(count, started),
+    publisherCpuMicros: (own.user + own.system) / count,
     ...(cores === undefined ? {} : { rabbitCpuMicros: (cores * rabbit.seconds * 1e6) / count })
   }
 }
@@ -54,6 +63,7 @@ export const rawTxPublish = (url: string, queue: string, count: number, batch: n
     await ch.assertQueue(queue, { durable: true })
     await Effect.runPromise(txSelect(ch))
     const before = readCpu()
+    const ownBefore = process.cpuUsage()
     const started = performance.now()
     let inTx = 0
     let n = 1
@@ -67,7 +77,7 @@ export const rawTxPublish = (url: string, queue: string, count: number, batch: n
         n += 1
       }
     }
-    return measured(count, started, before)
+    return measured(count, started, before, ownBefore)
   })
 
 /** The RabbitMqSink: `count` records through write (batches of `writeBatch`) / snapshot / commit cycles of `batch - 1` records. */
@@ -92,6 +102,7 @@ export const sinkCycles = (
         yield* sink.restore(undefined)
         const perTx = batch - 1
         const before = readCpu()
+        const ownBefore = process.cpuUsage()
         const started = performance.now()
         let n = 0
         let inTx = 0
@@ -107,7 +118,7 @@ export const sinkCycles = (
             inTx = 0
           }
         }
-        return measured(count, started, before)
+        return measured(count, started, before, ownBefore)
       })
     )
   ).finally(async () => {
