@@ -1,19 +1,6 @@
 import t from "tap"
-import { Effect } from "effect"
-import { filter, keyedProcess, map, sink, source } from "../lib/Operator.ts"
+import { double, even, out, src, total } from "./fixtures/numberOperators.ts"
 import { type Pipeline, PipelineInvalid, pipeline, validatePipeline } from "../lib/Pipeline.ts"
-
-const src = source<number>("numbers", () => Effect.die("not run in this test"))
-const double = map("double", (n: number) => n * 2)
-const even = filter("even", (n: number) => n % 2 === 0)
-const total = keyedProcess("total", {
-  state: { name: "sum", initial: () => 0 },
-  handle: (n: number, sum: number, emit: (o: number) => void) => {
-    emit(sum + n)
-    return sum + n
-  }
-})
-const out = sink<number>("out", () => Effect.die("not run in this test"))
 
 const problemsOf = (p: Pipeline) => {
   const r = validatePipeline(p)

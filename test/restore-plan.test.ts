@@ -1,20 +1,8 @@
 import t from "tap"
-import { Effect } from "effect"
 import type { Manifest, ObjectHandle } from "../lib/Manifest.ts"
-import { keyedProcess, map, sink, source } from "../lib/Operator.ts"
+import { double, out, src, total } from "./fixtures/numberOperators.ts"
 import { type JobPlan, pipeline, validatePipeline } from "../lib/Pipeline.ts"
 import { rescaleProblem, restoreBody } from "../lib/RestorePlan.ts"
-
-const src = source<number>("numbers", () => Effect.die("not run in this test"))
-const double = map("double", (n: number) => n * 2)
-const total = keyedProcess("total", {
-  state: { name: "sum", initial: () => 0 },
-  handle: (n: number, sum: number, emit: (o: number) => void) => {
-    emit(sum + n)
-    return sum + n
-  }
-})
-const out = sink<number>("out", () => Effect.die("not run in this test"))
 
 /** numbers -> double -> keyBy -> total -> out, with these parallelisms. */
 const planOf = (p: { numbers: number; double: number; total: number; out: number }): JobPlan => {
