@@ -109,11 +109,11 @@ const size = {
   rabbit: quick ? 30_000 : 100_000,
   input: quick ? 30_000 : 200_000,
   /** records of the generated job (P2, P3): enough for several checkpoints at its rate */
-  generated: quick ? 1_500_000 : 5_000_000,
-  generatedRounds: quick ? 2 : 3,
-  steadySeconds: quick ? 8 : 30,
+  generated: quick ? 1_000_000 : 5_000_000,
+  generatedRounds: quick ? 1 : 3,
+  steadySeconds: quick ? 6 : 30,
   kills: quick ? 3 : 10,
-  slowSeconds: quick ? 8 : 20
+  slowSeconds: quick ? 6 : 20
 }
 
 /** Raw tx publish and the sink alternate (two rounds each, best of each), so neither gets the warm-up alone. */
