@@ -11,22 +11,15 @@ import { decode, EnvelopeDecodeError, encode } from "./Envelope.ts"
 import { causeMessage } from "./internal/causeMessage.ts"
 import type { NatsConnection } from "./Nats.ts"
 
-/** The coordinator took the savepoint's checkpoint but aborted it; asking again may succeed. */
-export class SavepointAborted extends Data.TaggedError("SavepointAborted")<{
-  readonly job: string
-  readonly name: string
-  readonly reason: string
-}> {
-  override get message(): string {
-    return `savepoint ${this.name} of job ${this.job}: ${this.reason}`
-  }
-}
-
-/** The coordinator refused (job not running, bad request), did not answer, or answered garbage. */
+/**
+ * The savepoint was not written: `aborted` when the coordinator took its checkpoint but aborted it
+ * (asking again may succeed), else a refusal (job not running, bad request), no answer, or garbage.
+ */
 export class SavepointFailed extends Data.TaggedError("SavepointFailed")<{
   readonly job: string
   readonly name: string
   readonly reason: string
+  readonly aborted: boolean
 }> {
   override get message(): string {
     return `savepoint ${this.name} of job ${this.job}: ${this.reason}`
@@ -56,18 +49,19 @@ const attempt = (nc: NatsConnection, job: string, name: string) =>
         new SavepointFailed({
           job,
           name,
+          aborted: false,
           reason: `no answer from the coordinator in ${savepointAnswerTimeoutMs} ms (${causeMessage(cause)})`
         })
     })
     const r = decode("admin", reply.data)
-    if (r instanceof EnvelopeDecodeError) return yield* new SavepointFailed({ job, name, reason: r.message })
-    if (r.k !== "reply") return yield* new SavepointFailed({ job, name, reason: `unexpected answer ${r.k}` })
+    if (r instanceof EnvelopeDecodeError)
+      return yield* new SavepointFailed({ job, name, aborted: false, reason: r.message })
+    if (r.k !== "reply")
+      return yield* new SavepointFailed({ job, name, aborted: false, reason: `unexpected answer ${r.k}` })
     const body = ("b" in r ? r.b : undefined) as { checkpoint?: number; aborted?: boolean } | undefined
     if (!r.ok) {
       const reason = r.err ?? "refused"
-      return yield* body?.aborted === true
-        ? new SavepointAborted({ job, name, reason })
-        : new SavepointFailed({ job, name, reason })
+      return yield* new SavepointFailed({ job, name, aborted: body?.aborted === true, reason })
     }
     return body?.checkpoint ?? -1
   })
@@ -77,14 +71,12 @@ export const requestSavepoint = (
   nc: NatsConnection,
   job: string,
   name: string,
-  onAbort: (e: SavepointAborted) => Effect.Effect<void> = () => Effect.void
+  onAbort: (e: SavepointFailed) => Effect.Effect<void> = () => Effect.void
 ) =>
   Effect.suspend(() => {
     let attempts = 0
     return attempt(nc, job, name).pipe(
-      Effect.tapError((e) =>
-        ++attempts < savepointAttempts && e._tag === "SavepointAborted" ? onAbort(e) : Effect.void
-      ),
-      Effect.retry({ schedule: savepointRetrySchedule, while: (e) => e._tag === "SavepointAborted" })
+      Effect.tapError((e) => (++attempts < savepointAttempts && e.aborted ? onAbort(e) : Effect.void)),
+      Effect.retry({ schedule: savepointRetrySchedule, while: (e) => e.aborted })
     )
   })
