@@ -5,7 +5,7 @@
  * control subject of exactly the instance named.
  */
 import * as Effect from "effect/Effect"
-import type { Subjects } from "./Address.ts"
+import type { Subjects } from "./core/Address.ts"
 import { sendCommand } from "./ControlRequest.ts"
 import type { ControlKind } from "./Envelope.ts"
 import type { NatsConnection } from "./Nats.ts"

@@ -8,7 +8,7 @@ import type { Msg } from "@nats-io/transport-node"
 import * as Effect from "effect/Effect"
 import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
-import type { Subjects } from "./Address.ts"
+import type { Subjects } from "./core/Address.ts"
 import { decode, EnvelopeDecodeError, encode, type ReportEnvelope } from "./Envelope.ts"
 import type { NatsConnection } from "./Nats.ts"
 

@@ -5,7 +5,7 @@
  */
 import * as Data from "effect/Data"
 import { type ChannelOptions, defaultChannelOptions } from "./Channel.ts"
-import { defaultMaxParallelism } from "./KeyGroups.ts"
+import { defaultMaxParallelism } from "./core/KeyGroups.ts"
 
 export interface CheckpointOptions {
   /** ms between checkpoint triggers; 0 disables periodic checkpoints (the final one is still taken). */

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
-import { InstanceId } from "./Address.ts"
+import { InstanceId } from "./core/Address.ts"
 import { CheckpointStore, type Manifest } from "./CheckpointStore.ts"
 import type { JobStatus } from "./JobStatus.ts"
 import {

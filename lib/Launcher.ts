@@ -11,7 +11,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import * as Effect from "effect/Effect"
-import { Subjects } from "./Address.ts"
+import { Subjects } from "./core/Address.ts"
 import { encode } from "./Envelope.ts"
 import type { NatsConnection } from "./Nats.ts"
 

@@ -6,7 +6,7 @@
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
-import { Subjects } from "./Address.ts"
+import { Subjects } from "./core/Address.ts"
 import { decode, EnvelopeDecodeError, encode } from "./Envelope.ts"
 import { causeMessage } from "./internal/causeMessage.ts"
 import type { NatsConnection } from "./Nats.ts"

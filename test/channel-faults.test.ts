@@ -1,6 +1,6 @@
 import t from "tap"
 import { Effect, Exit, Fiber } from "effect"
-import { InstanceId, Subjects } from "../lib/Address.ts"
+import { InstanceId, Subjects } from "../lib/core/Address.ts"
 import { ChannelSender, defaultChannelOptions, Mailbox, subscribeCredits } from "../lib/Channel.ts"
 import { failOnDisconnect, natsConnection } from "../lib/Nats.ts"
 import { startNatsServer } from "./harness/NatsServer.ts"

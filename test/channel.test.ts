@@ -1,6 +1,6 @@
 import t from "tap"
 import { Effect, Exit, Fiber } from "effect"
-import { InstanceId, Subjects } from "../lib/Address.ts"
+import { InstanceId, Subjects } from "../lib/core/Address.ts"
 import { ChannelSender, defaultChannelOptions, Mailbox, subscribeCredits } from "../lib/Channel.ts"
 import { encode, type EnvelopeDecodeError } from "../lib/Envelope.ts"
 import { natsConnection } from "../lib/Nats.ts"

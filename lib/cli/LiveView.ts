@@ -6,7 +6,7 @@
 import logUpdate from "log-update"
 import * as Effect from "effect/Effect"
 import type { HeartbeatBody } from "../Actor.ts"
-import { Subjects } from "../Address.ts"
+import { Subjects } from "../core/Address.ts"
 import { decode, EnvelopeDecodeError } from "../Envelope.ts"
 import type { LauncherEvent } from "../Launcher.ts"
 import type { NatsConnection } from "../Nats.ts"

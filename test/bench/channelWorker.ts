@@ -5,7 +5,7 @@
  */
 import { Effect } from "effect"
 import { Packr } from "msgpackr"
-import { InstanceId, Subjects } from "../../lib/Address.ts"
+import { InstanceId, Subjects } from "../../lib/core/Address.ts"
 import { ChannelSender, defaultChannelOptions, Mailbox, subscribeCredits } from "../../lib/Channel.ts"
 import { natsConnection } from "../../lib/Nats.ts"
 
