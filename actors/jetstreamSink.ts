@@ -8,7 +8,7 @@ import { jetstream } from "@nats-io/jetstream"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import { natsConnection } from "../lib/Nats.ts"
-import { type SinkDeclaration, sink } from "../lib/Operator.ts"
+import { type SinkDeclaration, sink } from "../lib/api/Operator.ts"
 import { causeMessage } from "../lib/internal/causeMessage.ts"
 
 export class JetStreamSinkError extends Data.TaggedError("JetStreamSinkError")<{

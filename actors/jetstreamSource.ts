@@ -8,7 +8,7 @@ import { clearBoundedEnd } from "../lib/BoundedEnd.ts"
 import { jetStreamSource as reader } from "../lib/JetStreamSource.ts"
 import type { JetStreamSourceOptions } from "../lib/JetStreamSourceOptions.ts"
 import { natsConnection } from "../lib/Nats.ts"
-import { type SourceDeclaration, source } from "../lib/Operator.ts"
+import { type SourceDeclaration, source } from "../lib/api/Operator.ts"
 import type { JetStreamPosition } from "../lib/SourceReader.ts"
 
 export const jetstreamSource = <A>(

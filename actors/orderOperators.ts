@@ -4,7 +4,7 @@
  */
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
-import { keyedProcess, map } from "../lib/Operator.ts"
+import { keyedProcess, map } from "../lib/api/Operator.ts"
 
 export interface Order {
   readonly id: number | string

@@ -9,8 +9,8 @@
  * EXACTOR_MAX_TRANSACTION_MESSAGES (the sink's default, 10 000), and for `exactor chaos` the restart strategy's budget and backoff cap: EXACTOR_RESTART_ATTEMPTS (20),
  * EXACTOR_RESTART_MAX_DELAY (10 000 ms).
  */
-import { defaultJobOptions } from "../lib/JobOptions.ts"
-import { pipeline } from "../lib/Pipeline.ts"
+import { defaultJobOptions } from "../lib/api/JobOptions.ts"
+import { pipeline } from "../lib/api/Pipeline.ts"
 import { jetstreamSource } from "./jetstreamSource.ts"
 import { type CustomerTotal, parseOrder, runningTotal } from "./orderOperators.ts"
 import { rabbitmqSink } from "./rabbitmqSink.ts"

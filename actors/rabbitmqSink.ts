@@ -5,7 +5,7 @@
  */
 import { makeRabbitMqSink } from "../lib/RabbitMqSink.ts"
 import type { RabbitMqSinkOptions } from "../lib/RabbitMqSinkOptions.ts"
-import { type SinkDeclaration, sink } from "../lib/Operator.ts"
+import { type SinkDeclaration, sink } from "../lib/api/Operator.ts"
 
 /** Options as a pipeline gives them; url, job, sink and instance come from where the actor runs. */
 export type RabbitmqSinkOptions = Omit<RabbitMqSinkOptions, "url" | "job" | "sink" | "instance">

@@ -5,7 +5,7 @@
  */
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
-import { type SourceDeclaration, source } from "../lib/Operator.ts"
+import { type SourceDeclaration, source } from "../lib/api/Operator.ts"
 
 export interface SequenceSourceOptions<A> {
   /** record n; must be the same for the same n in every run (the replay depends on it) */

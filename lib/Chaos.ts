@@ -35,8 +35,8 @@ import {
   type TargetKind
 } from "./Nemesis.ts"
 import { checkOrders, drainQueue, type OutputMessage } from "./OutputCheck.ts"
-import type { JobPlan } from "./Pipeline.ts"
-import { loadPipeline } from "./PipelineModule.ts"
+import type { JobPlan } from "./api/Pipeline.ts"
+import { loadPipeline } from "./api/PipelineModule.ts"
 import { generateOrder, produce } from "./Producer.ts"
 
 export interface ChaosOptions {

@@ -15,7 +15,7 @@ import * as Effect from "effect/Effect"
 import type { Urls } from "./JobRunner.ts"
 import { cliEntry } from "./Launcher.ts"
 import { natsConnection } from "./Nats.ts"
-import type { JobPlan } from "./Pipeline.ts"
+import type { JobPlan } from "./api/Pipeline.ts"
 import { lockQueueName, markerQueueName } from "./RabbitMqSinkWire.ts"
 import { causeMessage } from "./internal/causeMessage.ts"
 

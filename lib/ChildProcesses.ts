@@ -13,7 +13,7 @@ import { CheckpointStore } from "./CheckpointStore.ts"
 import { runCoordinator } from "./Coordinator.ts"
 import { ExitCode, exitWithSupervisor } from "./Launcher.ts"
 import { natsConnection } from "./Nats.ts"
-import { loadPipeline } from "./PipelineModule.ts"
+import { loadPipeline } from "./api/PipelineModule.ts"
 
 /** What both kinds of process start with: the supervisor link, the pipeline, NATS and the job's store. */
 const openJob = (module: string, urls: BrokerUrls, processName: string) =>

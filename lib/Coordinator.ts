@@ -16,11 +16,11 @@ import { coordinatorCommands } from "./CoordinatorCommands.ts"
 import { coordinatorInbox } from "./CoordinatorInbox.ts"
 import { encode, type ReportEnvelope } from "./Envelope.ts"
 import type { NatsConnection } from "./Nats.ts"
-import type { JobPlan } from "./Pipeline.ts"
+import type { JobPlan } from "./api/Pipeline.ts"
 import { prometheusText, recordCheckpoint, recordEpoch, recordRecovery } from "./JobMetrics.ts"
 import { applyHeartbeat, endedOutcome, jobStatus, newInstanceView } from "./JobStatus.ts"
 import type { InstanceView, JobOutcome, JobState, JobStatus } from "./JobStatus.ts"
-import { decideRestart } from "./RestartStrategy.ts"
+import { decideRestart } from "./api/RestartStrategy.ts"
 import { chooseManifest, rescaleProblem, restoreBody } from "./RestorePlan.ts"
 
 export interface CoordinatorOptions {

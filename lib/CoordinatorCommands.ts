@@ -9,7 +9,7 @@ import type { Subjects } from "./core/Address.ts"
 import { sendCommand } from "./ControlRequest.ts"
 import type { ControlKind } from "./Envelope.ts"
 import type { NatsConnection } from "./Nats.ts"
-import type { JobPlan } from "./Pipeline.ts"
+import type { JobPlan } from "./api/Pipeline.ts"
 
 /** `command` and `broadcast` for the instances of `plan`, stamped with `epoch()`. */
 export const coordinatorCommands = (

@@ -20,7 +20,7 @@ import {
   type SupervisorOptions
 } from "./Launcher.ts"
 import { natsConnection } from "./Nats.ts"
-import type { JobPlan } from "./Pipeline.ts"
+import type { JobPlan } from "./api/Pipeline.ts"
 
 export class StartPointNotFound extends Data.TaggedError("StartPointNotFound")<{
   readonly job: string

@@ -8,7 +8,7 @@ import * as Effect from "effect/Effect"
 import type { RestoreBody } from "./Actor.ts"
 import type { CheckpointStore } from "./CheckpointStore.ts"
 import type { Manifest } from "./Manifest.ts"
-import type { JobPlan } from "./Pipeline.ts"
+import type { JobPlan } from "./api/Pipeline.ts"
 
 /** Where a job restores from: a savepoint, else a checkpoint, else the latest completed checkpoint. */
 export interface RestoreFrom {

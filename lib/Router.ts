@@ -9,7 +9,7 @@ import { InstanceId, type Subjects } from "./core/Address.ts"
 import { type ChannelOptions, ChannelSender } from "./Channel.ts"
 import { instanceForKeyGroup, keyGroupOf } from "./core/KeyGroups.ts"
 import type { NatsConnection } from "./Nats.ts"
-import type { Edge, JobPlan } from "./Pipeline.ts"
+import type { Edge, JobPlan } from "./api/Pipeline.ts"
 
 interface Route {
   readonly edge: Edge

@@ -10,7 +10,7 @@
  * confirmed. While a commit is in flight and `maxPendingTransactions` are pending, writes wait for it,
  * so a broker that commits slower than input arrives slows the input instead of growing every snapshot.
  */
-import type { SinkWriter as RuntimeSinkWriter } from "./Operator.ts"
+import type { SinkWriter as RuntimeSinkWriter } from "./api/Operator.ts"
 import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"

@@ -25,7 +25,7 @@ export {
   type SourceReader,
   sink,
   source
-} from "./Operator.ts"
+} from "./api/Operator.ts"
 export {
   type JobPlan,
   type Pipeline,
@@ -35,7 +35,7 @@ export {
   pipeline,
   type StageOptions,
   validatePipeline
-} from "./Pipeline.ts"
+} from "./api/Pipeline.ts"
 export {
   type CheckpointOptions,
   defaultJobOptions,
@@ -43,7 +43,7 @@ export {
   type JobOptions,
   type JobOptionsInput,
   type RestartStrategy
-} from "./JobOptions.ts"
+} from "./api/JobOptions.ts"
 
 // Built-in actors: the JetStream source and the exactly-once RabbitMQ sink
 export { jetstreamSource } from "../actors/jetstreamSource.ts"

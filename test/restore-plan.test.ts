@@ -1,7 +1,7 @@
 import t from "tap"
 import type { Manifest, ObjectHandle } from "../lib/Manifest.ts"
 import { double, out, src, total } from "./fixtures/numberOperators.ts"
-import { type JobPlan, pipeline, validatePipeline } from "../lib/Pipeline.ts"
+import { type JobPlan, pipeline, validatePipeline } from "../lib/api/Pipeline.ts"
 import { rescaleProblem, restoreBody } from "../lib/RestorePlan.ts"
 
 /** numbers -> double -> keyBy -> total -> out, with these parallelisms. */

@@ -2,7 +2,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import t from "tap"
 import { SequencePositionInvalid, sequenceSource } from "../actors/sequenceSource.ts"
-import type { OperatorContext, SourceReader } from "../lib/Operator.ts"
+import type { OperatorContext, SourceReader } from "../lib/api/Operator.ts"
 
 const ctx = (index: number, parallelism: number): OperatorContext => ({
   job: "seq",

@@ -5,7 +5,7 @@
  */
 import t from "tap"
 import { Effect, Scope } from "effect"
-import type { SinkWriter } from "../lib/Operator.ts"
+import type { SinkWriter } from "../lib/api/Operator.ts"
 import { SinkCommits } from "../lib/SinkCommits.ts"
 import { initialTaskStats as stats } from "../lib/Task.ts"
 

@@ -10,7 +10,7 @@ import { Subjects } from "../core/Address.ts"
 import { decode, EnvelopeDecodeError } from "../Envelope.ts"
 import type { LauncherEvent } from "../Launcher.ts"
 import type { NatsConnection } from "../Nats.ts"
-import type { JobPlan } from "../Pipeline.ts"
+import type { JobPlan } from "../api/Pipeline.ts"
 
 interface Seen {
   recordsIn: number

@@ -14,7 +14,7 @@ import { defaultLogFile, launch, prepareStart, type Urls } from "../JobRunner.ts
 import { defaultSupervisorOptions } from "../Launcher.ts"
 import { natsConnection } from "../Nats.ts"
 import { checkOrders, drainQueue, exactlyOnce, formatVerdict, purgeQueue } from "../OutputCheck.ts"
-import { loadPipeline } from "../PipelineModule.ts"
+import { loadPipeline } from "../api/PipelineModule.ts"
 import { generateOrder, produce } from "../Producer.ts"
 import { liveView } from "./LiveView.ts"
 

@@ -4,8 +4,8 @@
  * that is wrong. Invariant: the runtime only ever sees complete, validated options.
  */
 import * as Data from "effect/Data"
-import { type ChannelOptions, defaultChannelOptions } from "./Channel.ts"
-import { defaultMaxParallelism } from "./core/KeyGroups.ts"
+import { type ChannelOptions, defaultChannelOptions } from "../Channel.ts"
+import { defaultMaxParallelism } from "../core/KeyGroups.ts"
 
 export interface CheckpointOptions {
   /** ms between checkpoint triggers; 0 disables periodic checkpoints (the final one is still taken). */

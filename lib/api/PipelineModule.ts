@@ -9,7 +9,7 @@ import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import type { InvalidJobOption } from "./JobOptions.ts"
 import { type JobPlan, type Pipeline, type PipelineInvalid, validatePipeline } from "./Pipeline.ts"
-import { causeMessage } from "./internal/causeMessage.ts"
+import { causeMessage } from "../internal/causeMessage.ts"
 
 export class PipelineLoadError extends Data.TaggedError("PipelineLoadError")<{
   readonly module: string

@@ -6,9 +6,9 @@
  * between equal parallelisms, and every parallelism within 1..maxParallelism.
  */
 import * as Data from "effect/Data"
-import { InstanceId, isToken } from "./core/Address.ts"
+import { InstanceId, isToken } from "../core/Address.ts"
 import { InvalidJobOption, type JobOptions, type JobOptionsInput, resolveJobOptions } from "./JobOptions.ts"
-import type { Key } from "./core/KeyGroups.ts"
+import type { Key } from "../core/KeyGroups.ts"
 import type {
   Declaration,
   FilterDeclaration,

@@ -7,7 +7,7 @@
  */
 import type * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
-import type { Key } from "./core/KeyGroups.ts"
+import type { Key } from "../core/KeyGroups.ts"
 
 /** What an actor knows of where it runs. */
 export interface OperatorContext {
