@@ -7,7 +7,7 @@
 import { jetstream } from "@nats-io/jetstream"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
-import { natsConnection } from "../lib/Nats.ts"
+import { natsConnection } from "../lib/runtime/Nats.ts"
 import { type SinkDeclaration, sink } from "../lib/api/Operator.ts"
 import { causeMessage } from "../lib/internal/causeMessage.ts"
 

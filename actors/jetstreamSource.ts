@@ -7,7 +7,7 @@ import * as Effect from "effect/Effect"
 import { clearBoundedEnd } from "../lib/BoundedEnd.ts"
 import { jetStreamSource as reader } from "../lib/JetStreamSource.ts"
 import type { JetStreamSourceOptions } from "../lib/JetStreamSourceOptions.ts"
-import { natsConnection } from "../lib/Nats.ts"
+import { natsConnection } from "../lib/runtime/Nats.ts"
 import { type SourceDeclaration, source } from "../lib/api/Operator.ts"
 import type { JetStreamPosition } from "../lib/SourceReader.ts"
 

@@ -6,13 +6,13 @@
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import type * as Runtime from "effect/Runtime"
-import { runActor } from "./Actor.ts"
+import { runActor } from "./runtime/Actor.ts"
 import { InstanceId, InvalidInstanceId } from "./core/Address.ts"
 import type { BrokerUrls } from "./BrokerUrls.ts"
 import { CheckpointStore } from "./CheckpointStore.ts"
 import { runCoordinator } from "./Coordinator.ts"
 import { ExitCode, exitWithSupervisor } from "./Launcher.ts"
-import { natsConnection } from "./Nats.ts"
+import { natsConnection } from "./runtime/Nats.ts"
 import { loadPipeline } from "./api/PipelineModule.ts"
 
 /** What both kinds of process start with: the supervisor link, the pipeline, NATS and the job's store. */

@@ -9,8 +9,14 @@ import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
-import { decode, EnvelopeDecodeError, encode, type ControlEnvelope, type ReplyEnvelope } from "./Envelope.ts"
-import type { NatsConnection } from "./Nats.ts"
+import {
+  decode,
+  EnvelopeDecodeError,
+  encode,
+  type ControlEnvelope,
+  type ReplyEnvelope
+} from "./runtime/Envelope.ts"
+import type { NatsConnection } from "./runtime/Nats.ts"
 
 export class CommandUnanswered extends Data.TaggedError("CommandUnanswered")<{
   readonly instance: string

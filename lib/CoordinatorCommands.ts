@@ -7,8 +7,8 @@
 import * as Effect from "effect/Effect"
 import type { Subjects } from "./core/Address.ts"
 import { sendCommand } from "./ControlRequest.ts"
-import type { ControlKind } from "./Envelope.ts"
-import type { NatsConnection } from "./Nats.ts"
+import type { ControlKind } from "./runtime/Envelope.ts"
+import type { NatsConnection } from "./runtime/Nats.ts"
 import type { JobPlan } from "./api/Pipeline.ts"
 
 /** `command` and `broadcast` for the instances of `plan`, stamped with `epoch()`. */

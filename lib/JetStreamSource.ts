@@ -23,7 +23,7 @@ import type * as Scope from "effect/Scope"
 import { agreeOnEnd } from "./BoundedEnd.ts"
 import { isPositiveInt } from "./internal/isPositiveInt.ts"
 import { type JetStreamSourceOptions, resolveJetStreamSourceOptions } from "./JetStreamSourceOptions.ts"
-import { natsConnection } from "./Nats.ts"
+import { natsConnection } from "./runtime/Nats.ts"
 import {
   DecodeFailure,
   MalformedRecord,

@@ -19,7 +19,7 @@ import {
   runLauncher,
   type SupervisorOptions
 } from "./Launcher.ts"
-import { natsConnection } from "./Nats.ts"
+import { natsConnection } from "./runtime/Nats.ts"
 import type { JobPlan } from "./api/Pipeline.ts"
 
 export class StartPointNotFound extends Data.TaggedError("StartPointNotFound")<{

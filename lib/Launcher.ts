@@ -12,8 +12,8 @@ import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import * as Effect from "effect/Effect"
 import { Subjects } from "./core/Address.ts"
-import { encode } from "./Envelope.ts"
-import type { NatsConnection } from "./Nats.ts"
+import { encode } from "./runtime/Envelope.ts"
+import type { NatsConnection } from "./runtime/Nats.ts"
 
 /** Exit codes of the coordinator process, which are the job's. */
 export const ExitCode = { finished: 0, failed: 2, intensity: 3, usage: 64 } as const

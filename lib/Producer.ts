@@ -18,7 +18,7 @@ import { nanos } from "@nats-io/transport-node"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import { brokerUrlsFromEnv } from "./BrokerUrls.ts"
-import { type NatsConnection, natsConnection, type NatsUnavailable } from "./Nats.ts"
+import { type NatsConnection, natsConnection, type NatsUnavailable } from "./runtime/Nats.ts"
 import { causeMessage } from "./internal/causeMessage.ts"
 
 /** An option that is missing or out of range. */

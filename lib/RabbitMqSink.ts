@@ -35,7 +35,7 @@ import {
   type SinkWriter,
   type TransactionalResource,
   TransactionInDoubt
-} from "./TwoPhaseCommitSink.ts"
+} from "./runtime/TwoPhaseCommitSink.ts"
 
 // ---------------------------------------------------------------------------------------------
 // Connections (sessions) and transactions

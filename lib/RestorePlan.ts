@@ -5,7 +5,7 @@
  * instance gets every handle of its operator, any other instance only its own.
  */
 import * as Effect from "effect/Effect"
-import type { RestoreBody } from "./Actor.ts"
+import type { RestoreBody } from "./runtime/Actor.ts"
 import type { CheckpointStore } from "./CheckpointStore.ts"
 import type { Manifest } from "./Manifest.ts"
 import type { JobPlan } from "./api/Pipeline.ts"

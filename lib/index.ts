@@ -84,7 +84,7 @@ export {
   type TwoPhaseCommitError,
   type TwoPhaseCommitOptions,
   type TwoPhaseCommitWriter
-} from "./TwoPhaseCommitSink.ts"
+} from "./runtime/TwoPhaseCommitSink.ts"
 
 // Brokers, input and the output check
 export { defaultAmqpUrl, defaultNatsUrl } from "./BrokerUrls.ts"

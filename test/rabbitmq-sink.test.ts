@@ -18,7 +18,7 @@ import {
   type SinkWriter,
   type TransactionalResource,
   TransactionInDoubt
-} from "../lib/TwoPhaseCommitSink.ts"
+} from "../lib/runtime/TwoPhaseCommitSink.ts"
 import {
   amqpUrl,
   deleteQueues,

@@ -5,11 +5,11 @@
  */
 import logUpdate from "log-update"
 import * as Effect from "effect/Effect"
-import type { HeartbeatBody } from "../Actor.ts"
+import type { HeartbeatBody } from "../runtime/Actor.ts"
 import { Subjects } from "../core/Address.ts"
-import { decode, EnvelopeDecodeError } from "../Envelope.ts"
+import { decode, EnvelopeDecodeError } from "../runtime/Envelope.ts"
 import type { LauncherEvent } from "../Launcher.ts"
-import type { NatsConnection } from "../Nats.ts"
+import type { NatsConnection } from "../runtime/Nats.ts"
 import type { JobPlan } from "../api/Pipeline.ts"
 
 interface Seen {

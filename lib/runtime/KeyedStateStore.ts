@@ -5,7 +5,7 @@
  * exactly the groups of its range, from however many old snapshots.
  */
 import * as Data from "effect/Data"
-import { type Key, keyGroupOf, keyGroupRange } from "./core/KeyGroups.ts"
+import { type Key, keyGroupOf, keyGroupRange } from "../core/KeyGroups.ts"
 
 /** The snapshot form: plain data, msgpack-able. */
 export interface KeyedSnapshot {

@@ -9,7 +9,7 @@ import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
-import type { SinkWriter } from "./api/Operator.ts"
+import type { SinkWriter } from "../api/Operator.ts"
 import type { TaskStats } from "./Task.ts"
 
 export class SinkCommits {

@@ -5,11 +5,11 @@
  * downstream parallelism, and each channel receives records in the order they were routed.
  */
 import * as Effect from "effect/Effect"
-import { InstanceId, type Subjects } from "./core/Address.ts"
+import { InstanceId, type Subjects } from "../core/Address.ts"
 import { type ChannelOptions, ChannelSender } from "./Channel.ts"
-import { instanceForKeyGroup, keyGroupOf } from "./core/KeyGroups.ts"
+import { instanceForKeyGroup, keyGroupOf } from "../core/KeyGroups.ts"
 import type { NatsConnection } from "./Nats.ts"
-import type { Edge, JobPlan } from "./api/Pipeline.ts"
+import type { Edge, JobPlan } from "../api/Pipeline.ts"
 
 interface Route {
   readonly edge: Edge

@@ -10,14 +10,14 @@
  * confirmed. While a commit is in flight and `maxPendingTransactions` are pending, writes wait for it,
  * so a broker that commits slower than input arrives slows the input instead of growing every snapshot.
  */
-import type { SinkWriter as RuntimeSinkWriter } from "./api/Operator.ts"
+import type { SinkWriter as RuntimeSinkWriter } from "../api/Operator.ts"
 import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import * as Semaphore from "effect/Semaphore"
-import type { RabbitMqSinkError } from "./RabbitMqSinkErrors.ts"
-import { causeMessage } from "./internal/causeMessage.ts"
+import type { RabbitMqSinkError } from "../RabbitMqSinkErrors.ts"
+import { causeMessage } from "../internal/causeMessage.ts"
 
 // ---------------------------------------------------------------------------------------------
 // Snapshot (plain, msgpack-able data)

@@ -6,7 +6,7 @@
  */
 import * as Data from "effect/Data"
 import { Packr } from "msgpackr"
-import { causeMessage } from "./internal/causeMessage.ts"
+import { causeMessage } from "../internal/causeMessage.ts"
 
 /** Data plane: what travels on a mailbox subject, in `seq` order per (epoch, channel). */
 export interface BatchEnvelope {
