@@ -9,8 +9,8 @@ import { join } from "node:path"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import { InstanceId } from "./core/Address.ts"
-import { CheckpointStore, type Manifest } from "./CheckpointStore.ts"
-import type { JobStatus } from "./JobStatus.ts"
+import { CheckpointStore, type Manifest } from "./checkpoint/CheckpointStore.ts"
+import type { JobStatus } from "./checkpoint/JobStatus.ts"
 import {
   ExitCode,
   type LauncherEvent,

@@ -98,4 +98,4 @@ export {
 export { type BrokerError, BrokerStartFailed, BrokerUnavailable, BrokerUrlInvalid } from "./BrokerError.ts"
 export { type ProduceOptions, type ProduceResult, type ProducerError, produce } from "./Producer.ts"
 export { checkOrders, drainQueue, exactlyOnce, formatVerdict, type Verdict } from "./OutputCheck.ts"
-export type { JobState, JobStatus } from "./JobStatus.ts"
+export type { JobState, JobStatus } from "./checkpoint/JobStatus.ts"

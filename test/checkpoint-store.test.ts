@@ -14,7 +14,7 @@ import {
   type CheckpointStoreOptions,
   type Manifest,
   type SnapshotHandle
-} from "../lib/CheckpointStore.ts"
+} from "../lib/checkpoint/CheckpointStore.ts"
 import { natsUrl, uniqueName } from "./harness/env.ts"
 
 let nc: NatsConnection

@@ -6,7 +6,7 @@
 import { fileURLToPath } from "node:url"
 import t from "tap"
 import { Effect } from "effect"
-import type { SnapshotHandle } from "../lib/Manifest.ts"
+import type { SnapshotHandle } from "../lib/checkpoint/Manifest.ts"
 import { stopAfterCheckpoints, store } from "./harness/checks.ts"
 import { startOrdersJob } from "./harness/job.ts"
 

@@ -2,7 +2,7 @@
  * Renders a job's status record (written by its coordinator every second) as the text of
  * `exactor status`: state, epoch, instances with records in/out and restarts, last checkpoints.
  */
-import type { JobStatus } from "../JobStatus.ts"
+import type { JobStatus } from "../checkpoint/JobStatus.ts"
 
 const ago = (ms: number) => (ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`)
 

@@ -4,8 +4,8 @@
  */
 import type { Test } from "tap"
 import { Effect } from "effect"
-import { CheckpointStore } from "../../lib/CheckpointStore.ts"
-import type { JobStatus } from "../../lib/JobStatus.ts"
+import { CheckpointStore } from "../../lib/checkpoint/CheckpointStore.ts"
+import type { JobStatus } from "../../lib/checkpoint/JobStatus.ts"
 import type { Verdict } from "../../lib/OutputCheck.ts"
 import type { OrdersJob } from "./job.ts"
 

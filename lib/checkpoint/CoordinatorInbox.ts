@@ -8,9 +8,9 @@ import type { Msg } from "@nats-io/transport-node"
 import * as Effect from "effect/Effect"
 import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
-import type { Subjects } from "./core/Address.ts"
-import { decode, EnvelopeDecodeError, encode, type ReportEnvelope } from "./runtime/Envelope.ts"
-import type { NatsConnection } from "./runtime/Nats.ts"
+import type { Subjects } from "../core/Address.ts"
+import { decode, EnvelopeDecodeError, encode, type ReportEnvelope } from "../runtime/Envelope.ts"
+import type { NatsConnection } from "../runtime/Nats.ts"
 
 export type CoordinatorEvent =
   | { readonly kind: "report"; readonly report: ReportEnvelope }

@@ -5,11 +5,11 @@
  * control subject of exactly the instance named.
  */
 import * as Effect from "effect/Effect"
-import type { Subjects } from "./core/Address.ts"
+import type { Subjects } from "../core/Address.ts"
 import { sendCommand } from "./ControlRequest.ts"
-import type { ControlKind } from "./runtime/Envelope.ts"
-import type { NatsConnection } from "./runtime/Nats.ts"
-import type { JobPlan } from "./api/Pipeline.ts"
+import type { ControlKind } from "../runtime/Envelope.ts"
+import type { NatsConnection } from "../runtime/Nats.ts"
+import type { JobPlan } from "../api/Pipeline.ts"
 
 /** `command` and `broadcast` for the instances of `plan`, stamped with `epoch()`. */
 export const coordinatorCommands = (

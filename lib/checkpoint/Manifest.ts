@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto"
 import * as Data from "effect/Data"
 import { Packr } from "msgpackr"
-import { causeMessage } from "./internal/causeMessage.ts"
+import { causeMessage } from "../internal/causeMessage.ts"
 
 /** A small snapshot carried inside the ack and the manifest. */
 export interface InlineHandle {

@@ -5,10 +5,10 @@
  * instance gets every handle of its operator, any other instance only its own.
  */
 import * as Effect from "effect/Effect"
-import type { RestoreBody } from "./runtime/Actor.ts"
+import type { RestoreBody } from "../runtime/Actor.ts"
 import type { CheckpointStore } from "./CheckpointStore.ts"
 import type { Manifest } from "./Manifest.ts"
-import type { JobPlan } from "./api/Pipeline.ts"
+import type { JobPlan } from "../api/Pipeline.ts"
 
 /** Where a job restores from: a savepoint, else a checkpoint, else the latest completed checkpoint. */
 export interface RestoreFrom {

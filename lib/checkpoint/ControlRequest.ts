@@ -15,8 +15,8 @@ import {
   encode,
   type ControlEnvelope,
   type ReplyEnvelope
-} from "./runtime/Envelope.ts"
-import type { NatsConnection } from "./runtime/Nats.ts"
+} from "../runtime/Envelope.ts"
+import type { NatsConnection } from "../runtime/Nats.ts"
 
 export class CommandUnanswered extends Data.TaggedError("CommandUnanswered")<{
   readonly instance: string

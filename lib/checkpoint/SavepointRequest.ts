@@ -6,10 +6,10 @@
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
-import { Subjects } from "./core/Address.ts"
-import { decode, EnvelopeDecodeError, encode } from "./runtime/Envelope.ts"
-import { causeMessage } from "./internal/causeMessage.ts"
-import type { NatsConnection } from "./runtime/Nats.ts"
+import { Subjects } from "../core/Address.ts"
+import { decode, EnvelopeDecodeError, encode } from "../runtime/Envelope.ts"
+import { causeMessage } from "../internal/causeMessage.ts"
+import type { NatsConnection } from "../runtime/Nats.ts"
 
 /**
  * The savepoint was not written: `aborted` when the coordinator took its checkpoint but aborted it

@@ -4,7 +4,7 @@
  * Invariant: a status is built in one place from the coordinator's state, so the KV record, the
  * CLI and the tests read the same fields; a job whose status says FINISHED or FAILED stays ended.
  */
-import type { HeartbeatBody, InstancePhase } from "./runtime/Actor.ts"
+import type { HeartbeatBody, InstancePhase } from "../runtime/Actor.ts"
 import type { CheckpointTracker } from "./CheckpointTracker.ts"
 
 export type JobState = "WAITING" | "RESTORING" | "RUNNING" | "FINISHING" | "FINISHED" | "FAILED"
