@@ -4,12 +4,12 @@
  * source fixes its end). A fresh run of the job forgets the previous run's bounded end.
  */
 import * as Effect from "effect/Effect"
-import { clearBoundedEnd } from "../lib/BoundedEnd.ts"
-import { jetStreamSource as reader } from "../lib/JetStreamSource.ts"
-import type { JetStreamSourceOptions } from "../lib/JetStreamSourceOptions.ts"
+import { clearBoundedEnd } from "../lib/connectors/jetstream/BoundedEnd.ts"
+import { jetStreamSource as reader } from "../lib/connectors/jetstream/JetStreamSource.ts"
+import type { JetStreamSourceOptions } from "../lib/connectors/jetstream/JetStreamSourceOptions.ts"
 import { natsConnection } from "../lib/runtime/Nats.ts"
 import { type SourceDeclaration, source } from "../lib/api/Operator.ts"
-import type { JetStreamPosition } from "../lib/SourceReader.ts"
+import type { JetStreamPosition } from "../lib/connectors/jetstream/SourceReader.ts"
 
 export const jetstreamSource = <A>(
   name: string,

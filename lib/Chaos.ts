@@ -37,7 +37,7 @@ import {
 import { checkOrders, drainQueue, type OutputMessage } from "./OutputCheck.ts"
 import type { JobPlan } from "./api/Pipeline.ts"
 import { loadPipeline } from "./api/PipelineModule.ts"
-import { generateOrder, produce } from "./Producer.ts"
+import { generateOrder, produce } from "./connectors/jetstream/Producer.ts"
 
 export interface ChaosOptions {
   readonly module: string

@@ -48,8 +48,8 @@ export {
 // Built-in actors: the JetStream source and the exactly-once RabbitMQ sink
 export { jetstreamSource } from "../actors/jetstreamSource.ts"
 export { type RabbitmqSinkOptions, rabbitmqSink } from "../actors/rabbitmqSink.ts"
-export { decodeJson, type JetStreamSourceOptions } from "./JetStreamSourceOptions.ts"
-export type { JetStreamPosition } from "./SourceReader.ts"
+export { decodeJson, type JetStreamSourceOptions } from "./connectors/jetstream/JetStreamSourceOptions.ts"
+export type { JetStreamPosition } from "./connectors/jetstream/SourceReader.ts"
 export {
   DecodeFailure,
   MalformedRecord,
@@ -57,7 +57,7 @@ export {
   SourceOptionsInvalid,
   SourcePositionInvalid,
   SourceReadFailed
-} from "./SourceError.ts"
+} from "./connectors/jetstream/SourceError.ts"
 export { makeRabbitMqSink } from "./RabbitMqSink.ts"
 export type { RabbitMqSinkOptions } from "./RabbitMqSinkOptions.ts"
 export {
@@ -96,6 +96,11 @@ export {
   ensureRabbitMq
 } from "./Brokers.ts"
 export { type BrokerError, BrokerStartFailed, BrokerUnavailable, BrokerUrlInvalid } from "./BrokerError.ts"
-export { type ProduceOptions, type ProduceResult, type ProducerError, produce } from "./Producer.ts"
+export {
+  type ProduceOptions,
+  type ProduceResult,
+  type ProducerError,
+  produce
+} from "./connectors/jetstream/Producer.ts"
 export { checkOrders, drainQueue, exactlyOnce, formatVerdict, type Verdict } from "./OutputCheck.ts"
 export type { JobState, JobStatus } from "./checkpoint/JobStatus.ts"

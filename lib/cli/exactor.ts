@@ -19,7 +19,7 @@ import { defaultSupervisorOptions, ExitCode } from "../Launcher.ts"
 import { launch, parseInstances, prepareStart, type StartFrom } from "../JobRunner.ts"
 import { natsConnection } from "../runtime/Nats.ts"
 import { loadPipeline } from "../api/PipelineModule.ts"
-import { produce } from "../Producer.ts"
+import { produce } from "../connectors/jetstream/Producer.ts"
 import { requestSavepoint } from "../checkpoint/SavepointRequest.ts"
 import { formatStatus } from "./formatStatus.ts"
 

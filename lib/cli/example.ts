@@ -15,7 +15,7 @@ import { defaultSupervisorOptions } from "../Launcher.ts"
 import { natsConnection } from "../runtime/Nats.ts"
 import { checkOrders, drainQueue, exactlyOnce, formatVerdict, purgeQueue } from "../OutputCheck.ts"
 import { loadPipeline } from "../api/PipelineModule.ts"
-import { generateOrder, produce } from "../Producer.ts"
+import { generateOrder, produce } from "../connectors/jetstream/Producer.ts"
 import { liveView } from "./LiveView.ts"
 
 export interface ExampleOptions {

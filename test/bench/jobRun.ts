@@ -18,7 +18,7 @@ import { InstanceId, Subjects } from "../../lib/core/Address.ts"
 import { CheckpointStore } from "../../lib/checkpoint/CheckpointStore.ts"
 import type { JobStatus } from "../../lib/checkpoint/JobStatus.ts"
 import { decode, EnvelopeDecodeError } from "../../lib/runtime/Envelope.ts"
-import { generateOrder } from "../../lib/Producer.ts"
+import { generateOrder } from "../../lib/connectors/jetstream/Producer.ts"
 import { cli } from "../harness/job.ts"
 import { amqpUrl, natsUrl } from "../harness/env.ts"
 

@@ -3,9 +3,9 @@
  * the default decoder `decodeJson`. Invariant: resolved options have every field filled in and in
  * range; a bad option is a `SourceOptionsInvalid` naming the first bad field.
  */
-import { isPositiveInt } from "./internal/isPositiveInt.ts"
+import { isPositiveInt } from "../../internal/isPositiveInt.ts"
 import { DecodeFailure, SourceOptionsInvalid } from "./SourceError.ts"
-import { causeMessage } from "./internal/causeMessage.ts"
+import { causeMessage } from "../../internal/causeMessage.ts"
 
 export interface JetStreamSourceOptions<A> {
   /** Stream to read. Required, a valid stream name. */

@@ -17,9 +17,9 @@ import {
 import { nanos } from "@nats-io/transport-node"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
-import { brokerUrlsFromEnv } from "./BrokerUrls.ts"
-import { type NatsConnection, natsConnection, type NatsUnavailable } from "./runtime/Nats.ts"
-import { causeMessage } from "./internal/causeMessage.ts"
+import { brokerUrlsFromEnv } from "../../BrokerUrls.ts"
+import { type NatsConnection, natsConnection, type NatsUnavailable } from "../../runtime/Nats.ts"
+import { causeMessage } from "../../internal/causeMessage.ts"
 
 /** An option that is missing or out of range. */
 export class ProducerOptionsInvalid extends Data.TaggedError("ProducerOptionsInvalid")<{

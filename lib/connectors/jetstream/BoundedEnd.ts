@@ -7,7 +7,7 @@ import type { StreamInfo } from "@nats-io/jetstream"
 import { Kvm } from "@nats-io/kv"
 import * as Effect from "effect/Effect"
 import { decodeJson } from "./JetStreamSourceOptions.ts"
-import type { NatsConnection } from "./runtime/Nats.ts"
+import type { NatsConnection } from "../../runtime/Nats.ts"
 import { DecodeFailure, SourceReadFailed } from "./SourceError.ts"
 import type { SourceContext } from "./SourceReader.ts"
 

@@ -21,9 +21,9 @@ import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import { agreeOnEnd } from "./BoundedEnd.ts"
-import { isPositiveInt } from "./internal/isPositiveInt.ts"
+import { isPositiveInt } from "../../internal/isPositiveInt.ts"
 import { type JetStreamSourceOptions, resolveJetStreamSourceOptions } from "./JetStreamSourceOptions.ts"
-import { natsConnection } from "./runtime/Nats.ts"
+import { natsConnection } from "../../runtime/Nats.ts"
 import {
   DecodeFailure,
   MalformedRecord,
@@ -33,7 +33,7 @@ import {
   SourceReadFailed
 } from "./SourceError.ts"
 import type { JetStreamPosition, SourceContext, SourcePosition, SourceReader } from "./SourceReader.ts"
-import { causeMessage } from "./internal/causeMessage.ts"
+import { causeMessage } from "../../internal/causeMessage.ts"
 
 /** Fetch failures: the ordered consumer is recreated from the last sequence seen, 6 tries over ~3 s. */
 export const fetchRetrySchedule = Schedule.exponential("100 millis", 2).pipe(Schedule.upTo({ times: 5 }))

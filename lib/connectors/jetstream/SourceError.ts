@@ -4,8 +4,8 @@
  * Invariant: a JetStream source fails only with a `SourceError`; a decoder's rejection is a value.
  */
 import * as Data from "effect/Data"
-import type { NatsUnavailable } from "./runtime/Nats.ts"
-import { causeMessage } from "./internal/causeMessage.ts"
+import type { NatsUnavailable } from "../../runtime/Nats.ts"
+import { causeMessage } from "../../internal/causeMessage.ts"
 
 /** An option (or a field of the source context) that is missing or out of range. */
 export class SourceOptionsInvalid extends Data.TaggedError("SourceOptionsInvalid")<{
