@@ -3,8 +3,8 @@
  * each instance writes its checkpoint's records in an AMQP transaction and commits it, with its
  * commit marker, only when the checkpoint is complete.
  */
-import { makeRabbitMqSink } from "../lib/RabbitMqSink.ts"
-import type { RabbitMqSinkOptions } from "../lib/RabbitMqSinkOptions.ts"
+import { makeRabbitMqSink } from "../lib/connectors/rabbitmq/RabbitMqSink.ts"
+import type { RabbitMqSinkOptions } from "../lib/connectors/rabbitmq/RabbitMqSinkOptions.ts"
 import { type SinkDeclaration, sink } from "../lib/api/Operator.ts"
 
 /** Options as a pipeline gives them; url, job, sink and instance come from where the actor runs. */

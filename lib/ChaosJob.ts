@@ -16,7 +16,7 @@ import type { Urls } from "./JobRunner.ts"
 import { cliEntry } from "./Launcher.ts"
 import { natsConnection } from "./runtime/Nats.ts"
 import type { JobPlan } from "./api/Pipeline.ts"
-import { lockQueueName, markerQueueName } from "./RabbitMqSinkWire.ts"
+import { lockQueueName, markerQueueName } from "./connectors/rabbitmq/RabbitMqSinkWire.ts"
 import { causeMessage } from "./internal/causeMessage.ts"
 
 export class ChaosSetupFailed extends Data.TaggedError("ChaosSetupFailed")<{

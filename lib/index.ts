@@ -58,8 +58,8 @@ export {
   SourcePositionInvalid,
   SourceReadFailed
 } from "./connectors/jetstream/SourceError.ts"
-export { makeRabbitMqSink } from "./RabbitMqSink.ts"
-export type { RabbitMqSinkOptions } from "./RabbitMqSinkOptions.ts"
+export { makeRabbitMqSink } from "./connectors/rabbitmq/RabbitMqSink.ts"
+export type { RabbitMqSinkOptions } from "./connectors/rabbitmq/RabbitMqSinkOptions.ts"
 export {
   type RabbitMqSinkError,
   SinkChannelError,
@@ -71,7 +71,7 @@ export {
   SinkRecordUnencodable,
   SinkRecordUnroutable,
   SinkTimeout
-} from "./RabbitMqSinkErrors.ts"
+} from "./connectors/rabbitmq/RabbitMqSinkErrors.ts"
 
 // Writing another exactly-once sink: Flink's TwoPhaseCommitSinkFunction over a transactional resource
 export {

@@ -6,8 +6,8 @@
 import t from "tap"
 import amqp from "amqplib"
 import { Effect } from "effect"
-import { batchSocketWrites } from "../lib/AmqpSocket.ts"
-import { AmqpTxError, TxMethod, txCommit, txRollback, txSelect } from "../lib/AmqpTx.ts"
+import { batchSocketWrites } from "../lib/connectors/rabbitmq/AmqpSocket.ts"
+import { AmqpTxError, TxMethod, txCommit, txRollback, txSelect } from "../lib/connectors/rabbitmq/AmqpTx.ts"
 import { amqpUrl, deleteQueues, drainQueue, queueDepth, testQueue } from "./harness/rabbitmq.ts"
 
 const queues: Array<string> = []

@@ -9,9 +9,9 @@ import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import amqp from "amqplib"
 import { Data, Effect, Fiber, Schedule } from "effect"
-import { makeRabbitMqSink } from "../lib/RabbitMqSink.ts"
-import type { RabbitMqSinkOptions } from "../lib/RabbitMqSinkOptions.ts"
-import { markerQueueName, recordMessageId } from "../lib/RabbitMqSinkWire.ts"
+import { makeRabbitMqSink } from "../lib/connectors/rabbitmq/RabbitMqSink.ts"
+import type { RabbitMqSinkOptions } from "../lib/connectors/rabbitmq/RabbitMqSinkOptions.ts"
+import { markerQueueName, recordMessageId } from "../lib/connectors/rabbitmq/RabbitMqSinkWire.ts"
 import {
   makeTwoPhaseCommitSink,
   type SinkSnapshot,

@@ -16,7 +16,7 @@ import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import * as Semaphore from "effect/Semaphore"
-import type { RabbitMqSinkError } from "../RabbitMqSinkErrors.ts"
+import type { RabbitMqSinkError } from "../connectors/rabbitmq/RabbitMqSinkErrors.ts"
 import { causeMessage } from "../internal/causeMessage.ts"
 
 // ---------------------------------------------------------------------------------------------

@@ -7,9 +7,9 @@
  */
 import amqp from "amqplib"
 import { Effect } from "effect"
-import { txCommit, txSelect } from "../../lib/AmqpTx.ts"
-import { makeRabbitMqSink } from "../../lib/RabbitMqSink.ts"
-import { recordProperties } from "../../lib/RabbitMqSinkWire.ts"
+import { txCommit, txSelect } from "../../lib/connectors/rabbitmq/AmqpTx.ts"
+import { makeRabbitMqSink } from "../../lib/connectors/rabbitmq/RabbitMqSink.ts"
+import { recordProperties } from "../../lib/connectors/rabbitmq/RabbitMqSinkWire.ts"
 import { type CpuReading, coresBetween, readCpu } from "./cpu.ts"
 
 export interface RateFigures {

@@ -14,7 +14,7 @@ import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import { batchSocketWrites, destroySocket } from "./AmqpSocket.ts"
 import { txCommit, txSelect } from "./AmqpTx.ts"
-import { causeMessage } from "./internal/causeMessage.ts"
+import { causeMessage } from "../../internal/causeMessage.ts"
 import {
   type RabbitMqSinkError,
   SinkChannelError,
@@ -35,7 +35,7 @@ import {
   type SinkWriter,
   type TransactionalResource,
   TransactionInDoubt
-} from "./runtime/TwoPhaseCommitSink.ts"
+} from "../../runtime/TwoPhaseCommitSink.ts"
 
 // ---------------------------------------------------------------------------------------------
 // Connections (sessions) and transactions

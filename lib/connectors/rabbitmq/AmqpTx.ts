@@ -7,7 +7,7 @@
 import type { Channel } from "amqplib"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
-import { causeMessage } from "./internal/causeMessage.ts"
+import { causeMessage } from "../../internal/causeMessage.ts"
 
 /** The tx class method ids of AMQP 0-9-1 (class 90): `classId << 16 | methodId`. */
 export const TxMethod = {

@@ -4,7 +4,7 @@
  * `checkpoint` the transaction's id); `RabbitMqSinkError` is the union of all of them.
  */
 import * as Data from "effect/Data"
-import { causeMessage } from "./internal/causeMessage.ts"
+import { causeMessage } from "../../internal/causeMessage.ts"
 
 export class SinkOptionsInvalid extends Data.TaggedError("SinkOptionsInvalid")<{
   readonly field: string
