@@ -14,7 +14,7 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import type { HeartbeatBody } from "./runtime/Actor.ts"
 import { Subjects } from "./core/Address.ts"
-import { ensureNats, ensureRabbitMq } from "./Brokers.ts"
+import { ensureNats, ensureRabbitMq } from "./brokers/Brokers.ts"
 import { type ChaosReport, type FaultEvent, type MemorySample, reportOk } from "./ChaosReport.ts"
 import { CheckpointStore } from "./checkpoint/CheckpointStore.ts"
 import type { JobStatus } from "./checkpoint/JobStatus.ts"
@@ -22,7 +22,7 @@ import { decode, EnvelopeDecodeError } from "./runtime/Envelope.ts"
 import type { Urls } from "./JobRunner.ts"
 import { ChaosSetupFailed, chaosNames, cleanupJob, io, spawnRun, stopGroup } from "./ChaosJob.ts"
 import { natsConnection } from "./runtime/Nats.ts"
-import { NatsServer, type TestNatsServer } from "./NatsServer.ts"
+import { NatsServer, type TestNatsServer } from "./brokers/NatsServer.ts"
 import {
   FaultSchedule,
   type FaultSlot,

@@ -87,15 +87,20 @@ export {
 } from "./runtime/TwoPhaseCommitSink.ts"
 
 // Brokers, input and the output check
-export { defaultAmqpUrl, defaultNatsUrl } from "./BrokerUrls.ts"
+export { defaultAmqpUrl, defaultNatsUrl } from "./brokers/BrokerUrls.ts"
 export {
   type BrokerStatus,
   type BrokersOptions,
   ensureBrokers,
   ensureNats,
   ensureRabbitMq
-} from "./Brokers.ts"
-export { type BrokerError, BrokerStartFailed, BrokerUnavailable, BrokerUrlInvalid } from "./BrokerError.ts"
+} from "./brokers/Brokers.ts"
+export {
+  type BrokerError,
+  BrokerStartFailed,
+  BrokerUnavailable,
+  BrokerUrlInvalid
+} from "./brokers/BrokerError.ts"
 export {
   type ProduceOptions,
   type ProduceResult,

@@ -7,8 +7,8 @@ import { runMain } from "@effect/platform-node/NodeRuntime"
 import * as Console from "effect/Console"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
-import type { BrokerName } from "../BrokerError.ts"
-import { ensureNats, ensureRabbitMq } from "../Brokers.ts"
+import type { BrokerName } from "../brokers/BrokerError.ts"
+import { ensureNats, ensureRabbitMq } from "../brokers/Brokers.ts"
 
 class BrokersNotReady extends Data.TaggedError("BrokersNotReady")<{
   readonly brokers: ReadonlyArray<BrokerName>

@@ -8,7 +8,7 @@
  */
 import { runMain } from "@effect/platform-node/NodeRuntime"
 import * as Effect from "effect/Effect"
-import { brokerUrlsFromEnv } from "../BrokerUrls.ts"
+import { brokerUrlsFromEnv } from "../brokers/BrokerUrls.ts"
 import { actorProcess, coordinatorProcess, exitCodeTeardown } from "../ChildProcesses.ts"
 
 const [role, module, instance] = process.argv.slice(2)

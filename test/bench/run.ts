@@ -16,7 +16,7 @@ import { cpus, loadavg, totalmem } from "node:os"
 import { fileURLToPath } from "node:url"
 import { jetstreamManager } from "@nats-io/jetstream"
 import { connect } from "@nats-io/transport-node"
-import { defaultNatsUrl } from "../../lib/BrokerUrls.ts"
+import { defaultNatsUrl } from "../../lib/brokers/BrokerUrls.ts"
 import { amqpUrl, uniqueName } from "../harness/env.ts"
 import {
   benchModule,

@@ -17,7 +17,7 @@ import {
 import { nanos } from "@nats-io/transport-node"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
-import { brokerUrlsFromEnv } from "../../BrokerUrls.ts"
+import { brokerUrlsFromEnv } from "../../brokers/BrokerUrls.ts"
 import { type NatsConnection, natsConnection, type NatsUnavailable } from "../../runtime/Nats.ts"
 import { causeMessage } from "../../internal/causeMessage.ts"
 

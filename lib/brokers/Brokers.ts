@@ -22,7 +22,7 @@ import {
 } from "./BrokerError.ts"
 import { type ProbeFailed, probeAmqp, probeNats } from "./BrokerProbe.ts"
 import { brokerUrlsFromEnv, defaultAmqpUrl, defaultNatsUrl } from "./BrokerUrls.ts"
-import { causeMessage } from "./internal/causeMessage.ts"
+import { causeMessage } from "../internal/causeMessage.ts"
 import {
   amqpPort,
   findExecutable,
@@ -105,7 +105,7 @@ const run = (
 
 const tail = (text: string): string => text.split("\n").slice(-5).join(" | ")
 
-const composeFileDefault = fileURLToPath(new URL("../compose.yaml", import.meta.url))
+const composeFileDefault = fileURLToPath(new URL("../../compose.yaml", import.meta.url))
 
 /** `docker` is installed and its engine answers `docker info`. */
 const dockerAvailable: Effect.Effect<boolean> = Effect.suspend(() => {

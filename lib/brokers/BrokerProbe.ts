@@ -9,7 +9,7 @@ import { connect as amqpConnect } from "amqplib"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import { causeMessage } from "./internal/causeMessage.ts"
+import { causeMessage } from "../internal/causeMessage.ts"
 
 export class ProbeFailed extends Data.TaggedError("ProbeFailed")<{
   readonly reason: string

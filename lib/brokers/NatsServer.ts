@@ -15,7 +15,7 @@ import { setTimeout as sleep } from "node:timers/promises"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
-import { causeMessage } from "./internal/causeMessage.ts"
+import { causeMessage } from "../internal/causeMessage.ts"
 
 export class NatsServerError extends Data.TaggedError("NatsServerError")<{
   readonly reason: string
