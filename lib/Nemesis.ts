@@ -7,7 +7,7 @@
  */
 import { readdirSync, readFileSync } from "node:fs"
 import * as Data from "effect/Data"
-import { childEntry } from "./Launcher.ts"
+import { childEntry } from "./process/Launcher.ts"
 import { causeMessage } from "./internal/causeMessage.ts"
 
 /** What `--kinds` can target. */

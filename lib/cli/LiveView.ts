@@ -8,7 +8,7 @@ import * as Effect from "effect/Effect"
 import type { HeartbeatBody } from "../runtime/Actor.ts"
 import { Subjects } from "../core/Address.ts"
 import { decode, EnvelopeDecodeError } from "../runtime/Envelope.ts"
-import type { LauncherEvent } from "../Launcher.ts"
+import type { LauncherEvent } from "../process/Launcher.ts"
 import type { NatsConnection } from "../runtime/Nats.ts"
 import type { JobPlan } from "../api/Pipeline.ts"
 

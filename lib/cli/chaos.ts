@@ -8,7 +8,7 @@ import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import { ChaosOptionInvalid, runChaos, writeReport } from "../Chaos.ts"
 import { formatChaosReport } from "../ChaosReport.ts"
-import type { Urls } from "../JobRunner.ts"
+import type { Urls } from "../process/JobRunner.ts"
 import { type TargetKind, targetKinds } from "../Nemesis.ts"
 
 export interface ChaosFlags {

@@ -9,7 +9,7 @@
 import { runMain } from "@effect/platform-node/NodeRuntime"
 import * as Effect from "effect/Effect"
 import { brokerUrlsFromEnv } from "../brokers/BrokerUrls.ts"
-import { actorProcess, coordinatorProcess, exitCodeTeardown } from "../ChildProcesses.ts"
+import { actorProcess, coordinatorProcess, exitCodeTeardown } from "../process/ChildProcesses.ts"
 
 const [role, module, instance] = process.argv.slice(2)
 const usage = "usage: child.ts actor <pipeline-module> <instance> | child.ts coordinator <pipeline-module>"

@@ -11,9 +11,9 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import * as Effect from "effect/Effect"
-import { Subjects } from "./core/Address.ts"
-import { encode } from "./runtime/Envelope.ts"
-import type { NatsConnection } from "./runtime/Nats.ts"
+import { Subjects } from "../core/Address.ts"
+import { encode } from "../runtime/Envelope.ts"
+import type { NatsConnection } from "../runtime/Nats.ts"
 
 /** Exit codes of the coordinator process, which are the job's. */
 export const ExitCode = { finished: 0, failed: 2, intensity: 3, usage: 64 } as const
@@ -97,9 +97,9 @@ export const childNodeFlags = (env: NodeJS.ProcessEnv = process.env): ReadonlyAr
     .filter((f) => f !== "")
 
 /** The `exactor` CLI. */
-export const cliEntry = fileURLToPath(new URL("./cli/exactor.ts", import.meta.url))
+export const cliEntry = fileURLToPath(new URL("../cli/exactor.ts", import.meta.url))
 /** The lean entry every supervised child runs (`child.ts actor|coordinator …`), without the CLI's modules. */
-export const childEntry = fileURLToPath(new URL("./cli/child.ts", import.meta.url))
+export const childEntry = fileURLToPath(new URL("../cli/child.ts", import.meta.url))
 
 const pipeLines = (child: ChildProcess, name: string, sink: WriteStream | NodeJS.WriteStream) => {
   for (const stream of [child.stdout, child.stderr]) {

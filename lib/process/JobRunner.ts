@@ -8,9 +8,9 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
-import { InstanceId } from "./core/Address.ts"
-import { CheckpointStore, type Manifest } from "./checkpoint/CheckpointStore.ts"
-import type { JobStatus } from "./checkpoint/JobStatus.ts"
+import { InstanceId } from "../core/Address.ts"
+import { CheckpointStore, type Manifest } from "../checkpoint/CheckpointStore.ts"
+import type { JobStatus } from "../checkpoint/JobStatus.ts"
 import {
   ExitCode,
   type LauncherEvent,
@@ -19,8 +19,8 @@ import {
   runLauncher,
   type SupervisorOptions
 } from "./Launcher.ts"
-import { natsConnection } from "./runtime/Nats.ts"
-import type { JobPlan } from "./api/Pipeline.ts"
+import { natsConnection } from "../runtime/Nats.ts"
+import type { JobPlan } from "../api/Pipeline.ts"
 
 export class StartPointNotFound extends Data.TaggedError("StartPointNotFound")<{
   readonly job: string

@@ -6,14 +6,14 @@
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import type * as Runtime from "effect/Runtime"
-import { runActor } from "./runtime/Actor.ts"
-import { InstanceId, InvalidInstanceId } from "./core/Address.ts"
-import type { BrokerUrls } from "./brokers/BrokerUrls.ts"
-import { CheckpointStore } from "./checkpoint/CheckpointStore.ts"
-import { runCoordinator } from "./checkpoint/Coordinator.ts"
+import { runActor } from "../runtime/Actor.ts"
+import { InstanceId, InvalidInstanceId } from "../core/Address.ts"
+import type { BrokerUrls } from "../brokers/BrokerUrls.ts"
+import { CheckpointStore } from "../checkpoint/CheckpointStore.ts"
+import { runCoordinator } from "../checkpoint/Coordinator.ts"
 import { ExitCode, exitWithSupervisor } from "./Launcher.ts"
-import { natsConnection } from "./runtime/Nats.ts"
-import { loadPipeline } from "./api/PipelineModule.ts"
+import { natsConnection } from "../runtime/Nats.ts"
+import { loadPipeline } from "../api/PipelineModule.ts"
 
 /** What both kinds of process start with: the supervisor link, the pipeline, NATS and the job's store. */
 const openJob = (module: string, urls: BrokerUrls, processName: string) =>
