@@ -107,5 +107,5 @@ export {
   type ProducerError,
   produce
 } from "./connectors/jetstream/Producer.ts"
-export { checkOrders, drainQueue, exactlyOnce, formatVerdict, type Verdict } from "./OutputCheck.ts"
+export { checkOrders, drainQueue, exactlyOnce, formatVerdict, type Verdict } from "./chaos/OutputCheck.ts"
 export type { JobState, JobStatus } from "./checkpoint/JobStatus.ts"

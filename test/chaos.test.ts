@@ -8,8 +8,8 @@ import { randomInt } from "node:crypto"
 import { fileURLToPath } from "node:url"
 import { Effect } from "effect"
 import t from "tap"
-import { runChaos } from "../lib/Chaos.ts"
-import { formatChaosReport } from "../lib/ChaosReport.ts"
+import { runChaos } from "../lib/chaos/Chaos.ts"
+import { formatChaosReport } from "../lib/chaos/ChaosReport.ts"
 import { amqpUrl, natsUrl } from "./harness/env.ts"
 
 const ordersModule = fileURLToPath(new URL("../actors/orders.ts", import.meta.url))

@@ -6,10 +6,10 @@
 import { randomInt } from "node:crypto"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
-import { ChaosOptionInvalid, runChaos, writeReport } from "../Chaos.ts"
-import { formatChaosReport } from "../ChaosReport.ts"
+import { ChaosOptionInvalid, runChaos, writeReport } from "../chaos/Chaos.ts"
+import { formatChaosReport } from "../chaos/ChaosReport.ts"
 import type { Urls } from "../process/JobRunner.ts"
-import { type TargetKind, targetKinds } from "../Nemesis.ts"
+import { type TargetKind, targetKinds } from "../chaos/Nemesis.ts"
 
 export interface ChaosFlags {
   readonly module: string

@@ -6,7 +6,7 @@ import type { Test } from "tap"
 import { Effect } from "effect"
 import { CheckpointStore } from "../../lib/checkpoint/CheckpointStore.ts"
 import type { JobStatus } from "../../lib/checkpoint/JobStatus.ts"
-import type { Verdict } from "../../lib/OutputCheck.ts"
+import type { Verdict } from "../../lib/chaos/OutputCheck.ts"
 import type { OrdersJob } from "./job.ts"
 
 /** Every order exactly once (Jepsen counts) and one unbroken running-total chain per customer. */

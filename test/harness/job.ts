@@ -15,7 +15,7 @@ import { Effect } from "effect"
 import type { HeartbeatBody } from "../../lib/runtime/Actor.ts"
 import { Subjects } from "../../lib/core/Address.ts"
 import { decode, EnvelopeDecodeError } from "../../lib/runtime/Envelope.ts"
-import { checkOrders, drainQueue, type OutputMessage, type Verdict } from "../../lib/OutputCheck.ts"
+import { checkOrders, drainQueue, type OutputMessage, type Verdict } from "../../lib/chaos/OutputCheck.ts"
 import { generateOrder, produce } from "../../lib/connectors/jetstream/Producer.ts"
 import { amqpUrl, natsUrl, uniqueName } from "./env.ts"
 

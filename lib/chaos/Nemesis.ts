@@ -7,8 +7,8 @@
  */
 import { readdirSync, readFileSync } from "node:fs"
 import * as Data from "effect/Data"
-import { childEntry } from "./process/Launcher.ts"
-import { causeMessage } from "./internal/causeMessage.ts"
+import { childEntry } from "../process/Launcher.ts"
+import { causeMessage } from "../internal/causeMessage.ts"
 
 /** What `--kinds` can target. */
 export const targetKinds = ["sources", "keyed", "sinks", "coordinator", "operators"] as const

@@ -12,12 +12,12 @@ import { Objm } from "@nats-io/obj"
 import amqp from "amqplib"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
-import type { Urls } from "./process/JobRunner.ts"
-import { cliEntry } from "./process/Launcher.ts"
-import { natsConnection } from "./runtime/Nats.ts"
-import type { JobPlan } from "./api/Pipeline.ts"
-import { lockQueueName, markerQueueName } from "./connectors/rabbitmq/RabbitMqSinkWire.ts"
-import { causeMessage } from "./internal/causeMessage.ts"
+import type { Urls } from "../process/JobRunner.ts"
+import { cliEntry } from "../process/Launcher.ts"
+import { natsConnection } from "../runtime/Nats.ts"
+import type { JobPlan } from "../api/Pipeline.ts"
+import { lockQueueName, markerQueueName } from "../connectors/rabbitmq/RabbitMqSinkWire.ts"
+import { causeMessage } from "../internal/causeMessage.ts"
 
 export class ChaosSetupFailed extends Data.TaggedError("ChaosSetupFailed")<{
   readonly step: string

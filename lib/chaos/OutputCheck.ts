@@ -8,7 +8,7 @@
 import amqp from "amqplib"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
-import { causeMessage } from "./internal/causeMessage.ts"
+import { causeMessage } from "../internal/causeMessage.ts"
 
 export class OutputUnreadable extends Data.TaggedError("OutputUnreadable")<{
   readonly queue: string

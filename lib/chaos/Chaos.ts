@@ -12,17 +12,17 @@ import { join } from "node:path"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
-import type { HeartbeatBody } from "./runtime/Actor.ts"
-import { Subjects } from "./core/Address.ts"
-import { ensureNats, ensureRabbitMq } from "./brokers/Brokers.ts"
+import type { HeartbeatBody } from "../runtime/Actor.ts"
+import { Subjects } from "../core/Address.ts"
+import { ensureNats, ensureRabbitMq } from "../brokers/Brokers.ts"
 import { type ChaosReport, type FaultEvent, type MemorySample, reportOk } from "./ChaosReport.ts"
-import { CheckpointStore } from "./checkpoint/CheckpointStore.ts"
-import type { JobStatus } from "./checkpoint/JobStatus.ts"
-import { decode, EnvelopeDecodeError } from "./runtime/Envelope.ts"
-import type { Urls } from "./process/JobRunner.ts"
+import { CheckpointStore } from "../checkpoint/CheckpointStore.ts"
+import type { JobStatus } from "../checkpoint/JobStatus.ts"
+import { decode, EnvelopeDecodeError } from "../runtime/Envelope.ts"
+import type { Urls } from "../process/JobRunner.ts"
 import { ChaosSetupFailed, chaosNames, cleanupJob, io, spawnRun, stopGroup } from "./ChaosJob.ts"
-import { natsConnection } from "./runtime/Nats.ts"
-import { NatsServer, type TestNatsServer } from "./brokers/NatsServer.ts"
+import { natsConnection } from "../runtime/Nats.ts"
+import { NatsServer, type TestNatsServer } from "../brokers/NatsServer.ts"
 import {
   FaultSchedule,
   type FaultSlot,
@@ -35,9 +35,9 @@ import {
   type TargetKind
 } from "./Nemesis.ts"
 import { checkOrders, drainQueue, type OutputMessage } from "./OutputCheck.ts"
-import type { JobPlan } from "./api/Pipeline.ts"
-import { loadPipeline } from "./api/PipelineModule.ts"
-import { generateOrder, produce } from "./connectors/jetstream/Producer.ts"
+import type { JobPlan } from "../api/Pipeline.ts"
+import { loadPipeline } from "../api/PipelineModule.ts"
+import { generateOrder, produce } from "../connectors/jetstream/Producer.ts"
 
 export interface ChaosOptions {
   readonly module: string
