@@ -3,7 +3,7 @@
  * the errors and entry points a program needs are there.
  */
 import t from "tap"
-import { parseOrder, runningTotal } from "../actors/orderOperators.ts"
+import { parseOrder, runningTotal } from "../actors/examples/orderOperators.ts"
 import * as exactor from "../lib/index.ts"
 
 t.test("the README's pipeline is declared from lib/index.ts alone and validates", async (t) => {

@@ -28,7 +28,9 @@ const urls = brokerUrlsFromEnv()
 const setExit = (code: number) => Effect.sync(() => (process.exitCode = code))
 
 const moduleArg = Argument.String("pipeline-module").pipe(
-  Argument.withDescription("a .ts/.js file whose default export is a pipeline, e.g. actors/orders.ts")
+  Argument.withDescription(
+    "a .ts/.js file whose default export is a pipeline, e.g. actors/examples/orders.ts"
+  )
 )
 const jobArg = Argument.String("job").pipe(Argument.withDescription("the job name (the pipeline's name)"))
 const supervisorFlags = {

@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url"
 import { jetstreamManager } from "@nats-io/jetstream"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
-import { ordersQueue, ordersStream } from "../../actors/orders.ts"
+import { ordersQueue, ordersStream } from "../../actors/examples/orders.ts"
 import { ensureNats, ensureRabbitMq } from "../brokers/Brokers.ts"
 import { defaultLogFile, launch, prepareStart, type Urls } from "../process/JobRunner.ts"
 import { defaultSupervisorOptions } from "../process/Launcher.ts"
@@ -24,7 +24,7 @@ export interface ExampleOptions {
   readonly urls: Urls
 }
 
-export const exampleModule = fileURLToPath(new URL("../../actors/orders.ts", import.meta.url))
+export const exampleModule = fileURLToPath(new URL("../../actors/examples/orders.ts", import.meta.url))
 
 /** Runs the example; returns the process exit code (0 only if FINISHED and exactly once). */
 export const runExample = (o: ExampleOptions) =>

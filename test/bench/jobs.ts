@@ -92,7 +92,7 @@ const untilRunning = async (run: JobRun) => {
   }
 }
 
-/** P1: the example job (actors/orders.ts, RabbitMQ 2PC sink, checkpoint every 1 s) over `stream`. */
+/** P1: the example job (actors/examples/orders.ts, RabbitMQ 2PC sink, checkpoint every 1 s) over `stream`. */
 export const p1 = async (
   nc: NatsConnection,
   o: { readonly job: string; readonly stream: string; readonly count: number; readonly profileDir?: string }

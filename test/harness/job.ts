@@ -20,7 +20,7 @@ import { generateOrder, produce } from "../../lib/connectors/jetstream/Producer.
 import { amqpUrl, natsUrl, uniqueName } from "./env.ts"
 
 export const cli = fileURLToPath(new URL("../../lib/cli/exactor.ts", import.meta.url))
-export const ordersModule = fileURLToPath(new URL("../../actors/orders.ts", import.meta.url))
+export const ordersModule = fileURLToPath(new URL("../../actors/examples/orders.ts", import.meta.url))
 
 export interface Seen {
   pid: number
@@ -87,7 +87,7 @@ const readStream = async (nc: NatsConnection, stream: string): Promise<Array<Out
 export const startOrdersJob = async (options: {
   readonly orders: number
   readonly env?: Readonly<Record<string, string>>
-  /** `rabbitmq`: actors/orders.ts; `jetstream`: the same job with a JetStream sink (test/fixtures) */
+  /** `rabbitmq`: actors/examples/orders.ts; `jetstream`: the same job with a JetStream sink (test/fixtures) */
   readonly output?: "rabbitmq" | "jetstream"
   /** another pipeline module with the same environment knobs (e.g. test/fixtures/benchOrders.ts) */
   readonly module?: string

@@ -9,11 +9,11 @@
  * EXACTOR_MAX_TRANSACTION_MESSAGES (the sink's default, 10 000), and for `exactor chaos` the restart strategy's budget and backoff cap: EXACTOR_RESTART_ATTEMPTS (20),
  * EXACTOR_RESTART_MAX_DELAY (10 000 ms).
  */
-import { defaultJobOptions } from "../lib/api/JobOptions.ts"
-import { pipeline } from "../lib/api/Pipeline.ts"
-import { jetstreamSource } from "./jetstreamSource.ts"
+import { defaultJobOptions } from "../../lib/api/JobOptions.ts"
+import { pipeline } from "../../lib/api/Pipeline.ts"
+import { jetstreamSource } from "../jetstreamSource.ts"
 import { type CustomerTotal, parseOrder, runningTotal } from "./orderOperators.ts"
-import { rabbitmqSink } from "./rabbitmqSink.ts"
+import { rabbitmqSink } from "../rabbitmqSink.ts"
 
 export const ordersJob = process.env.EXACTOR_ORDERS_JOB ?? "orders"
 export const ordersStream = process.env.EXACTOR_ORDERS_STREAM ?? "orders"

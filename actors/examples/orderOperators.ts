@@ -1,10 +1,10 @@
 /**
  * The operators of the orders example: parse/validate an order, and the running total per
- * customer (keyed state: one number per customer). Shared by actors/orders.ts and the tests.
+ * customer (keyed state: one number per customer). Shared by actors/examples/orders.ts and the tests.
  */
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
-import { keyedProcess, map } from "../lib/api/Operator.ts"
+import { keyedProcess, map } from "../../lib/api/Operator.ts"
 
 export interface Order {
   readonly id: number | string
