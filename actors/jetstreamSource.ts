@@ -1,6 +1,6 @@
 /**
  * The JetStream source as an actor declaration: reads a stream from the position in its snapshot
- * (see lib/JetStreamSource.ts for how parallel instances split the stream and how a bounded
+ * (see lib/connectors/jetstream/JetStreamSource.ts for how parallel instances split the stream and how a bounded
  * source fixes its end). A fresh run of the job forgets the previous run's bounded end.
  */
 import * as Effect from "effect/Effect"

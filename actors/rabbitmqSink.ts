@@ -1,5 +1,5 @@
 /**
- * The RabbitMQ two-phase-commit sink as an actor declaration (lib/RabbitMqSink.ts does the work):
+ * The RabbitMQ two-phase-commit sink as an actor declaration (lib/connectors/rabbitmq/RabbitMqSink.ts does the work):
  * each instance writes its checkpoint's records in an AMQP transaction and commits it, with its
  * commit marker, only when the checkpoint is complete.
  */

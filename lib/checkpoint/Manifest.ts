@@ -89,7 +89,7 @@ export const manifestProblem = (v: unknown): string | undefined => {
 export const objectNames = (m: Manifest): Array<string> =>
   Object.values(m.handles).flatMap((h) => (h.kind === "object" ? [h.name] : []))
 
-// Errors of the checkpoint store (lib/CheckpointStore.ts).
+// Errors of the checkpoint store (lib/checkpoint/CheckpointStore.ts).
 
 /** The broker failed or answered something unreadable. */
 export class CheckpointStoreError extends Data.TaggedError("CheckpointStoreError")<{

@@ -1,6 +1,6 @@
 /**
  * `npm run brokers`: makes sure NATS (with JetStream) and RabbitMQ are up, starting them if needed
- * (see lib/Brokers.ts), and prints one line per broker. Exits 0 only when both answer; otherwise
+ * (see lib/brokers/Brokers.ts), and prints one line per broker. Exits 0 only when both answer; otherwise
  * it exits 1 and the failing broker's line says what to install or which env var to set.
  */
 import { runMain } from "@effect/platform-node/NodeRuntime"

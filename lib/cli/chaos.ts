@@ -1,6 +1,6 @@
 /**
  * `exactor chaos <module>` / `npm run chaos`: parses the flags (kinds, duration), runs one chaos
- * experiment (lib/Chaos.ts), prints the Jepsen-style table and writes the JSON report.
+ * experiment (lib/chaos/Chaos.ts), prints the Jepsen-style table and writes the JSON report.
  * Invariant: the exit code is 0 only if the job FINISHED and its output is exactly once.
  */
 import { randomInt } from "node:crypto"

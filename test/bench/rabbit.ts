@@ -1,6 +1,6 @@
 /**
  * RabbitMQ benchmarks, in this process: the raw limit (persistent publishes in AMQP transactions
- * of `batch` messages, lib/AmqpTx.ts) and the RabbitMqSink driven the way the runtime drives it
+ * of `batch` messages, lib/connectors/rabbitmq/AmqpTx.ts) and the RabbitMqSink driven the way the runtime drives it
  * (write in channel-sized batches, snapshot = preCommit, commit with its marker) at the same
  * transaction size. Both publish the same JSON body with the same message properties (`recordProperties`,
  * ids of the same length: RabbitMQ's cost per message depends on their size).

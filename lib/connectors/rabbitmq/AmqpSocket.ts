@@ -2,7 +2,7 @@
  * The TCP socket under an amqplib connection, which amqplib does not expose: destroy it when a
  * close hangs, and send each pass of its muxer in one write. amqplib internals, narrowly: each
  * function checks the shape it relies on and does nothing (says `false`) when it is not there,
- * and test/amqp-tx.test.ts fails if an amqplib upgrade takes it away.
+ * and test/connectors/rabbitmq/amqp-tx.test.ts fails if an amqplib upgrade takes it away.
  */
 import type { Duplex } from "node:stream"
 import type { ChannelModel } from "amqplib"

@@ -1,5 +1,5 @@
 /**
- * The typed failures of the RabbitMQ two-phase-commit sink (lib/RabbitMqSink.ts), one tagged class each.
+ * The typed failures of the RabbitMQ two-phase-commit sink (lib/connectors/rabbitmq/RabbitMqSink.ts), one tagged class each.
  * Invariant: every error names its instance, `sink` being the instance id `<job>/<sink>/<i>` (and
  * `checkpoint` the transaction's id); `RabbitMqSinkError` is the union of all of them.
  */

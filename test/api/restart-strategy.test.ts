@@ -1,5 +1,5 @@
 import t from "tap"
-import { decideRestart } from "../lib/api/RestartStrategy.ts"
+import { decideRestart } from "../../lib/api/RestartStrategy.ts"
 
 t.test("fixed delay allows exactly `attempts` restarts", async (t) => {
   const s = { kind: "fixedDelay", delay: 100, attempts: 2 } as const

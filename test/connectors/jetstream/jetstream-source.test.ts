@@ -2,11 +2,14 @@ import { type JetStreamClient, jetstream, jetstreamManager } from "@nats-io/jets
 import { connect, type NatsConnection } from "@nats-io/transport-node"
 import t from "tap"
 import { Effect, Result, type Scope } from "effect"
-import { type JetStreamSourceReader, jetStreamSource } from "../lib/connectors/jetstream/JetStreamSource.ts"
-import type { JetStreamSourceOptions } from "../lib/connectors/jetstream/JetStreamSourceOptions.ts"
-import type { SourceError } from "../lib/connectors/jetstream/SourceError.ts"
-import type { SourceContext, SourcePosition } from "../lib/connectors/jetstream/SourceReader.ts"
-import { generateOrder, type Order, produce } from "../lib/connectors/jetstream/Producer.ts"
+import {
+  type JetStreamSourceReader,
+  jetStreamSource
+} from "../../../lib/connectors/jetstream/JetStreamSource.ts"
+import type { JetStreamSourceOptions } from "../../../lib/connectors/jetstream/JetStreamSourceOptions.ts"
+import type { SourceError } from "../../../lib/connectors/jetstream/SourceError.ts"
+import type { SourceContext, SourcePosition } from "../../../lib/connectors/jetstream/SourceReader.ts"
+import { generateOrder, type Order, produce } from "../../../lib/connectors/jetstream/Producer.ts"
 
 const natsUrl = process.env.EXACTOR_NATS_URL ?? "nats://127.0.0.1:4222"
 const run = `t${process.pid}${Math.random().toString(36).slice(2, 8)}`

@@ -10,7 +10,7 @@ import {
   makeTwoPhaseCommitSink,
   type TransactionalResource,
   TransactionInDoubt
-} from "../lib/runtime/TwoPhaseCommitSink.ts"
+} from "../../lib/runtime/TwoPhaseCommitSink.ts"
 
 interface GatedTxn {
   readonly n: number

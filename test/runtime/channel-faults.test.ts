@@ -1,9 +1,9 @@
 import t from "tap"
 import { Effect, Exit, Fiber } from "effect"
-import { InstanceId, Subjects } from "../lib/core/Address.ts"
-import { ChannelSender, defaultChannelOptions, Mailbox, subscribeCredits } from "../lib/runtime/Channel.ts"
-import { failOnDisconnect, natsConnection } from "../lib/runtime/Nats.ts"
-import { startNatsServer } from "./harness/NatsServer.ts"
+import { InstanceId, Subjects } from "../../lib/core/Address.ts"
+import { ChannelSender, defaultChannelOptions, Mailbox, subscribeCredits } from "../../lib/runtime/Channel.ts"
+import { failOnDisconnect, natsConnection } from "../../lib/runtime/Nats.ts"
+import { startNatsServer } from "../harness/NatsServer.ts"
 
 const up = InstanceId.make("up", 0)
 const down = InstanceId.make("down", 0)

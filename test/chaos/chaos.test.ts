@@ -8,11 +8,11 @@ import { randomInt } from "node:crypto"
 import { fileURLToPath } from "node:url"
 import { Effect } from "effect"
 import t from "tap"
-import { runChaos } from "../lib/chaos/Chaos.ts"
-import { formatChaosReport } from "../lib/chaos/ChaosReport.ts"
-import { amqpUrl, natsUrl } from "./harness/env.ts"
+import { runChaos } from "../../lib/chaos/Chaos.ts"
+import { formatChaosReport } from "../../lib/chaos/ChaosReport.ts"
+import { amqpUrl, natsUrl } from "../harness/env.ts"
 
-const ordersModule = fileURLToPath(new URL("../actors/examples/orders.ts", import.meta.url))
+const ordersModule = fileURLToPath(new URL("../../actors/examples/orders.ts", import.meta.url))
 
 t.test("kills of every kind and a zombie: the output is still exactly once", async (t) => {
   const seed = Number(process.env.EXACTOR_CHAOS_SEED ?? randomInt(1, 2 ** 31 - 1))

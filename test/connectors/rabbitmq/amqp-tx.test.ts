@@ -6,9 +6,15 @@
 import t from "tap"
 import amqp from "amqplib"
 import { Effect } from "effect"
-import { batchSocketWrites } from "../lib/connectors/rabbitmq/AmqpSocket.ts"
-import { AmqpTxError, TxMethod, txCommit, txRollback, txSelect } from "../lib/connectors/rabbitmq/AmqpTx.ts"
-import { amqpUrl, deleteQueues, drainQueue, queueDepth, testQueue } from "./harness/rabbitmq.ts"
+import { batchSocketWrites } from "../../../lib/connectors/rabbitmq/AmqpSocket.ts"
+import {
+  AmqpTxError,
+  TxMethod,
+  txCommit,
+  txRollback,
+  txSelect
+} from "../../../lib/connectors/rabbitmq/AmqpTx.ts"
+import { amqpUrl, deleteQueues, drainQueue, queueDepth, testQueue } from "../../harness/rabbitmq.ts"
 
 const queues: Array<string> = []
 t.teardown(() => deleteQueues(queues))

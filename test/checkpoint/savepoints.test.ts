@@ -6,9 +6,9 @@
 import { fileURLToPath } from "node:url"
 import t from "tap"
 import { Effect } from "effect"
-import type { SnapshotHandle } from "../lib/checkpoint/Manifest.ts"
-import { stopAfterCheckpoints, store } from "./harness/checks.ts"
-import { startOrdersJob } from "./harness/job.ts"
+import type { SnapshotHandle } from "../../lib/checkpoint/Manifest.ts"
+import { stopAfterCheckpoints, store } from "../harness/checks.ts"
+import { startOrdersJob } from "../harness/job.ts"
 
 t.test(
   "a snapshot that fails its digest is refused and recovery falls back to the previous checkpoint",
@@ -85,7 +85,7 @@ t.test(
     // the three aborted savepoints stay within tolerableFailures (3) and the job keeps running.
     const job = await startOrdersJob({
       orders: 50_000,
-      module: fileURLToPath(new URL("./fixtures/benchOrders.ts", import.meta.url)),
+      module: fileURLToPath(new URL("../fixtures/benchOrders.ts", import.meta.url)),
       env: {
         EXACTOR_BENCH_SINK: "discard",
         EXACTOR_SINK_DELAY_MS: "400",

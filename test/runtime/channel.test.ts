@@ -1,9 +1,9 @@
 import t from "tap"
 import { Effect, Exit, Fiber } from "effect"
-import { InstanceId, Subjects } from "../lib/core/Address.ts"
-import { ChannelSender, defaultChannelOptions, Mailbox, subscribeCredits } from "../lib/runtime/Channel.ts"
-import { encode, type EnvelopeDecodeError } from "../lib/runtime/Envelope.ts"
-import { natsConnection } from "../lib/runtime/Nats.ts"
+import { InstanceId, Subjects } from "../../lib/core/Address.ts"
+import { ChannelSender, defaultChannelOptions, Mailbox, subscribeCredits } from "../../lib/runtime/Channel.ts"
+import { encode, type EnvelopeDecodeError } from "../../lib/runtime/Envelope.ts"
+import { natsConnection } from "../../lib/runtime/Nats.ts"
 
 const natsUrl = process.env.EXACTOR_NATS_URL ?? "nats://127.0.0.1:4222"
 const uniqueJob = (name: string) => `t${process.pid}${Math.random().toString(36).slice(2, 8)}${name}`

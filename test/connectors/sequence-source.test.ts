@@ -1,8 +1,8 @@
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import t from "tap"
-import { SequencePositionInvalid, sequenceSource } from "../actors/sequenceSource.ts"
-import type { OperatorContext, SourceReader } from "../lib/api/Operator.ts"
+import { SequencePositionInvalid, sequenceSource } from "../../actors/sequenceSource.ts"
+import type { OperatorContext, SourceReader } from "../../lib/api/Operator.ts"
 
 const ctx = (index: number, parallelism: number): OperatorContext => ({
   job: "seq",

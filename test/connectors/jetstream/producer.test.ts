@@ -5,7 +5,7 @@ import { jetstreamManager } from "@nats-io/jetstream"
 import { connect } from "@nats-io/transport-node"
 import t from "tap"
 import { Effect, Result } from "effect"
-import { generateOrder, type ProducerError, produce } from "../lib/connectors/jetstream/Producer.ts"
+import { generateOrder, type ProducerError, produce } from "../../../lib/connectors/jetstream/Producer.ts"
 
 const natsUrl = process.env.EXACTOR_NATS_URL ?? "nats://127.0.0.1:4222"
 const unique = (name: string) => `t${process.pid}${Math.random().toString(36).slice(2, 8)}${name}`

@@ -7,10 +7,15 @@ import { setTimeout as sleep } from "node:timers/promises"
 import { jetstreamManager } from "@nats-io/jetstream"
 import { connect } from "@nats-io/transport-node"
 import { Effect } from "effect"
-import { ensureBrokers, ensureNats, ensureRabbitMq } from "../lib/brokers/Brokers.ts"
-import { isLocalHost, type LocalBinaries, localStartMethod, remedyFor } from "../lib/brokers/LocalBrokers.ts"
-import { natsServerBinary } from "./harness/NatsServer.ts"
-import { amqpUrl, natsUrl } from "./harness/env.ts"
+import { ensureBrokers, ensureNats, ensureRabbitMq } from "../../lib/brokers/Brokers.ts"
+import {
+  isLocalHost,
+  type LocalBinaries,
+  localStartMethod,
+  remedyFor
+} from "../../lib/brokers/LocalBrokers.ts"
+import { natsServerBinary } from "../harness/NatsServer.ts"
+import { amqpUrl, natsUrl } from "../harness/env.ts"
 
 /** A loopback port nothing listens on (bound once by us, then released). */
 const freePort = (): Promise<number> =>

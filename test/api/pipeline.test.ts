@@ -1,6 +1,6 @@
 import t from "tap"
-import { double, even, out, src, total } from "./fixtures/numberOperators.ts"
-import { type Pipeline, PipelineInvalid, pipeline, validatePipeline } from "../lib/api/Pipeline.ts"
+import { double, even, out, src, total } from "../fixtures/numberOperators.ts"
+import { type Pipeline, PipelineInvalid, pipeline, validatePipeline } from "../../lib/api/Pipeline.ts"
 
 const problemsOf = (p: Pipeline) => {
   const r = validatePipeline(p)

@@ -4,8 +4,8 @@
  * the per-customer running-total chains), also across kills and a rescale.
  */
 import t from "tap"
-import { exactlyOnce, status, until } from "./harness/checks.ts"
-import { startOrdersJob } from "./harness/job.ts"
+import { exactlyOnce, status, until } from "../harness/checks.ts"
+import { startOrdersJob } from "../harness/job.ts"
 
 t.test("a pipeline of processes computes the same totals as the input", async (t) => {
   const job = await startOrdersJob({ orders: 5000, output: "jetstream" })

@@ -5,8 +5,8 @@
  * every running total.
  */
 import t from "tap"
-import { exactlyOnce, status } from "./harness/checks.ts"
-import { startOrdersJob } from "./harness/job.ts"
+import { exactlyOnce, status } from "../../harness/checks.ts"
+import { startOrdersJob } from "../../harness/job.ts"
 
 t.test("kill -9 of the sink between checkpoints: exactly once in RabbitMQ", async (t) => {
   const job = await startOrdersJob({ orders: 40_000, env: { EXACTOR_CHECKPOINT_INTERVAL: "300" } })

@@ -5,8 +5,8 @@
  */
 import t from "tap"
 import { Effect } from "effect"
-import { exactlyOnce, status, stopAfterCheckpoints, store, until } from "./harness/checks.ts"
-import { startOrdersJob } from "./harness/job.ts"
+import { exactlyOnce, status, stopAfterCheckpoints, store, until } from "../harness/checks.ts"
+import { startOrdersJob } from "../harness/job.ts"
 
 t.test("rescale the keyed operator 2 -> 3 from a checkpoint: same totals", async (t) => {
   const job = await startOrdersJob({

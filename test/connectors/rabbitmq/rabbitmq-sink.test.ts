@@ -9,16 +9,16 @@ import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import amqp from "amqplib"
 import { Data, Effect, Fiber, Schedule } from "effect"
-import { makeRabbitMqSink } from "../lib/connectors/rabbitmq/RabbitMqSink.ts"
-import type { RabbitMqSinkOptions } from "../lib/connectors/rabbitmq/RabbitMqSinkOptions.ts"
-import { markerQueueName, recordMessageId } from "../lib/connectors/rabbitmq/RabbitMqSinkWire.ts"
+import { makeRabbitMqSink } from "../../../lib/connectors/rabbitmq/RabbitMqSink.ts"
+import type { RabbitMqSinkOptions } from "../../../lib/connectors/rabbitmq/RabbitMqSinkOptions.ts"
+import { markerQueueName, recordMessageId } from "../../../lib/connectors/rabbitmq/RabbitMqSinkWire.ts"
 import {
   makeTwoPhaseCommitSink,
   type SinkSnapshot,
   type SinkWriter,
   type TransactionalResource,
   TransactionInDoubt
-} from "../lib/runtime/TwoPhaseCommitSink.ts"
+} from "../../../lib/runtime/TwoPhaseCommitSink.ts"
 import {
   amqpUrl,
   deleteQueues,
@@ -27,9 +27,9 @@ import {
   testJob,
   testQueue,
   verdict
-} from "./harness/rabbitmq.ts"
+} from "../../harness/rabbitmq.ts"
 
-const fixture = fileURLToPath(new URL("./fixtures/rabbitmq-sink-child.ts", import.meta.url))
+const fixture = fileURLToPath(new URL("../../fixtures/rabbitmq-sink-child.ts", import.meta.url))
 const SINK = "out"
 const queues: Array<string> = []
 const exchanges: Array<string> = []

@@ -14,8 +14,8 @@ import {
   type CheckpointStoreOptions,
   type Manifest,
   type SnapshotHandle
-} from "../lib/checkpoint/CheckpointStore.ts"
-import { natsUrl, uniqueName } from "./harness/env.ts"
+} from "../../lib/checkpoint/CheckpointStore.ts"
+import { natsUrl, uniqueName } from "../harness/env.ts"
 
 let nc: NatsConnection
 const buckets: Array<string> = []

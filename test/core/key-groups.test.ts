@@ -1,5 +1,5 @@
 import t from "tap"
-import { hashKey, instanceForKeyGroup, keyGroupOf, keyGroupRange } from "../lib/core/KeyGroups.ts"
+import { hashKey, instanceForKeyGroup, keyGroupOf, keyGroupRange } from "../../lib/core/KeyGroups.ts"
 
 t.test("every key group belongs to exactly one instance, in contiguous ranges", async (t) => {
   for (const max of [1, 7, 128, 1000]) {

@@ -1,5 +1,5 @@
 import t from "tap"
-import { Aligner } from "../lib/runtime/Aligner.ts"
+import { Aligner } from "../../lib/runtime/Aligner.ts"
 
 /** Feeds (channel, item) pairs through an aligner the way the actor loop does. */
 const run = (
