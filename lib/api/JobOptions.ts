@@ -4,7 +4,7 @@
  * that is wrong. Invariant: the runtime only ever sees complete, validated options.
  */
 import * as Data from "effect/Data"
-import { type ChannelOptions, defaultChannelOptions } from "../runtime/Channel.ts"
+import { type ChannelOptions, defaultChannelOptions } from "./ChannelOptions.ts"
 import { defaultMaxParallelism } from "../core/KeyGroups.ts"
 
 export interface CheckpointOptions {

@@ -25,7 +25,8 @@ import type { OperatorContext, SinkWriter } from "../api/Operator.ts"
 import type { Edge, JobPlan } from "../api/Pipeline.ts"
 import { Router } from "./Router.ts"
 import { SinkCommits } from "./SinkCommits.ts"
-import { initialTaskStats, runTask, type TaskCommand, type TaskState, type TaskStats } from "./Task.ts"
+import { runTask, type TaskCommand, type TaskState } from "./Task.ts"
+import { initialTaskStats, type TaskStats } from "./TaskStats.ts"
 
 export class InstanceNotInPipeline extends Data.TaggedError("InstanceNotInPipeline")<{
   readonly instance: string

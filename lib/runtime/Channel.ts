@@ -10,6 +10,7 @@ import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
+import type { ChannelOptions } from "../api/ChannelOptions.ts"
 import type { InstanceId, Subjects } from "../core/Address.ts"
 import { ReceiverCredit, SenderCredit } from "./CreditWindow.ts"
 import { decode, type DataEnvelope, encode, type Envelope, EnvelopeDecodeError, isData } from "./Envelope.ts"
@@ -29,17 +30,6 @@ export class ChannelBroken extends Data.TaggedError("ChannelBroken")<{
     return `channel ${this.channel} -> ${this.receiver} broken in epoch ${this.epoch}: ${this.reason}`
   }
 }
-
-export interface ChannelOptions {
-  /** Records per batch before it is sent. Default 256. */
-  readonly batchSize: number
-  /** Longest time a record waits in a partial batch, in ms. Default 5. */
-  readonly lingerMs: number
-  /** Credit window W, in batches per channel. Default 32. */
-  readonly creditWindow: number
-}
-
-export const defaultChannelOptions: ChannelOptions = { batchSize: 256, lingerMs: 5, creditWindow: 32 }
 
 /** How often a mailbox repeats its grants, so that a lost grant cannot stall a channel. */
 export const regrantSchedule = Schedule.spaced("250 millis")

@@ -6,7 +6,8 @@
  */
 import * as Effect from "effect/Effect"
 import { InstanceId, type Subjects } from "../core/Address.ts"
-import { type ChannelOptions, ChannelSender } from "./Channel.ts"
+import type { ChannelOptions } from "../api/ChannelOptions.ts"
+import { ChannelSender } from "./Channel.ts"
 import { instanceForKeyGroup, keyGroupOf } from "../core/KeyGroups.ts"
 import type { NatsConnection } from "./Nats.ts"
 import type { Edge, JobPlan } from "../api/Pipeline.ts"

@@ -10,7 +10,7 @@ import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
 import type { SinkWriter } from "../api/Operator.ts"
-import type { TaskStats } from "./Task.ts"
+import type { TaskStats } from "./TaskStats.ts"
 
 export class SinkCommits {
   private failure: Cause.Cause<unknown> | undefined

@@ -17,6 +17,7 @@ import type { Declaration, Result, SinkWriter, SourceReader } from "../api/Opera
 import type { Edge } from "../api/Pipeline.ts"
 import type { Router } from "./Router.ts"
 import type { SinkCommits } from "./SinkCommits.ts"
+import type { TaskStats } from "./TaskStats.ts"
 
 /** A command of the coordinator handed to the task, with the way to answer it. */
 export interface TaskCommand {
@@ -40,31 +41,6 @@ export class UserCodeError extends Data.TaggedError("UserCodeError")<{
     return `operator ${this.instance} failed on record ${this.record}: ${why}`
   }
 }
-
-/** Counters an instance reports in its heartbeat. */
-export interface TaskStats {
-  recordsIn: number
-  recordsOut: number
-  lastCheckpoint: number
-  lastAlignmentMs: number
-  /** a source has read its end; a sink has seen eos on every input and holds nothing uncommittable */
-  finished: boolean
-  /** a sink's open transaction is full: it needs a checkpoint before it can take more */
-  wantsCheckpoint: boolean
-  /** a sink's time with a commit in flight (from `complete n` to its end) this epoch, ms; it takes input meanwhile */
-  commitMs: number
-}
-
-/** The counters of a new instance: nothing in or out, no checkpoint yet. */
-export const initialTaskStats = (): TaskStats => ({
-  recordsIn: 0,
-  recordsOut: 0,
-  lastCheckpoint: -1,
-  lastAlignmentMs: 0,
-  finished: false,
-  wantsCheckpoint: false,
-  commitMs: 0
-})
 
 /** The state the task works on, restored before it starts. */
 export type TaskState =

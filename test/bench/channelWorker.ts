@@ -6,7 +6,8 @@
 import { Effect } from "effect"
 import { Packr } from "msgpackr"
 import { InstanceId, Subjects } from "../../lib/core/Address.ts"
-import { ChannelSender, defaultChannelOptions, Mailbox, subscribeCredits } from "../../lib/runtime/Channel.ts"
+import { defaultChannelOptions } from "../../lib/api/ChannelOptions.ts"
+import { ChannelSender, Mailbox, subscribeCredits } from "../../lib/runtime/Channel.ts"
 import { natsConnection } from "../../lib/runtime/Nats.ts"
 
 const [mode, role, url, countText, job] = process.argv.slice(2) as [string, string, string, string, string]

@@ -1,7 +1,8 @@
 import t from "tap"
 import { Effect, Exit, Fiber } from "effect"
 import { InstanceId, Subjects } from "../../lib/core/Address.ts"
-import { ChannelSender, defaultChannelOptions, Mailbox, subscribeCredits } from "../../lib/runtime/Channel.ts"
+import { defaultChannelOptions } from "../../lib/api/ChannelOptions.ts"
+import { ChannelSender, Mailbox, subscribeCredits } from "../../lib/runtime/Channel.ts"
 import { failOnDisconnect, natsConnection } from "../../lib/runtime/Nats.ts"
 import { startNatsServer } from "../harness/NatsServer.ts"
 

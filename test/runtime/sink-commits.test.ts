@@ -7,7 +7,7 @@ import t from "tap"
 import { Effect, Scope } from "effect"
 import type { SinkWriter } from "../../lib/api/Operator.ts"
 import { SinkCommits } from "../../lib/runtime/SinkCommits.ts"
-import { initialTaskStats as stats } from "../../lib/runtime/Task.ts"
+import { initialTaskStats as stats } from "../../lib/runtime/TaskStats.ts"
 
 /** A writer whose commit takes 30 ms and counts how many run at once. */
 const slowWriter = (besideInput: boolean) => {

@@ -1,0 +1,29 @@
+/**
+ * The counters an instance keeps and reports in its heartbeat: records in and out, the last
+ * checkpoint and its alignment, whether a source or sink has finished. Its own module so that the
+ * task and the sink's commit loop (`SinkCommits`) both update them without importing each other.
+ */
+/** Counters an instance reports in its heartbeat. */
+export interface TaskStats {
+  recordsIn: number
+  recordsOut: number
+  lastCheckpoint: number
+  lastAlignmentMs: number
+  /** a source has read its end; a sink has seen eos on every input and holds nothing uncommittable */
+  finished: boolean
+  /** a sink's open transaction is full: it needs a checkpoint before it can take more */
+  wantsCheckpoint: boolean
+  /** a sink's time with a commit in flight (from `complete n` to its end) this epoch, ms; it takes input meanwhile */
+  commitMs: number
+}
+
+/** The counters of a new instance: nothing in or out, no checkpoint yet. */
+export const initialTaskStats = (): TaskStats => ({
+  recordsIn: 0,
+  recordsOut: 0,
+  lastCheckpoint: -1,
+  lastAlignmentMs: 0,
+  finished: false,
+  wantsCheckpoint: false,
+  commitMs: 0
+})
