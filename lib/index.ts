@@ -58,7 +58,11 @@ export {
   SourcePositionInvalid,
   SourceReadFailed
 } from "./connectors/jetstream/SourceError.ts"
-export { makeRabbitMqSink } from "./connectors/rabbitmq/RabbitMqSink.ts"
+export {
+  makeRabbitMqSink,
+  type RabbitMqSinkFailure,
+  type RabbitMqSinkWriter
+} from "./connectors/rabbitmq/RabbitMqSink.ts"
 export type { RabbitMqSinkOptions } from "./connectors/rabbitmq/RabbitMqSinkOptions.ts"
 export {
   type RabbitMqSinkError,
@@ -75,9 +79,14 @@ export {
 
 // Writing another exactly-once sink: Flink's TwoPhaseCommitSinkFunction over a transactional resource
 export {
+  checkPendingRecords,
   makeTwoPhaseCommitSink,
+  type PendingIds,
+  type PendingRecords,
+  type PendingTransaction,
   SinkCheckpointOutOfOrder,
   SinkCommitFailed,
+  type SinkSnapshot,
   SinkSnapshotInvalid,
   type TransactionalResource,
   TransactionInDoubt,

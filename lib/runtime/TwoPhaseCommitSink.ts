@@ -9,6 +9,10 @@
  * snapshots go on meanwhile, and a transaction stays pending (in every snapshot) until its commit is
  * confirmed. While a commit is in flight and `maxPendingTransactions` are pending, writes wait for it,
  * so a broker that commits slower than input arrives slows the input instead of growing every snapshot.
+ * Generic as Flink's `TwoPhaseCommitSinkFunction<IN, TXN, CONTEXT>` is: the transport chooses its
+ * error channel `E` and what a pending transaction keeps in the snapshot (`P`): its records, for a
+ * transport that cannot prepare and so replays them (RabbitMQ), or only a prepared transaction's id,
+ * for one that can prepare durably.
  */
 import type { SinkWriter as RuntimeSinkWriter } from "../api/Operator.ts"
 import * as Data from "effect/Data"
@@ -16,27 +20,32 @@ import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import * as Semaphore from "effect/Semaphore"
-import type { RabbitMqSinkError } from "../connectors/rabbitmq/RabbitMqSinkErrors.ts"
 import { causeMessage } from "../internal/causeMessage.ts"
 
 // ---------------------------------------------------------------------------------------------
 // Snapshot (plain, msgpack-able data)
 
-/** A pre-committed transaction as the checkpoint stores it. */
-export interface PendingTransaction<Rec = unknown> {
+/** The ids every pending transaction has, whatever the transport. */
+export interface PendingIds {
   /** the checkpoint it is pending under; its commit marker says this id */
   readonly checkpoint: number
   /** the transaction id: the checkpoint it was opened for (<= checkpoint); record ids are built from it */
   readonly txn: number
-  /** every record of the transaction, in publish order (index = seq) */
+}
+
+/** The payload of a transport that cannot prepare: every record of the transaction, in publish order (index = seq). */
+export interface PendingRecords<Rec = unknown> {
   readonly records: ReadonlyArray<Rec>
 }
 
+/** A pre-committed transaction as the checkpoint stores it: its ids and the transport's payload `P`. */
+export type PendingTransaction<P extends object = PendingRecords> = PendingIds & P
+
 /** The sink's part of checkpoint `checkpoint`. */
-export interface SinkSnapshot {
+export interface SinkSnapshot<P extends object = PendingRecords> {
   readonly checkpoint: number
   /** pre-committed, not yet committed transactions, oldest first */
-  readonly pending: ReadonlyArray<PendingTransaction>
+  readonly pending: ReadonlyArray<PendingTransaction<P>>
   /** records that arrived before the barrier but did not fit into the transaction: they open the next one */
   readonly carry: ReadonlyArray<unknown>
 }
@@ -90,45 +99,50 @@ export class SinkCheckpointOutOfOrder extends Data.TaggedError("SinkCheckpointOu
 }
 
 export type TwoPhaseCommitError = SinkCommitFailed | SinkSnapshotInvalid | SinkCheckpointOutOfOrder
-export type SinkError = TwoPhaseCommitError | RabbitMqSinkError
 
 // ---------------------------------------------------------------------------------------------
 // Contracts
 
-/** What a transport provides; `Txn` is a live handle, `Rec` a record as written and snapshotted. */
-export interface TransactionalResource<Txn, Rec, E> {
+/**
+ * What a transport provides; `Txn` is a live handle, `Rec` a record as written (and carried in the
+ * snapshot), `P` what a pending transaction keeps in the snapshot, `E` the transport's errors.
+ */
+export interface TransactionalResource<Txn, Rec, E, P extends object = PendingRecords<Rec>> {
   /** Opens a transaction with id `checkpointHint` (the checkpoint it is expected to belong to). */
   readonly beginTransaction: (checkpointHint: number) => Effect.Effect<Txn, E>
   /** Adds records to `txn`; `seq` of the first is the number already written to it. */
   readonly write: (txn: Txn, records: ReadonlyArray<Rec>) => Effect.Effect<void, E>
-  /** Flushes `txn`, which from now on is pending under `checkpoint`. */
-  readonly preCommit: (txn: Txn, checkpoint: number) => Effect.Effect<void, E>
+  /**
+   * Flushes (or prepares) `txn`, which from now on is pending under `checkpoint`; `records` are all
+   * it holds. Returns what the snapshot keeps of it, enough for `recoverAndCommit` in another process.
+   */
+  readonly preCommit: (txn: Txn, checkpoint: number, records: ReadonlyArray<Rec>) => Effect.Effect<P, E>
   /** Commits a pre-committed `txn`; fails with TransactionInDoubt when the outcome is unknown. */
   readonly commit: (txn: Txn) => Effect.Effect<void, E | TransactionInDoubt>
-  /** Commits `pending` from its records unless it is already committed; idempotent. */
-  readonly recoverAndCommit: (pending: PendingTransaction<Rec>) => Effect.Effect<void, E>
+  /** Commits `pending` from its payload unless it is already committed; idempotent. */
+  readonly recoverAndCommit: (pending: PendingTransaction<P>) => Effect.Effect<void, E>
   /** Discards `txn`; succeeds when it is already gone. */
   readonly abort: (txn: Txn) => Effect.Effect<void, E>
   /** Called by `restore(undefined)` (a fresh start): forget what an earlier run committed. */
   readonly forgetCommitted?: () => Effect.Effect<void, E>
   /** Whether an unknown value (from a decoded snapshot) is a record. */
   readonly isRecord: (u: unknown) => u is Rec
+  /** Whether a decoded pending entry (its ids already checked) carries a valid payload; the reason if not. */
+  readonly checkPending: (entry: Readonly<Record<string, unknown>>) => string | undefined
 }
 
 /**
  * The runtime's sink contract (`SinkWriter` in Operator.ts: write, snapshot at a barrier, commit
  * on `complete n`, restore after a failure, full), with the snapshot typed.
  */
-export interface TwoPhaseCommitWriter<A, E> extends RuntimeSinkWriter<A, E> {
+export interface TwoPhaseCommitWriter<A, E, P extends object = PendingRecords>
+  extends RuntimeSinkWriter<A, E> {
   /** Barrier n aligned: preCommit the open transaction, keep it pending under n, begin the next one.
-   *  Returns the sink's snapshot state (plain msgpack-able data) holding every pending transaction's records. */
-  snapshot(n: number): Effect.Effect<SinkSnapshot, E>
+   *  Returns the sink's snapshot state (plain msgpack-able data) holding every pending transaction's payload. */
+  snapshot(n: number): Effect.Effect<SinkSnapshot<P>, E>
   /** After a failure: recoverAndCommit the pending transactions of `snapshot` (undefined = fresh start), abort anything open, begin a new transaction. */
-  restore(snapshot: SinkSnapshot | undefined): Effect.Effect<void, E>
+  restore(snapshot: SinkSnapshot<P> | undefined): Effect.Effect<void, E>
 }
-
-/** What the RabbitMQ sink gives the runtime. */
-export type SinkWriter<A> = TwoPhaseCommitWriter<A, SinkError>
 
 export interface TwoPhaseCommitOptions {
   /** names the sink instance in errors and logs */
@@ -140,6 +154,15 @@ export interface TwoPhaseCommitOptions {
   /** pre-committed transactions beyond which writes wait while a commit is in flight; default 2, at least 1 */
   readonly maxPendingTransactions?: number
 }
+
+/**
+ * `checkPending` for a transport whose payload is `PendingRecords`: the entry's `records` is an array
+ * of records.
+ */
+export const checkPendingRecords =
+  <Rec>(isRecord: (u: unknown) => u is Rec) =>
+  (entry: Readonly<Record<string, unknown>>): string | undefined =>
+    Array.isArray(entry.records) && entry.records.every(isRecord) ? undefined : "records are not records"
 
 /** Retries of a commit that failed or is in doubt: exponential from 200 ms, jittered, at most 6 retries (~13 s). */
 export const commitRetrySchedule: Schedule.Schedule<unknown, unknown> = Schedule.exponential(
@@ -155,19 +178,19 @@ interface Open<Txn, Rec> {
   readonly id: number
   readonly records: Array<Rec>
 }
-interface Pending<Txn, Rec> {
+interface Pending<Txn, P extends object> {
   /** the live handle; undefined once restored from a snapshot (only recoverAndCommit can commit it) */
   readonly txn: Txn | undefined
-  readonly snapshot: PendingTransaction<Rec>
+  readonly snapshot: PendingTransaction<P>
 }
 
 const isCheckpointId = (u: unknown): u is number => typeof u === "number" && Number.isSafeInteger(u) && u >= 0
 
 /** Builds the two-phase-commit SinkWriter over `resource`. Nothing is opened until `restore` or `write`. */
-export const makeTwoPhaseCommitSink = <Txn, Rec, E>(
-  resource: TransactionalResource<Txn, Rec, E>,
+export const makeTwoPhaseCommitSink = <Txn, Rec, E, P extends object = PendingRecords<Rec>>(
+  resource: TransactionalResource<Txn, Rec, E, P>,
   options: TwoPhaseCommitOptions
-): Effect.Effect<TwoPhaseCommitWriter<Rec, E | TwoPhaseCommitError>> =>
+): Effect.Effect<TwoPhaseCommitWriter<Rec, E | TwoPhaseCommitError, P>> =>
   Effect.gen(function* () {
     const { sink, maxTransactionRecords: max } = options
     const maxPending = Math.max(1, options.maxPendingTransactions ?? 2)
@@ -191,7 +214,7 @@ export const makeTwoPhaseCommitSink = <Txn, Rec, E>(
       inFlight && pending.length >= maxPending ? Effect.andThen(Deferred.await(settled), room) : Effect.void
     )
     let open: Open<Txn, Rec> | undefined
-    let pending: Array<Pending<Txn, Rec>> = []
+    let pending: Array<Pending<Txn, P>> = []
     let carry: Array<Rec> = []
     let last = 0
     const serial = lock.withPermits(1)
@@ -213,7 +236,7 @@ export const makeTwoPhaseCommitSink = <Txn, Rec, E>(
     const ensureOpen = Effect.suspend(() => (open ? Effect.succeed(open) : begin(last + 1)))
 
     /** Commits a pending transaction from its snapshot, unless already committed (recoverAndCommit, retried). */
-    const recoverOne = (p: Pending<Txn, Rec>) =>
+    const recoverOne = (p: Pending<Txn, P>) =>
       resource.recoverAndCommit(p.snapshot).pipe(
         Effect.retry(retry),
         Effect.mapError((cause) => new SinkCommitFailed({ sink, checkpoint: p.snapshot.checkpoint, cause }))
@@ -241,11 +264,11 @@ export const makeTwoPhaseCommitSink = <Txn, Rec, E>(
         if (!isCheckpointId(n) || n <= last)
           return yield* new SinkCheckpointOutOfOrder({ sink, checkpoint: n, last })
         const o = yield* ensureOpen
-        yield* resource.preCommit(o.txn, n)
-        pending.push({ txn: o.txn, snapshot: { checkpoint: n, txn: o.id, records: o.records } })
+        const payload = yield* resource.preCommit(o.txn, n, o.records)
+        pending.push({ txn: o.txn, snapshot: { checkpoint: n, txn: o.id, ...payload } })
         open = undefined
         last = n
-        const snap: SinkSnapshot = {
+        const snap: SinkSnapshot<P> = {
           checkpoint: n,
           pending: pending.map((p) => p.snapshot),
           carry: [...carry]
@@ -318,7 +341,7 @@ export const makeTwoPhaseCommitSink = <Txn, Rec, E>(
         })
       )
 
-    const decode = (s: SinkSnapshot) =>
+    const decode = (s: SinkSnapshot<P>) =>
       Effect.gen(function* () {
         const bad = (reason: string) => Effect.fail(new SinkSnapshotInvalid({ sink, reason }))
         if (typeof s !== "object" || s === null) return yield* bad("not an object")
@@ -326,10 +349,11 @@ export const makeTwoPhaseCommitSink = <Txn, Rec, E>(
         if (!Array.isArray(s.pending) || !Array.isArray(s.carry))
           return yield* bad("pending/carry not arrays")
         if (!s.carry.every(resource.isRecord)) return yield* bad("carry holds a value that is not a record")
-        const out: Array<PendingTransaction<Rec>> = []
+        const out: Array<PendingTransaction<P>> = []
         for (const p of s.pending as ReadonlyArray<unknown>) {
           if (typeof p !== "object" || p === null) return yield* bad("a pending entry is not an object")
-          const { checkpoint, txn, records } = p as Record<string, unknown>
+          const entry = p as Readonly<Record<string, unknown>>
+          const { checkpoint, txn } = entry
           if (
             !isCheckpointId(checkpoint) ||
             !isCheckpointId(txn) ||
@@ -339,16 +363,16 @@ export const makeTwoPhaseCommitSink = <Txn, Rec, E>(
             return yield* bad(
               `pending ids out of range (checkpoint ${String(checkpoint)}, txn ${String(txn)})`
             )
-          if (!Array.isArray(records) || !records.every(resource.isRecord))
-            return yield* bad(`pending ${checkpoint}: records are not records`)
+          const invalid = resource.checkPending(entry)
+          if (invalid !== undefined) return yield* bad(`pending ${checkpoint}: ${invalid}`)
           const prev = out[out.length - 1]
           if (prev && prev.checkpoint >= checkpoint) return yield* bad("pending not in increasing order")
-          out.push({ checkpoint, txn, records })
+          out.push(entry as PendingTransaction<P>)
         }
         return { checkpoint: s.checkpoint, pending: out, carry: s.carry as ReadonlyArray<Rec> }
       })
 
-    const restore = (s: SinkSnapshot | undefined) =>
+    const restore = (s: SinkSnapshot<P> | undefined) =>
       Effect.gen(function* () {
         const decoded = s === undefined ? undefined : yield* decode(s)
         const live = [

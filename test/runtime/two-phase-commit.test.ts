@@ -7,10 +7,13 @@
 import t from "tap"
 import { Deferred, Effect, Fiber } from "effect"
 import {
+  checkPendingRecords,
   makeTwoPhaseCommitSink,
   type TransactionalResource,
   TransactionInDoubt
 } from "../../lib/runtime/TwoPhaseCommitSink.ts"
+
+const isRecord = (u: unknown): u is string => typeof u === "string"
 
 interface GatedTxn {
   readonly n: number
@@ -34,7 +37,7 @@ const gatedResource = () => {
   const resource: TransactionalResource<GatedTxn, string, never> = {
     beginTransaction: (n) => Effect.sync(() => ({ n, records: [] })),
     write: (txn, rs) => Effect.sync(() => void txn.records.push(...rs)),
-    preCommit: () => Effect.void,
+    preCommit: (_txn, _n, records) => Effect.succeed({ records }),
     commit: (txn) =>
       Deferred.await(gate(txn.n)).pipe(
         Effect.andThen(
@@ -56,7 +59,8 @@ const gatedResource = () => {
         visible.push(...p.records)
       }),
     abort: (txn) => Effect.sync(() => void aborted.add(txn)),
-    isRecord: (u): u is string => typeof u === "string"
+    isRecord,
+    checkPending: checkPendingRecords(isRecord)
   }
   const open = (n: number) => Deferred.doneUnsafe(gate(n), Effect.void)
   return { resource, visible, open }
@@ -154,6 +158,67 @@ t.test("a restore while a commit is in flight: the commit leaves the restored st
       open(2)
       yield* w.commit(2)
       t.same(visible, ["a", "b"])
+    })
+  )
+})
+
+/**
+ * A transport that prepares durably (as PostgreSQL's PREPARE TRANSACTION does): the snapshot keeps
+ * only the prepared transaction's id, and `recoverAndCommit` finishes it by that id from a new process.
+ */
+interface Prepared {
+  readonly gid: string
+}
+const preparingResource = () => {
+  /** the "server": prepared transactions by gid, and what is visible */
+  const prepared = new Map<string, ReadonlyArray<string>>()
+  const visible: Array<string> = []
+  const resource: TransactionalResource<GatedTxn, string, never, Prepared> = {
+    beginTransaction: (n) => Effect.sync(() => ({ n, records: [] })),
+    write: (txn, rs) => Effect.sync(() => void txn.records.push(...rs)),
+    preCommit: (txn, n) =>
+      Effect.sync(() => {
+        const gid = `job/sink/0/${n}`
+        prepared.set(gid, [...txn.records])
+        return { gid }
+      }),
+    commit: () => Effect.void,
+    recoverAndCommit: (p) =>
+      Effect.sync(() => {
+        const records = prepared.get(p.gid)
+        if (records === undefined) return
+        prepared.delete(p.gid)
+        visible.push(...records)
+      }),
+    abort: () => Effect.void,
+    isRecord,
+    checkPending: (entry) => (typeof entry.gid === "string" ? undefined : "gid is not a string")
+  }
+  return { resource, prepared, visible }
+}
+
+t.test("a transport that prepares durably keeps only its transaction id in the snapshot", async (t) => {
+  const { resource, prepared, visible } = preparingResource()
+  await Effect.runPromise(
+    Effect.gen(function* () {
+      const w = yield* makeTwoPhaseCommitSink(resource, { sink: "preparing", maxTransactionRecords: 100 })
+      yield* w.restore(undefined)
+      yield* w.write(["a", "b"])
+      const s1 = yield* w.snapshot(1)
+      t.same(s1.pending, [{ checkpoint: 1, txn: 1, gid: "job/sink/0/1" }], "ids and the gid, no records")
+      t.notOk("records" in (s1.pending[0] ?? {}), "the records stay in the prepared transaction")
+
+      // a new process restores the snapshot: the prepared transaction is committed by its id, once
+      const w2 = yield* makeTwoPhaseCommitSink(resource, { sink: "preparing", maxTransactionRecords: 100 })
+      yield* w2.restore(s1)
+      yield* w2.restore(s1)
+      t.same(visible, ["a", "b"], "committed from the gid, exactly once across two restores")
+      t.equal(prepared.size, 0, "nothing left prepared")
+
+      const forged = yield* Effect.flip(
+        w2.restore({ checkpoint: 1, pending: [{ checkpoint: 1, txn: 1, gid: 7 }], carry: [] } as never)
+      )
+      t.match(forged.message, /pending 1: gid is not a string/, "a payload the transport rejects is named")
     })
   )
 })

@@ -29,13 +29,20 @@ import {
 import { type RabbitMqSinkOptions, type Resolved, resolveOptions } from "./RabbitMqSinkOptions.ts"
 import { type CommitMarker, parseMarker, recordProperties } from "./RabbitMqSinkWire.ts"
 import {
+  checkPendingRecords,
   makeTwoPhaseCommitSink,
   type PendingTransaction,
-  type SinkError,
-  type SinkWriter,
   type TransactionalResource,
-  TransactionInDoubt
+  TransactionInDoubt,
+  type TwoPhaseCommitError,
+  type TwoPhaseCommitWriter
 } from "../../runtime/TwoPhaseCommitSink.ts"
+
+/** Everything the RabbitMQ sink fails with: its own errors and the two-phase-commit protocol's. */
+export type RabbitMqSinkFailure = TwoPhaseCommitError | RabbitMqSinkError
+
+/** What the RabbitMQ sink gives the runtime: pending transactions keep their records (RabbitMQ cannot prepare). */
+export type RabbitMqSinkWriter<A> = TwoPhaseCommitWriter<A, RabbitMqSinkFailure>
 
 // ---------------------------------------------------------------------------------------------
 // Connections (sessions) and transactions
@@ -325,7 +332,7 @@ const makeResource = (o: Resolved) => {
     write: publish,
     // flush: a round trip on the channel, so that an earlier publish's channel error has arrived (and a
     // named exchange still exists); the output queue is checked at commit
-    preCommit: (t, n) =>
+    preCommit: (t, n, records) =>
       alive(t, "preCommit").pipe(
         Effect.andThen(
           Effect.tryPromise({
@@ -336,7 +343,8 @@ const makeResource = (o: Resolved) => {
           })
         ),
         Effect.andThen(alive(t, "preCommit")),
-        Effect.andThen(Effect.sync(() => (t.checkpoint = n)))
+        Effect.andThen(Effect.sync(() => (t.checkpoint = n))),
+        Effect.as({ records })
       ),
     commit: (t) =>
       commitWithMarker(t, t.checkpoint ?? t.n).pipe(
@@ -345,7 +353,7 @@ const makeResource = (o: Resolved) => {
           (cause) => Effect.fail(new TransactionInDoubt({ sink, checkpoint: t.checkpoint ?? t.n, cause }))
         )
       ),
-    recoverAndCommit: (p: PendingTransaction<string>) =>
+    recoverAndCommit: (p: PendingTransaction<{ readonly records: ReadonlyArray<string> }>) =>
       Effect.gen(function* () {
         const highest = yield* readMarker(yield* session)
         if (highest !== undefined && highest >= p.checkpoint)
@@ -366,11 +374,14 @@ const makeResource = (o: Resolved) => {
           catch: chanErr(0, "purging the marker")
         })
       ),
-    isRecord: (u): u is string => typeof u === "string"
+    isRecord,
+    checkPending: checkPendingRecords(isRecord)
   }
   const close = Effect.suspend(() => (current ? drop(current, "sink closed") : Effect.void))
   return { resource, session, close }
 }
+
+const isRecord = (u: unknown): u is string => typeof u === "string"
 
 /** JSON of each record (the message body), or the index of the first record without one. */
 const encode = (sink: string, records: ReadonlyArray<unknown>) =>
@@ -397,7 +408,7 @@ const encode = (sink: string, records: ReadonlyArray<unknown>) =>
  */
 export const makeRabbitMqSink = <A>(
   options: RabbitMqSinkOptions
-): Effect.Effect<SinkWriter<A>, SinkError, Scope.Scope> =>
+): Effect.Effect<RabbitMqSinkWriter<A>, RabbitMqSinkFailure, Scope.Scope> =>
   Effect.gen(function* () {
     const o = yield* resolveOptions(options)
     const r = yield* Effect.acquireRelease(

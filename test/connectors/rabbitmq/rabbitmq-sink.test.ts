@@ -9,13 +9,13 @@ import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import amqp from "amqplib"
 import { Data, Effect, Fiber, Schedule } from "effect"
-import { makeRabbitMqSink } from "../../../lib/connectors/rabbitmq/RabbitMqSink.ts"
+import { makeRabbitMqSink, type RabbitMqSinkWriter } from "../../../lib/connectors/rabbitmq/RabbitMqSink.ts"
 import type { RabbitMqSinkOptions } from "../../../lib/connectors/rabbitmq/RabbitMqSinkOptions.ts"
 import { markerQueueName, recordMessageId } from "../../../lib/connectors/rabbitmq/RabbitMqSinkWire.ts"
 import {
+  checkPendingRecords,
   makeTwoPhaseCommitSink,
   type SinkSnapshot,
-  type SinkWriter,
   type TransactionalResource,
   TransactionInDoubt
 } from "../../../lib/runtime/TwoPhaseCommitSink.ts"
@@ -50,7 +50,7 @@ const records = (prefix: string, count: number) => Array.from({ length: count },
 /** Runs `f` with a sink instance opened (and closed afterwards) in this process. */
 const withSink = <A>(
   options: RabbitMqSinkOptions,
-  f: (w: SinkWriter<unknown>) => Effect.Effect<A, unknown>
+  f: (w: RabbitMqSinkWriter<unknown>) => Effect.Effect<A, unknown>
 ): Promise<A> =>
   Effect.runPromise(
     Effect.scoped(Effect.flatMap(makeRabbitMqSink<unknown>(options), f)) as Effect.Effect<A, unknown>
@@ -469,15 +469,18 @@ interface FakeTxn {
   readonly records: Array<string>
   checkpoint: number
 }
+const isRecord = (u: unknown): u is string => typeof u === "string"
+
 /** Commits on live handles are always in doubt (and did not happen); the first `failures` recoveries fail. */
 const fakeResource = (failures: number) => {
   const state = { failures, committed: [] as Array<number>, visible: [] as Array<string> }
   const resource: TransactionalResource<FakeTxn, string, FakeDown> = {
     beginTransaction: (n) => Effect.sync(() => ({ n, records: [], checkpoint: -1 })),
     write: (txn, rs) => Effect.sync(() => void txn.records.push(...rs)),
-    preCommit: (txn, n) =>
+    preCommit: (txn, n, records) =>
       Effect.sync(() => {
         txn.checkpoint = n
+        return { records }
       }),
     commit: (txn) =>
       Effect.fail(new TransactionInDoubt({ sink: "fake", checkpoint: txn.checkpoint, cause: "test" })),
@@ -493,7 +496,8 @@ const fakeResource = (failures: number) => {
         return Effect.void
       }),
     abort: () => Effect.void,
-    isRecord: (u): u is string => typeof u === "string"
+    isRecord,
+    checkPending: checkPendingRecords(isRecord)
   }
   return { resource, state }
 }
