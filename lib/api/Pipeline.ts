@@ -1,4 +1,8 @@
 /**
+ * lib/api/ — what a user writes against: operator declarations (Operator), the pipeline builder
+ * (Pipeline), job, channel and restart options, and loading a pipeline module. Imports core/ and
+ * internal/ only; lib/index.ts re-exports it.
+ *
  * Pipelines: a job composed from actor declarations as a graph of operators (each with a
  * parallelism) and edges (each with a partitioning: forward, keyBy, rebalance, broadcast).
  * Invariant: a `Pipeline` that `validatePipeline` accepts has one or more sources and sinks,

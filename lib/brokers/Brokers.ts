@@ -1,4 +1,7 @@
 /**
+ * lib/brokers/ — broker management: broker URLs, start-up (this file), probes, local binaries and
+ * throwaway nats-servers for fault tests. Imports internal/ only.
+ *
  * Brokers that come up by themselves: `ensureBrokers` checks that NATS (with JetStream) and RabbitMQ
  * answer, and starts a missing one the way this machine does it (local binary, else docker compose).
  * Invariant: it never stops or restarts a broker that answers, never starts one for a URL that is

@@ -1,4 +1,8 @@
 /**
+ * lib/chaos/ — the chaos harness: the experiment (this file), its job, the nemesis that kills and
+ * pauses processes, the independent output check and the Jepsen-style report. Imports process/ and
+ * everything below it, brokers/ and connectors/ (to produce input and drain output).
+ *
  * `exactor chaos`: runs a pipeline of the orders shape (it takes its names from
  * EXACTOR_ORDERS_JOB/STREAM/QUEUE) on a bounded generated input under `exactor run`, kills and
  * pauses its processes (and restarts a private NATS server) at random while it runs, then drains

@@ -1,4 +1,9 @@
 /**
+ * lib/checkpoint/ — checkpointing and coordination: the coordinator (this file) with its inbox,
+ * commands and restore plan, the checkpoint store in JetStream KV/Object Store, manifests, the
+ * checkpoint tracker, job status and metrics, savepoint and control requests. Imports runtime/,
+ * api/, core/, internal/; never a connector, the launcher or the CLI.
+ *
  * The coordinator actor: tracks the instances (hello, heartbeats, exits), starts the job, drives
  * checkpoints (trigger -> acks -> manifest by compare-and-set -> complete), recovers from any
  * failure with a new epoch from the latest completed checkpoint, and ends a bounded job with a

@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 /**
+ * lib/cli/ — the command line and its views (live view, status formatting). May import anything.
+ *
  * The `exactor` command line: run a job on this host, launch part of a job, the actor and
  * coordinator processes themselves, status, savepoints, producing input, and the example.
  * Exit codes: 0 done/FINISHED, 1 error, 2 job FAILED, 3 restart intensity exceeded, 130 interrupted.

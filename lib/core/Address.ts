@@ -1,4 +1,8 @@
 /**
+ * lib/core/ — the vocabulary every layer shares: instance ids and the NATS subjects built from
+ * them (Address), and key → key group hashing (KeyGroups). Imports internal/ only; api/ and
+ * runtime/ both stand on it, so neither has to import the other's way.
+ *
  * Addresses of a job: an instance id (`count#1`) and the NATS subjects derived from it.
  * Invariant: an instance id has exactly one canonical string and maps to exactly one
  * mailbox, credit and control subject; every subject of a job is built here and nowhere else.

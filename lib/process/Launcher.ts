@@ -1,4 +1,8 @@
 /**
+ * lib/process/ — process supervision: the launcher (this file) that starts and restarts actor
+ * processes, the job runner behind `exactor run`, and the child-process entry points. Imports
+ * checkpoint/ and everything below it, and broker URLs.
+ *
  * The launcher (supervisor): starts actor processes on this host and restarts the ones that die,
  * with capped exponential backoff plus jitter and an Erlang-style intensity limit (more than R
  * restarts within T seconds fails the job). It tells the coordinator of every exit at once.

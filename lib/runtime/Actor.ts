@@ -1,4 +1,9 @@
 /**
+ * lib/runtime/ — the data plane every actor process runs: the actor (this file) and its task,
+ * channels with credit windows on NATS subjects, the barrier aligner, the router, the envelope
+ * codec, keyed state, sink commits and the two-phase-commit sink contract. Imports api/, core/,
+ * internal/ only: nothing here knows the coordinator, a connector, the CLI or the launcher.
+ *
  * One actor process: one instance of one operator. It connects to NATS, serves its control
  * subject, reports hello and heartbeats to the coordinator, and for every epoch the coordinator
  * starts (restore -> run) builds a fresh mailbox, channels and restored state, then runs its task.

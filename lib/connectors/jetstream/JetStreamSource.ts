@@ -1,4 +1,8 @@
 /**
+ * lib/connectors/jetstream/ — NATS JetStream in and out of a job: the replayable source (this
+ * file) with its options, errors, reader contract and bounded end, and the producer that writes an
+ * input stream. Imports runtime/, api/, core/, internal/ and broker URLs; never the coordinator or the CLI.
+ *
  * A replayable JetStream source: each instance reads one stream from a recorded position with an
  * ordered consumer, pulling in fetches of up to `fetchSize` into a bounded buffer that `read` drains.
  * Invariant: `read` returns records in stream-sequence order, none twice and none skipped, and

@@ -1,4 +1,8 @@
 /**
+ * lib/connectors/rabbitmq/ — RabbitMQ out of a job: the two-phase-commit sink (this file) over
+ * runtime/TwoPhaseCommitSink, its options, errors and wire names, AMQP transactions and socket
+ * tuning. Imports runtime/, api/, core/, internal/; never the coordinator or the CLI.
+ *
  * The RabbitMQ two-phase-commit sink (DESIGN §5): one AMQP transaction (its own tx-mode channel) per
  * checkpoint, committed together with a commit marker in the instance's last-value marker queue.
  * Invariants: nothing is published unless this connection holds the instance's exclusive lock queue;
