@@ -36,6 +36,13 @@ export interface SourceDeclaration<A, E = unknown> {
   open(ctx: OperatorContext, position: unknown): Effect.Effect<SourceReader<A, E>, E, Scope.Scope>
   /** Forgets what a previous run of the job left behind (e.g. a bounded source's fixed end). */
   onFreshStart?(ctx: OperatorContext): Effect.Effect<void, unknown>
+  /**
+   * Present when the source can change parallelism across a restore (as a partitioned stream can):
+   * given the positions of every instance of the restored checkpoint (in no particular order, each
+   * as `position()` returned it), the position instance `ctx.index` of `ctx.parallelism` opens with.
+   * Absent: each instance restores its own position and the parallelism is fixed.
+   */
+  mergePositions?(ctx: OperatorContext, positions: ReadonlyArray<unknown>): unknown
 }
 
 export interface MapDeclaration<I, O, E = unknown> {
@@ -107,8 +114,15 @@ export type Declaration =
 export const source = <A, E = unknown>(
   name: string,
   open: (ctx: OperatorContext, position: unknown) => Effect.Effect<SourceReader<A, E>, E, Scope.Scope>,
-  onFreshStart?: (ctx: OperatorContext) => Effect.Effect<void, unknown>
-): SourceDeclaration<A, E> => ({ kind: "source", name, open, ...(onFreshStart ? { onFreshStart } : {}) })
+  onFreshStart?: (ctx: OperatorContext) => Effect.Effect<void, unknown>,
+  mergePositions?: (ctx: OperatorContext, positions: ReadonlyArray<unknown>) => unknown
+): SourceDeclaration<A, E> => ({
+  kind: "source",
+  name,
+  open,
+  ...(onFreshStart ? { onFreshStart } : {}),
+  ...(mergePositions ? { mergePositions } : {})
+})
 
 export const map = <I, O, E = never>(
   name: string,

@@ -228,7 +228,11 @@ export const runActor = (env: ActorEnv) =>
             let state: TaskState
             switch (d.kind) {
               case "source": {
-                const position = (snapshots[0] as { position?: unknown } | undefined)?.position
+                const positions = snapshots.map((s) => (s as { position?: unknown } | undefined)?.position)
+                const position =
+                  d.mergePositions !== undefined && positions.length > 0
+                    ? d.mergePositions(ctx, positions)
+                    : positions[0]
                 state = { kind: "source", reader: yield* d.open(ctx, position) }
                 break
               }

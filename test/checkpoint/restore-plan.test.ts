@@ -59,7 +59,7 @@ t.test("only keyed and stateless operators can change parallelism", async (t) =>
   t.equal(rescaleProblem(planOf({ numbers: 2, double: 4, total: 5, out: 1 }), manifest), undefined)
   t.equal(
     rescaleProblem(planOf({ numbers: 3, double: 2, total: 2, out: 1 }), manifest),
-    "cannot change the parallelism of source numbers from 2 to 3 when restoring checkpoint 7: only keyed operators (and stateless ones) can be rescaled"
+    "cannot change the parallelism of source numbers from 2 to 3 when restoring checkpoint 7: only keyed operators, stateless ones and partitioned sources can be rescaled"
   )
   t.match(
     rescaleProblem(planOf({ numbers: 2, double: 2, total: 2, out: 2 }), manifest),
@@ -75,3 +75,29 @@ t.test("only keyed and stateless operators can change parallelism", async (t) =>
     "an operator the manifest does not know is not a rescale"
   )
 })
+
+t.test(
+  "a source that merges positions restores from every handle of its operator and can be rescaled",
+  async (t) => {
+    const merging = {
+      ...src,
+      mergePositions: (_ctx: unknown, positions: ReadonlyArray<unknown>) => positions
+    }
+    const plan = validatePipeline(
+      pipeline("j")
+        .source(merging, { parallelism: 3 })
+        .map(double, { parallelism: 2, partitioning: "rebalance" })
+        .keyBy((n) => n % 10)
+        .process(total, { parallelism: 2 })
+        .sink(out, { parallelism: 1 })
+    )
+    if (!("instances" in plan)) throw plan
+    t.equal(rescaleProblem(plan, manifest), undefined, "2 -> 3 sources is no problem")
+    for (const id of ["numbers#0", "numbers#1", "numbers#2"])
+      t.same(
+        restoreBody(plan, manifest, id),
+        { checkpoint: 7, handles: [handle("numbers#0"), handle("numbers#1")] },
+        id
+      )
+  }
+)

@@ -1,7 +1,8 @@
 /**
- * The end sequence of a bounded JetStream source, agreed job-wide in the KV bucket `boundsBucket`
- * under one key per (job, operator, stream). Invariant: the first open records it (create-if-absent)
- * and every instance of the job takes that one, even if messages arrive between their opens.
+ * The end of a bounded JetStream source, agreed job-wide in the KV bucket `boundsBucket` under one
+ * key per (job, operator, stream): the stream's end sequence, or for a partitioned stream the last
+ * sequence of every partition. Invariant: the first open records it (create-if-absent) and every
+ * instance of the job takes that one, even if messages arrive between their opens.
  */
 import type { StreamInfo } from "@nats-io/jetstream"
 import { Kvm } from "@nats-io/kv"
@@ -14,6 +15,8 @@ import type { SourceContext } from "./SourceReader.ts"
 const keyPart = (s: string) => s.replace(/[^-\w=]/g, "_")
 const boundsKey = (job: string, operator: string, stream: string) =>
   `${keyPart(job)}.${keyPart(operator)}.${keyPart(stream)}`
+const partitionsKey = (job: string, operator: string, stream: string) =>
+  `${boundsKey(job, operator, stream)}.partitions`
 
 const endFromInfo = (bounded: "atStart" | { readonly records: number }, info: StreamInfo): number => {
   if (bounded === "atStart") return info.state.last_seq
@@ -26,6 +29,42 @@ const readEnd = (raw: Uint8Array): number | undefined => {
   return v instanceof DecodeFailure || !Number.isInteger(v.end) ? undefined : (v.end as number)
 }
 
+const readEnds =
+  (partitions: number) =>
+  (raw: Uint8Array): ReadonlyArray<number> | undefined => {
+    const v = decodeJson<{ ends?: unknown }>(raw)
+    if (v instanceof DecodeFailure || !Array.isArray(v.ends) || v.ends.length !== partitions) return undefined
+    return v.ends.every((e) => Number.isInteger(e) && e >= 0) ? (v.ends as ReadonlyArray<number>) : undefined
+  }
+
+/** The value under `key`: the one recorded, else `compute()`d now and recorded (create-if-absent). */
+const agree = async <V>(
+  nc: NatsConnection,
+  bucket: string,
+  key: string,
+  read: (raw: Uint8Array) => V | undefined,
+  compute: () => Promise<V>,
+  encode: (v: V) => string
+): Promise<V> => {
+  const kv = await new Kvm(nc).create(bucket, { history: 1 })
+  const recorded = async () => {
+    const e = await kv.get(key)
+    return e !== null && e.operation === "PUT" ? read(e.value) : undefined
+  }
+  const before = await recorded()
+  if (before !== undefined) return before
+  const value = await compute()
+  try {
+    await kv.create(key, encode(value))
+    return value
+  } catch (cause) {
+    // another instance recorded it first: take theirs
+    const theirs = await recorded()
+    if (theirs !== undefined) return theirs
+    throw cause
+  }
+}
+
 /** The end sequence of a bounded source for (job, operator): the one recorded, else computed now and recorded. */
 export const agreeOnEnd = (
   nc: NatsConnection,
@@ -35,28 +74,41 @@ export const agreeOnEnd = (
   info: StreamInfo
 ) =>
   Effect.tryPromise({
-    try: async () => {
-      const kv = await new Kvm(nc).create(cfg.boundsBucket, { history: 1 })
-      const key = boundsKey(ctx.job, ctx.operator, cfg.stream)
-      const recorded = async () => {
-        const e = await kv.get(key)
-        return e !== null && e.operation === "PUT" ? readEnd(e.value) : undefined
-      }
-      const before = await recorded()
-      if (before !== undefined) return before
-      const end = endFromInfo(bounded, info)
-      try {
-        await kv.create(key, JSON.stringify({ end }))
-        return end
-      } catch (cause) {
-        // another instance recorded it first: take theirs
-        const theirs = await recorded()
-        if (theirs !== undefined) return theirs
-        throw cause
-      }
-    },
+    try: () =>
+      agree(
+        nc,
+        cfg.boundsBucket,
+        boundsKey(ctx.job, ctx.operator, cfg.stream),
+        readEnd,
+        async () => endFromInfo(bounded, info),
+        (end) => JSON.stringify({ end })
+      ),
     catch: (cause) =>
       new SourceReadFailed({ stream: cfg.stream, operation: "agree on the bounded end", cause })
+  })
+
+/**
+ * The last sequence of every partition of a bounded partitioned source for (job, operator), index =
+ * partition (0: the partition was empty): the ones recorded, else `lastOf` each partition now.
+ */
+export const agreeOnPartitionEnds = (
+  nc: NatsConnection,
+  ctx: SourceContext,
+  cfg: { readonly stream: string; readonly boundsBucket: string; readonly partitions: number },
+  lastOf: (partition: number) => Promise<number>
+) =>
+  Effect.tryPromise({
+    try: () =>
+      agree(
+        nc,
+        cfg.boundsBucket,
+        partitionsKey(ctx.job, ctx.operator, cfg.stream),
+        readEnds(cfg.partitions),
+        () => Promise.all(Array.from({ length: cfg.partitions }, (_, k) => lastOf(k))),
+        (ends) => JSON.stringify({ ends })
+      ),
+    catch: (cause) =>
+      new SourceReadFailed({ stream: cfg.stream, operation: "agree on the partitions' bounded ends", cause })
   })
 
 /** Forgets the recorded end of a bounded source, so the next fresh open of (job, operator) fixes a new one. */
@@ -69,6 +121,7 @@ export const clearBoundedEnd = (
     try: async () => {
       const kv = await new Kvm(nc).create(options.boundsBucket ?? "exactor-source-bounds", { history: 1 })
       await kv.purge(boundsKey(ctx.job, ctx.operator, options.stream))
+      await kv.purge(partitionsKey(ctx.job, ctx.operator, options.stream))
     },
     catch: (cause) =>
       new SourceReadFailed({ stream: options.stream, operation: "clear the bounded end", cause })

@@ -3,31 +3,34 @@
  * file) with its options, errors, reader contract and bounded end, and the producer that writes an
  * input stream. Imports runtime/, api/, core/, internal/ and broker URLs; never the coordinator or the CLI.
  *
- * A replayable JetStream source: each instance reads one stream from a recorded position with an
- * ordered consumer, pulling in fetches of up to `fetchSize` into a bounded buffer that `read` drains.
- * Invariant: `read` returns records in stream-sequence order, none twice and none skipped, and
- * `position()` is the sequence of the last one; a reader opened with that position continues after it.
+ * A replayable JetStream source: each instance reads a stream from a recorded position with
+ * ordered consumers (`StreamCursor`), each pulling fetches into a bounded buffer that `read` drains.
+ * Invariant: `read` returns each consumer's records in stream-sequence order, none twice and none
+ * skipped, and `position()` records the last one of each; a reader opened with it continues after it.
  *
- * Parallel instances split the stream by sequence: instance i of p takes the messages with
- * `(seq - 1) % p === i`. That is deterministic, replayable and independent of subjects, and a restored
- * instance filters exactly as before. Its cost: every instance fetches the whole stream and drops
- * (p - 1)/p of it client-side, so the stream is read p times. Splitting by subject with
- * `filter_subjects` would avoid that, but the server here (2.9.10) has no multi-filter consumers,
- * so it is not offered. A position belongs to one (index, parallelism): it cannot be rescaled.
+ * Two ways to split a stream over parallel instances:
+ * - **Partitioned** (`partitions: P`): the producer put each record on `<subject>.<k>`, k =
+ *   murmur3(key) mod P. Instance i of p owns the partitions of its contiguous range (as key groups
+ *   are assigned) and opens one consumer per partition with that filter subject, so no instance
+ *   reads another's records (one filter subject per consumer: works on nats-server 2.9). Positions
+ *   are kept per partition, so the parallelism can change on restore (`mergePartitionedPositions`).
+ * - **By sequence** (no `partitions`): instance i of p takes the messages with `(seq - 1) % p === i`.
+ *   Deterministic and independent of subjects, but every instance fetches the whole stream and
+ *   drops (p - 1)/p of it, and a position belongs to one (index, parallelism): no rescale.
  *
  * Bounded sources fix their end sequence once per job and operator, in the KV bucket
  * `boundsBucket` (create-if-absent, so every instance of the job agrees on it even if messages
  * arrive between their opens), and carry it in the position, so a restored reader stops at the
  * same place. `clearBoundedEnd` forgets it, for a job started afresh under the same name.
  */
-import { DeliverPolicy, type Consumer, jetstream, jetstreamManager } from "@nats-io/jetstream"
+import { type JetStreamManager, jetstreamManager, type StreamInfo } from "@nats-io/jetstream"
 import * as Effect from "effect/Effect"
-import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
-import { agreeOnEnd } from "./BoundedEnd.ts"
+import { keyGroupRange } from "../../core/KeyGroups.ts"
+import { agreeOnEnd, agreeOnPartitionEnds } from "./BoundedEnd.ts"
 import { isPositiveInt } from "../../internal/isPositiveInt.ts"
 import { type JetStreamSourceOptions, resolveJetStreamSourceOptions } from "./JetStreamSourceOptions.ts"
-import { natsConnection } from "../../runtime/Nats.ts"
+import { type NatsConnection, natsConnection } from "../../runtime/Nats.ts"
 import {
   DecodeFailure,
   MalformedRecord,
@@ -36,44 +39,17 @@ import {
   SourcePositionInvalid,
   SourceReadFailed
 } from "./SourceError.ts"
-import type { JetStreamPosition, SourceContext, SourcePosition, SourceReader } from "./SourceReader.ts"
+import type {
+  JetStreamPosition,
+  PartitionedPosition,
+  SourceContext,
+  SourcePosition,
+  SourceReader
+} from "./SourceReader.ts"
+import { openCursor, type Raw, Signal, type StreamCursor } from "./StreamCursor.ts"
+
+export { fetchRetrySchedule } from "./StreamCursor.ts"
 import { causeMessage } from "../../internal/causeMessage.ts"
-
-/** Fetch failures: the ordered consumer is recreated from the last sequence seen, 6 tries over ~3 s. */
-export const fetchRetrySchedule = Schedule.exponential("100 millis", 2).pipe(Schedule.upTo({ times: 5 }))
-
-/** A wake-up for fibers that wait on the buffer (data for `read`, room for the fetcher). */
-class Signal {
-  private waiters: Array<() => void> = []
-  notify(): void {
-    if (this.waiters.length === 0) return
-    const ws = this.waiters
-    this.waiters = []
-    for (const w of ws) w()
-  }
-  wait(ms: number): Effect.Effect<void> {
-    return Effect.callback<void>((resume) => {
-      let done = false
-      const fire = () => {
-        if (done) return
-        done = true
-        clearTimeout(timer)
-        resume(Effect.void)
-      }
-      const timer = setTimeout(fire, ms)
-      this.waiters.push(fire)
-      return Effect.sync(() => {
-        done = true
-        clearTimeout(timer)
-      })
-    })
-  }
-}
-
-interface Raw {
-  readonly seq: number
-  readonly data: Uint8Array
-}
 
 const checkContext = (ctx: SourceContext): SourceOptionsInvalid | undefined => {
   if (!isPositiveInt(ctx.parallelism))
@@ -99,6 +75,8 @@ const checkPosition = (
   if (position === undefined || position === null) return { seq: 0, end: undefined }
   const bad = (reason: string) => new SourcePositionInvalid({ stream, position, reason })
   if (typeof position !== "object") return bad("not an object")
+  if ("partitions" in position)
+    return bad("recorded by a partitioned source; this one splits the stream by sequence")
   const p = position as Partial<Record<keyof JetStreamPosition, unknown>>
   if (!Number.isInteger(p.seq) || (p.seq as number) < 0) return bad("seq must be an integer >= 0")
   if (p.end !== undefined && (!Number.isInteger(p.end) || (p.end as number) < 0))
@@ -110,10 +88,198 @@ const checkPosition = (
   return { seq: p.seq as number, end: p.end as number | undefined }
 }
 
+/** The partitions instance `index` of `parallelism` owns: a contiguous range, as key groups are assigned. */
+export const ownedPartitions = (partitions: number, parallelism: number, index: number): Array<number> => {
+  const { start, end } = keyGroupRange(partitions, parallelism, index)
+  return Array.from({ length: Math.max(0, end - start + 1) }, (_, i) => start + i)
+}
+
+const isSeq = (n: unknown): n is number => Number.isInteger(n) && (n as number) >= 0
+
+/** A recorded partitioned position's problem, if it has one. */
+const partitionedProblem = (p: unknown, partitions: number): string | undefined => {
+  if (typeof p !== "object" || p === null) return "not an object"
+  if (!("partitions" in p)) return "recorded by a source that splits the stream by sequence, not by partition"
+  const q = p as Partial<Record<keyof PartitionedPosition, unknown>>
+  if (q.partitions !== partitions)
+    return `recorded for ${String(q.partitions)} partitions, the source reads ${partitions}`
+  if (
+    !Array.isArray(q.at) ||
+    !q.at.every((e) => Array.isArray(e) && e.length === 2 && isSeq(e[0]) && isSeq(e[1]))
+  )
+    return "at must be a list of [partition, sequence] pairs"
+  if (q.at.some(([k]) => k >= partitions)) return "a partition is out of range"
+  if (
+    q.ends !== undefined &&
+    (!Array.isArray(q.ends) || q.ends.length !== partitions || !q.ends.every(isSeq))
+  )
+    return `ends must list ${partitions} sequences`
+  return undefined
+}
+
+/**
+ * The position instance `ctx.index` of `ctx.parallelism` opens with, from the positions of every
+ * instance of a restored checkpoint (any parallelism): each owned partition's last sequence, and
+ * the job-wide ends. A position that is not a partitioned one of `partitions` is passed on as it
+ * is, so that `open` names the problem.
+ */
+export const mergePartitionedPositions = (
+  partitions: number,
+  ctx: { readonly index: number; readonly parallelism: number },
+  positions: ReadonlyArray<unknown>
+): unknown => {
+  const invalid = positions.find((p) => p !== undefined && partitionedProblem(p, partitions) !== undefined)
+  if (invalid !== undefined) return invalid
+  const seqs = new Map<number, number>()
+  let ends: ReadonlyArray<number> | undefined
+  for (const p of positions as ReadonlyArray<PartitionedPosition | undefined>) {
+    if (p === undefined) continue
+    for (const [k, seq] of p.at) seqs.set(k, Math.max(seq, seqs.get(k) ?? 0))
+    ends ??= p.ends
+  }
+  const at = ownedPartitions(partitions, ctx.parallelism, ctx.index).map(
+    (k) => [k, seqs.get(k) ?? 0] as const
+  )
+  return ends === undefined ? { partitions, at } : { partitions, at, ends }
+}
+
 export interface JetStreamSourceReader<A> extends SourceReader<A> {
   /** Malformed payloads skipped since this reader opened (`onMalformed: "skip-and-count"`). */
   readonly malformed: () => number
 }
+
+type Resolved<A> = Exclude<ReturnType<typeof resolveJetStreamSourceOptions<A>>, SourceOptionsInvalid>
+
+/** Every subject holding messages in `stream` is a partition subject `<subject>.<k>` with k < partitions. */
+const checkPartitionSubjects = (info: StreamInfo, cfg: Resolved<unknown>, partitions: number) => {
+  const prefix = `${cfg.subject}.`
+  for (const subject of Object.keys(info.state.subjects ?? {})) {
+    const k = subject.startsWith(prefix) ? subject.slice(prefix.length) : undefined
+    if (k === undefined || !/^(0|[1-9][0-9]*)$/.test(k))
+      return new SourceOptionsInvalid({
+        field: "partitions",
+        value: partitions,
+        reason: `are read from ${prefix}<k>, but stream ${cfg.stream} holds messages on ${subject} (produce it with --partitions ${partitions} --key <field>, or read it without partitions)`
+      })
+    if (Number(k) >= partitions)
+      return new SourceOptionsInvalid({
+        field: "partitions",
+        value: partitions,
+        reason: `are fewer than the stream's: it holds messages on ${subject}`
+      })
+  }
+  return undefined
+}
+
+/** The last sequence of `subject` in `stream` (0 when it holds nothing). */
+const lastSequenceOf = (jsm: JetStreamManager, stream: string, subject: string) =>
+  jsm.streams.getMessage(stream, { last_by_subj: subject }).then(
+    (m) => m?.seq ?? 0,
+    (e: unknown) => {
+      if (e instanceof Error && /no message found|not found/i.test(e.message)) return 0
+      throw e
+    }
+  )
+
+/** The cursors of a partitioned source instance, and how to record its position. */
+const openPartitioned = (
+  nc: NatsConnection,
+  jsm: JetStreamManager,
+  info: StreamInfo,
+  cfg: Resolved<unknown>,
+  partitions: number,
+  ctx: SourceContext,
+  position: unknown,
+  data: Signal
+) =>
+  Effect.gen(function* () {
+    const { stream } = cfg
+    if (partitions < ctx.parallelism)
+      return yield* new SourceOptionsInvalid({
+        field: "partitions",
+        value: partitions,
+        reason: `must be at least the source's parallelism (${ctx.parallelism}): an instance without a partition reads nothing`
+      })
+    const wrongSubjects = checkPartitionSubjects(info, cfg, partitions)
+    if (wrongSubjects !== undefined) return yield* wrongSubjects
+    const owned = ownedPartitions(partitions, ctx.parallelism, ctx.index)
+    const merged =
+      position === undefined || position === null
+        ? { partitions, at: owned.map((k) => [k, 0] as const) }
+        : mergePartitionedPositions(partitions, ctx, [position])
+    const problem = partitionedProblem(merged, partitions)
+    if (problem !== undefined) return yield* new SourcePositionInvalid({ stream, position, reason: problem })
+    const start = merged as PartitionedPosition
+    const ends =
+      start.ends ??
+      (cfg.bounded === undefined
+        ? undefined
+        : yield* agreeOnPartitionEnds(nc, ctx, { ...cfg, partitions }, (k) =>
+            lastSequenceOf(jsm, stream, `${cfg.subject}.${k}`)
+          ))
+    const cursors: Array<StreamCursor> = []
+    for (const [k, seq] of start.at)
+      cursors.push(
+        yield* openCursor(
+          nc,
+          {
+            stream,
+            filterSubject: `${cfg.subject}.${k}`,
+            partition: k,
+            startSeq: seq,
+            end: ends?.[k],
+            endWhenNothingPending: cfg.bounded === "atStart",
+            fetchSize: cfg.fetchSize,
+            maxBuffered: cfg.maxBuffered,
+            fetchExpiresMs: cfg.fetchExpiresMs
+          },
+          data
+        )
+      )
+    const positionNow = (): PartitionedPosition => {
+      const at = cursors.map((c) => [c.partition!, c.lastSeq()] as const)
+      return ends === undefined ? { partitions, at } : { partitions, at, ends }
+    }
+    return { cursors, positionNow }
+  })
+
+/** The one cursor of an instance that splits the stream by sequence, and how to record its position. */
+const openBySequence = (
+  nc: NatsConnection,
+  info: StreamInfo,
+  cfg: Resolved<unknown>,
+  ctx: SourceContext,
+  position: unknown,
+  data: Signal
+) =>
+  Effect.gen(function* () {
+    const start = checkPosition(cfg.stream, ctx, position)
+    if (start instanceof SourcePositionInvalid) return yield* start
+    const { index, parallelism } = ctx
+    const end =
+      cfg.bounded === undefined
+        ? undefined
+        : (start.end ?? (yield* agreeOnEnd(nc, ctx, cfg, cfg.bounded, info)))
+    const cursor = yield* openCursor(
+      nc,
+      {
+        stream: cfg.stream,
+        ...(parallelism === 1 ? {} : { keep: (seq: number) => (seq - 1) % parallelism === index }),
+        startSeq: start.seq,
+        end,
+        endWhenNothingPending: cfg.bounded === "atStart",
+        fetchSize: cfg.fetchSize,
+        maxBuffered: cfg.maxBuffered,
+        fetchExpiresMs: cfg.fetchExpiresMs
+      },
+      data
+    )
+    const positionNow = (): JetStreamPosition => {
+      const seq = cursor.lastSeq()
+      return end === undefined ? { seq, index, parallelism } : { seq, end, index, parallelism }
+    }
+    return { cursors: [cursor], positionNow }
+  })
 
 const open = <A>(
   options: JetStreamSourceOptions<A>,
@@ -125,128 +291,26 @@ const open = <A>(
     if (cfg instanceof SourceOptionsInvalid) return yield* cfg
     const ctxError = checkContext(ctx)
     if (ctxError !== undefined) return yield* ctxError
-    const start = checkPosition(cfg.stream, ctx, position)
-    if (start instanceof SourcePositionInvalid) return yield* start
     const { stream, skipMalformed } = cfg
-    const { index, parallelism } = ctx
 
-    const nc = yield* natsConnection(ctx.natsUrl, { name: `${ctx.job}/${ctx.operator}#${index}/source` })
+    const nc = yield* natsConnection(ctx.natsUrl, { name: `${ctx.job}/${ctx.operator}#${ctx.index}/source` })
     const js = (operation: string) => (cause: unknown) => new SourceReadFailed({ stream, operation, cause })
     const jsm = yield* Effect.tryPromise({ try: () => jetstreamManager(nc), catch: js("reach JetStream") })
     const info = yield* Effect.tryPromise({
-      try: () => jsm.streams.info(stream),
+      try: () =>
+        cfg.partitions === undefined
+          ? jsm.streams.info(stream)
+          : jsm.streams.info(stream, { subjects_filter: ">" }),
       catch: js("look up the stream")
     })
-    const end =
-      cfg.bounded === undefined
-        ? undefined
-        : (start.end ?? (yield* agreeOnEnd(nc, ctx, cfg, cfg.bounded, info)))
-
-    const buffer: Array<Raw> = []
-    let scanned = start.seq // last stream sequence the fetcher has seen
-    let lastSeq = start.seq // last sequence read returned or skipped
-    let exhausted = end !== undefined && start.seq >= end
-    let failure: SourceError | undefined
-    let malformed = 0
     const data = new Signal()
-    const room = new Signal()
-
-    const client = jetstream(nc)
-    const orderedFrom = (seq: number) =>
-      Effect.tryPromise({
-        try: () =>
-          client.consumers.get(
-            stream,
-            seq <= 1
-              ? { deliver_policy: DeliverPolicy.All }
-              : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: seq }
-          ),
-        catch: js(`create an ordered consumer from sequence ${seq}`)
-      })
-    /** Ordered consumers are ephemeral and expire by themselves; deleting them is only tidiness. */
-    const remove = (c: Consumer) =>
-      Effect.tryPromise(() => c.delete()).pipe(
-        Effect.catch((e) => Effect.logDebug("ordered consumer not deleted (it expires by itself)", e))
-      )
-    let consumer: Consumer | undefined
-    // registered before the fetcher is forked, so it runs after the fetcher has stopped
-    yield* Effect.addFinalizer(() => (consumer === undefined ? Effect.void : remove(consumer)))
-
-    /** One fetch, drained into the buffer in a plain loop; returns how many messages came. */
-    const fetchOnce = (c: Consumer) =>
-      Effect.tryPromise({
-        try: async (signal) => {
-          const want = Math.min(cfg.fetchSize, cfg.maxBuffered - buffer.length)
-          const iter = await c.fetch({ max_messages: want, expires: cfg.fetchExpiresMs })
-          const stop = () => void iter.close()
-          signal.addEventListener("abort", stop, { once: true })
-          let got = 0
-          try {
-            for await (const m of iter) {
-              got++
-              const seq = m.info.streamSequence
-              if (end !== undefined && seq > end) {
-                exhausted = true
-                break
-              }
-              scanned = seq
-              if ((seq - 1) % parallelism === index) {
-                buffer.push({ seq, data: m.data })
-                data.notify()
-              }
-              // pending 0: nothing more in the stream now, and now is after the end was fixed
-              if (end !== undefined && (seq >= end || (cfg.bounded === "atStart" && m.info.pending === 0))) {
-                exhausted = true
-                break
-              }
-            }
-            if (got === 0 && end !== undefined && cfg.bounded === "atStart" && !signal.aborted) {
-              // the rest up to `end` may have been deleted: nothing pending now means nothing more
-              if ((await c.info()).num_pending === 0) exhausted = true
-            }
-          } finally {
-            signal.removeEventListener("abort", stop)
-          }
-          return got
-        },
-        catch: js("fetch")
-      })
-
-    let recreate = true
-    const fetchAttempt = Effect.gen(function* () {
-      if (recreate || consumer === undefined) {
-        if (consumer !== undefined) yield* remove(consumer)
-        consumer = undefined
-        consumer = yield* orderedFrom(scanned + 1)
-        recreate = false
-      }
-      return yield* fetchOnce(consumer)
-    }).pipe(
-      Effect.tapError((e) =>
-        Effect.sync(() => {
-          recreate = true
-        }).pipe(Effect.andThen(Effect.logWarning(`${e.message}; recreating the ordered consumer`)))
-      ),
-      Effect.retry(fetchRetrySchedule)
-    )
-
-    const fetcher = Effect.gen(function* () {
-      while (!exhausted) {
-        if (buffer.length >= cfg.maxBuffered) {
-          yield* room.wait(1000)
-          continue
-        }
-        yield* fetchAttempt
-      }
-    }).pipe(
-      Effect.catch((e: SourceError) =>
-        Effect.sync(() => {
-          failure = e
-        })
-      ),
-      Effect.ensuring(Effect.sync(() => data.notify()))
-    )
-    if (!exhausted) yield* Effect.forkScoped(fetcher)
+    const { cursors, positionNow } =
+      cfg.partitions === undefined
+        ? yield* openBySequence(nc, info, cfg as Resolved<unknown>, ctx, position, data)
+        : yield* openPartitioned(nc, jsm, info, cfg as Resolved<unknown>, cfg.partitions, ctx, position, data)
+    let malformed = 0
+    /** the cursor `take` starts at, so that no partition starves the others */
+    let next = 0
 
     const decodeOne = (raw: Raw): A | DecodeFailure => {
       try {
@@ -256,45 +320,64 @@ const open = <A>(
       }
     }
 
-    /** Takes up to `max` buffered records; a malformed one is returned as the error only when it comes first. */
+    const buffered = () => {
+      let n = 0
+      for (const c of cursors) n += c.buffer.length
+      return n
+    }
+
+    /**
+     * Takes up to `max` buffered records over the cursors, in a plain loop; a malformed record is
+     * returned as the error only when nothing was taken before it (the next read then fails on it).
+     */
     const take = (max: number) =>
       Effect.suspend(() => {
-        const n = Math.min(Math.max(0, max), buffer.length)
         const records: Array<A> = []
-        let used = 0
-        for (; used < n; used++) {
-          const raw = buffer[used]!
-          const r = decodeOne(raw)
-          if (r instanceof DecodeFailure) {
-            if (skipMalformed) {
-              malformed++
-              continue
+        for (let i = 0; i < cursors.length && records.length < max; i++) {
+          const c = cursors[(next + i) % cursors.length]!
+          const buffer = c.buffer
+          const n = Math.min(max - records.length, buffer.length)
+          let used = 0
+          let stopped = false
+          for (; used < n; used++) {
+            const raw = buffer[used]!
+            const r = decodeOne(raw)
+            if (r instanceof DecodeFailure) {
+              if (skipMalformed) {
+                malformed++
+                continue
+              }
+              if (used === 0 && records.length === 0)
+                return Effect.fail(
+                  new MalformedRecord({
+                    stream,
+                    seq: raw.seq,
+                    reason: r.reason,
+                    ...(c.partition === undefined ? {} : { partition: c.partition })
+                  })
+                )
+              stopped = true
+              break
             }
-            if (used === 0)
-              return Effect.fail(new MalformedRecord({ stream, seq: raw.seq, reason: r.reason }))
-            break
+            records.push(r)
           }
-          records.push(r)
+          c.consume(used)
+          if (stopped) break
         }
-        if (used > 0) {
-          lastSeq = buffer[used - 1]!.seq
-          buffer.splice(0, used)
-          room.notify()
-        }
-        if (buffer.length === 0 && failure !== undefined && records.length === 0 && used === 0)
-          return Effect.fail(failure)
-        return Effect.succeed({ records, end: exhausted && buffer.length === 0 && failure === undefined })
+        next = (next + 1) % cursors.length
+        const empty = buffered() === 0
+        const failed = cursors.find((c) => c.failure() !== undefined)?.failure()
+        if (empty && failed !== undefined && records.length === 0) return Effect.fail(failed)
+        const end = empty && failed === undefined && cursors.every((c) => c.exhausted())
+        return Effect.succeed({ records, end })
       })
 
     const read = (max: number) =>
       Effect.suspend(() =>
-        buffer.length === 0 && !exhausted && failure === undefined
+        buffered() === 0 && !cursors.every((c) => c.exhausted())
           ? data.wait(cfg.idleMs).pipe(Effect.andThen(take(max)))
           : take(max)
       )
-
-    const positionNow = (): JetStreamPosition =>
-      end === undefined ? { seq: lastSeq, index, parallelism } : { seq: lastSeq, end, index, parallelism }
 
     return { read, position: positionNow, malformed: () => malformed } satisfies JetStreamSourceReader<A>
   })

@@ -26,6 +26,14 @@ export interface JetStreamSourceOptions<A> {
   readonly fetchExpiresMs?: number
   /** KV bucket holding the job-wide end of bounded sources. Default `"exactor-source-bounds"`. */
   readonly boundsBucket?: string
+  /**
+   * Read a partitioned stream: its records are on `<subject>.<k>`, k in 0..partitions-1 (as
+   * `exactor produce --partitions` writes them), and each instance reads only the partitions it
+   * owns, one consumer each. Absent: instances split the stream by sequence (each reads all of it).
+   */
+  readonly partitions?: number
+  /** The partition subjects' prefix. Default `<stream>.records`. Only with `partitions`. */
+  readonly subject?: string
 }
 
 export interface ResolvedJetStreamSourceOptions<A> {
@@ -38,6 +46,8 @@ export interface ResolvedJetStreamSourceOptions<A> {
   readonly maxBuffered: number
   readonly fetchExpiresMs: number
   readonly boundsBucket: string
+  readonly partitions: number | undefined
+  readonly subject: string
 }
 
 const utf8 = new TextDecoder("utf-8", { fatal: true })
@@ -53,6 +63,9 @@ export const decodeJson = <A>(bytes: Uint8Array): A | DecodeFailure => {
 
 const streamNameOk = /^[^\s.*>/\\]+$/
 const bucketNameOk = /^[-\w]+$/
+const subjectOk = /^[^\s*>]+$/
+/** Most partitions a stream may have: each owned partition is one consumer of its instance. */
+export const maxPartitions = 1024
 
 /** Checks every option and fills in defaults; the error names the first bad field. */
 export const resolveJetStreamSourceOptions = <A>(
@@ -88,6 +101,16 @@ export const resolveJetStreamSourceOptions = <A>(
     return bad("fetchExpiresMs", fetchExpiresMs, "must be an integer >= 1000 (the server's minimum)")
   const boundsBucket = o.boundsBucket ?? "exactor-source-bounds"
   if (!bucketNameOk.test(boundsBucket)) return bad("boundsBucket", boundsBucket, "must match [-A-Za-z0-9_]+")
+  if (o.partitions !== undefined && (!isPositiveInt(o.partitions) || o.partitions > maxPartitions))
+    return bad("partitions", o.partitions, `must be an integer in 1..${maxPartitions}`)
+  if (o.subject !== undefined && (o.partitions === undefined || !subjectOk.test(o.subject)))
+    return bad(
+      "subject",
+      o.subject,
+      o.partitions === undefined ? "is only used with partitions" : "must be a subject without wildcards"
+    )
+  if (o.partitions !== undefined && o.bounded !== undefined && o.bounded !== "atStart")
+    return bad("bounded", o.bounded, 'must be "atStart" for a partitioned stream')
   return {
     stream: o.stream,
     decode: o.decode ?? decodeJson,
@@ -97,6 +120,8 @@ export const resolveJetStreamSourceOptions = <A>(
     fetchSize,
     maxBuffered,
     fetchExpiresMs,
-    boundsBucket
+    boundsBucket,
+    partitions: o.partitions,
+    subject: o.subject ?? `${o.stream}.records`
   }
 }

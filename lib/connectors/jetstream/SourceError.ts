@@ -34,9 +34,12 @@ export class MalformedRecord extends Data.TaggedError("MalformedRecord")<{
   readonly stream: string
   readonly seq: number
   readonly reason: string
+  /** the partition it was read from, for a partitioned stream */
+  readonly partition?: number
 }> {
   override get message(): string {
-    return `stream ${this.stream}: message at sequence ${this.seq} is not a record: ${this.reason}`
+    const where = this.partition === undefined ? "" : ` (partition ${this.partition})`
+    return `stream ${this.stream}: message at sequence ${this.seq}${where} is not a record: ${this.reason}`
   }
 }
 

@@ -6,8 +6,6 @@
 import type * as Effect from "effect/Effect"
 import type { SourceError } from "./SourceError.ts"
 
-// Interface shared with the runtime (the lead moves it there later).
-
 export interface SourceReader<A> {
   /** Up to `max` records after the current position. `end` is true when a bounded source has nothing more (now and ever). Must not block for long when nothing is available: wait at most `idle` (e.g. 50 ms) and return what it has (possibly empty). */
   readonly read: (
@@ -34,4 +32,18 @@ export interface JetStreamPosition {
   readonly index: number
   readonly parallelism: number
 }
-export type SourcePosition = JetStreamPosition
+/**
+ * Where a partitioned JetStream source instance is: the last stream sequence read from each
+ * partition it owns; msgpack-able. Positions of all instances together cover every partition, so
+ * they can be merged and re-split for another parallelism.
+ */
+export interface PartitionedPosition {
+  /** the stream's partition count */
+  readonly partitions: number
+  /** `[partition, last stream sequence read or skipped]` for every partition this instance owns */
+  readonly at: ReadonlyArray<readonly [number, number]>
+  /** bounded: the last sequence of every partition (index = partition), fixed job-wide at first open */
+  readonly ends?: ReadonlyArray<number>
+}
+
+export type SourcePosition = JetStreamPosition | PartitionedPosition

@@ -8,7 +8,11 @@ import {
 } from "../../../lib/connectors/jetstream/JetStreamSource.ts"
 import type { JetStreamSourceOptions } from "../../../lib/connectors/jetstream/JetStreamSourceOptions.ts"
 import type { SourceError } from "../../../lib/connectors/jetstream/SourceError.ts"
-import type { SourceContext, SourcePosition } from "../../../lib/connectors/jetstream/SourceReader.ts"
+import type {
+  JetStreamPosition,
+  SourceContext,
+  SourcePosition
+} from "../../../lib/connectors/jetstream/SourceReader.ts"
 import { generateOrder, type Order, produce } from "../../../lib/connectors/jetstream/Producer.ts"
 
 const natsUrl = process.env.EXACTOR_NATS_URL ?? "nats://127.0.0.1:4222"
@@ -109,7 +113,7 @@ t.test("a reader opened at a recorded position continues right after it", async 
     (r) => drain(r, 4000, 1000).pipe(Effect.map(({ got }) => ({ first: got, second: r.position() })))
   )
   t.ok(idsInOrder(first, 0, 4000), "first reader: 4000 records")
-  t.equal(second.seq, 4000)
+  t.equal((second as JetStreamPosition).seq, 4000)
   const rest = await withReader<Order, Array<Order>>({ stream: orders }, ctx("mid"), second, (r) =>
     drain(r, N - 4000).pipe(Effect.map(({ got }) => got))
   )
@@ -217,7 +221,11 @@ t.test("a malformed payload is a typed error with its sequence, or skipped and c
     Effect.gen(function* () {
       const first = yield* drain(r, 2)
       const err = yield* Effect.result(r.read(10))
-      return { first: first.got, err: Result.isFailure(err) ? err.failure : err, pos: r.position().seq }
+      return {
+        first: first.got,
+        err: Result.isFailure(err) ? err.failure : err,
+        pos: (r.position() as JetStreamPosition).seq
+      }
     })
   )
   t.same(failing.first, [{ n: 1 }, { n: 2 }], "records before the bad one are delivered")
