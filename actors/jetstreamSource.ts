@@ -1,11 +1,15 @@
 /**
  * The JetStream source as an actor declaration: reads a stream from the position in its snapshot
  * (see lib/connectors/jetstream/JetStreamSource.ts for how parallel instances split the stream and how a bounded
- * source fixes its end). A fresh run of the job forgets the previous run's bounded end.
+ * source fixes its end). A fresh run of the job forgets the previous run's bounded end. With
+ * `partitions`, the source can be rescaled on restore: each instance gets the partitions it owns.
  */
 import * as Effect from "effect/Effect"
 import { clearBoundedEnd } from "../lib/connectors/jetstream/BoundedEnd.ts"
-import { jetStreamSource as reader } from "../lib/connectors/jetstream/JetStreamSource.ts"
+import {
+  mergePartitionedPositions,
+  jetStreamSource as reader
+} from "../lib/connectors/jetstream/JetStreamSource.ts"
 import type { JetStreamSourceOptions } from "../lib/connectors/jetstream/JetStreamSourceOptions.ts"
 import { natsConnection } from "../lib/runtime/Nats.ts"
 import { type SourceDeclaration, source } from "../lib/api/Operator.ts"
@@ -16,6 +20,7 @@ export const jetstreamSource = <A>(
   options: JetStreamSourceOptions<A>
 ): SourceDeclaration<A> => {
   const r = reader(options)
+  const partitions = options.partitions
   return source<A>(
     name,
     (ctx, position) => r.open(ctx, position as JetStreamPosition | undefined),
@@ -25,6 +30,10 @@ export const jetstreamSource = <A>(
           const nc = yield* natsConnection(ctx.natsUrl, { name: `${ctx.job}/${name}/reset` })
           yield* clearBoundedEnd(nc, ctx, options)
         })
-      )
+      ),
+    // a partitioned stream's positions are per partition: they can be re-split for another parallelism
+    partitions === undefined
+      ? undefined
+      : (ctx, positions) => mergePartitionedPositions(partitions, ctx, positions)
   )
 }

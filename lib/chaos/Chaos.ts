@@ -41,7 +41,7 @@ import {
 import { checkOrders, drainQueue, type OutputMessage } from "./OutputCheck.ts"
 import type { JobPlan } from "../api/Pipeline.ts"
 import { loadPipeline } from "../api/PipelineModule.ts"
-import { generateOrder, produce } from "../connectors/jetstream/Producer.ts"
+import { generateOrder, ordersPartitioning, produce } from "../connectors/jetstream/Producer.ts"
 
 export interface ChaosOptions {
   readonly module: string
@@ -144,7 +144,13 @@ export const runChaos = (o: ChaosOptions) =>
       o.log(
         `chaos: seed ${o.seed}; job ${names.job} on ${natsUrl}; publishing ${o.records} orders into ${names.stream}`
       )
-      yield* produce({ natsUrl, stream: names.stream, input: { generate: { count: o.records } } })
+      const partitions = ordersPartitioning()
+      yield* produce({
+        natsUrl,
+        stream: names.stream,
+        input: { generate: { count: o.records } },
+        ...(partitions === undefined ? {} : { partitions })
+      })
 
       const nc = yield* natsConnection(natsUrl, { name: `${names.job}/chaos` })
       const store = yield* CheckpointStore.open(nc, names.job)

@@ -221,7 +221,15 @@ const produceCmd = Command.make(
       Flag.optional
     ),
     seed: Flag.Int("seed").pipe(Flag.withDefault(1)),
-    customers: Flag.Int("customers").pipe(Flag.withDefault(1000))
+    customers: Flag.Int("customers").pipe(Flag.withDefault(1000)),
+    partitions: Flag.Int("partitions").pipe(
+      Flag.withDescription("spread records over P partition subjects <stream>.records.<k> (needs --key)"),
+      Flag.optional
+    ),
+    key: Flag.String("key").pipe(
+      Flag.withDescription("the field whose value picks a record's partition: murmur3(value) mod P"),
+      Flag.optional
+    )
   },
   (f) =>
     Effect.gen(function* () {
@@ -234,7 +242,15 @@ const produceCmd = Command.make(
         yield* Console.error("produce needs --file <ndjson> or --generate <count>")
         return yield* setExit(ExitCode.usage)
       }
-      const r = yield* produce({ natsUrl: urls.natsUrl, stream: f.stream, input })
+      if (Option.isSome(f.partitions) !== Option.isSome(f.key)) {
+        yield* Console.error("produce: --partitions and --key go together")
+        return yield* setExit(ExitCode.usage)
+      }
+      const partitions =
+        Option.isSome(f.partitions) && Option.isSome(f.key)
+          ? { partitions: { count: f.partitions.value, key: f.key.value } }
+          : {}
+      const r = yield* produce({ natsUrl: urls.natsUrl, stream: f.stream, input, ...partitions })
       yield* Console.log(
         `${r.stream}: ${r.published} published, ${r.duplicates} already there, last sequence ${r.lastSeq}`
       )

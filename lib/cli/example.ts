@@ -15,7 +15,7 @@ import { defaultSupervisorOptions } from "../process/Launcher.ts"
 import { natsConnection } from "../runtime/Nats.ts"
 import { checkOrders, drainQueue, exactlyOnce, formatVerdict, purgeQueue } from "../chaos/OutputCheck.ts"
 import { loadPipeline } from "../api/PipelineModule.ts"
-import { generateOrder, produce } from "../connectors/jetstream/Producer.ts"
+import { generateOrder, ordersPartitioning, produce } from "../connectors/jetstream/Producer.ts"
 import { liveView } from "./LiveView.ts"
 
 export interface ExampleOptions {
@@ -44,10 +44,12 @@ export const runExample = (o: ExampleOptions) =>
       yield* Console.log(
         `publishing ${o.orders.toLocaleString("en")} generated orders into stream ${ordersStream}…`
       )
+      const partitions = ordersPartitioning()
       const produced = yield* produce({
         natsUrl: o.urls.natsUrl,
         stream: ordersStream,
-        input: { generate: { count: o.orders } }
+        input: { generate: { count: o.orders } },
+        ...(partitions === undefined ? {} : { partitions })
       })
       yield* prepareStart(plan, { kind: "fresh" }, o.urls)
       const logFile = defaultLogFile(job)

@@ -18,15 +18,19 @@ import { InstanceId, Subjects } from "../../lib/core/Address.ts"
 import { CheckpointStore } from "../../lib/checkpoint/CheckpointStore.ts"
 import type { JobStatus } from "../../lib/checkpoint/JobStatus.ts"
 import { decode, EnvelopeDecodeError } from "../../lib/runtime/Envelope.ts"
-import { generateOrder } from "../../lib/connectors/jetstream/Producer.ts"
+import { generateOrder, ordersPartitioning, recordSubject } from "../../lib/connectors/jetstream/Producer.ts"
 import { cli } from "../harness/job.ts"
 import { amqpUrl, natsUrl } from "../harness/env.ts"
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
+/** The bench's orders are partitioned as the orders job reads them (`EXACTOR_SOURCE_PARTITIONS`). */
+const partitioning = ordersPartitioning()
+
 const publishOrders = async (nc: NatsConnection, stream: string, from: number, to: number) => {
   for (let i = from; i < to; i++) {
-    nc.publish(`${stream}.records`, JSON.stringify(generateOrder(i)))
+    const order = generateOrder(i)
+    nc.publish(recordSubject(`${stream}.records`, order, partitioning), JSON.stringify(order))
     if (i % 1000 === 999) await nc.flush()
   }
   await nc.flush()
@@ -52,7 +56,10 @@ export const steadyProducer = (nc: NatsConnection, stream: string, perSecond: nu
   const started = performance.now()
   const timer = setInterval(() => {
     const due = from + Math.floor(((performance.now() - started) / 1000) * perSecond)
-    for (; next < due; next++) nc.publish(`${stream}.records`, JSON.stringify(generateOrder(next)))
+    for (; next < due; next++) {
+      const order = generateOrder(next)
+      nc.publish(recordSubject(`${stream}.records`, order, partitioning), JSON.stringify(order))
+    }
   }, 10)
   return {
     stop: () => clearInterval(timer),

@@ -16,7 +16,7 @@ import type { HeartbeatBody } from "../../lib/runtime/Actor.ts"
 import { Subjects } from "../../lib/core/Address.ts"
 import { decode, EnvelopeDecodeError } from "../../lib/runtime/Envelope.ts"
 import { checkOrders, drainQueue, type OutputMessage, type Verdict } from "../../lib/chaos/OutputCheck.ts"
-import { generateOrder, produce } from "../../lib/connectors/jetstream/Producer.ts"
+import { generateOrder, ordersPartitioning, produce } from "../../lib/connectors/jetstream/Producer.ts"
 import { amqpUrl, natsUrl, uniqueName } from "./env.ts"
 
 export const cli = fileURLToPath(new URL("../../lib/cli/exactor.ts", import.meta.url))
@@ -107,7 +107,15 @@ export const startOrdersJob = async (options: {
     EXACTOR_OUTPUT_SUBJECT: `${outStream}.records`,
     ...options.env
   }
-  await Effect.runPromise(produce({ natsUrl, stream, input: { generate: { count: options.orders } } }))
+  const partitions = ordersPartitioning(env)
+  await Effect.runPromise(
+    produce({
+      natsUrl,
+      stream,
+      input: { generate: { count: options.orders } },
+      ...(partitions === undefined ? {} : { partitions })
+    })
+  )
   const nc = await connect({ servers: natsUrl, name: `${job}/test` })
   if (output === "jetstream")
     await (await jetstreamManager(nc)).streams.add({

@@ -4,6 +4,7 @@
  * Invariant: every record carries a deterministic msgID (`<stream>/<line>` or `<stream>/<id>`), so a
  * re-run within the stream's duplicate window stores nothing twice; acks are awaited, 1000 in flight.
  * An NDJSON file is validated whole before its first publish: a bad line means nothing is published.
+ * With `partitions`, each record goes to `<subject>.<k>`, k = murmur3(key) mod count.
  */
 import { createReadStream } from "node:fs"
 import { createInterface } from "node:readline"
@@ -18,6 +19,8 @@ import { nanos } from "@nats-io/transport-node"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import { brokerUrlsFromEnv } from "../../brokers/BrokerUrls.ts"
+import { hashKey } from "../../core/KeyGroups.ts"
+import { maxPartitions } from "./JetStreamSourceOptions.ts"
 import { type NatsConnection, natsConnection, type NatsUnavailable } from "../../runtime/Nats.ts"
 import { causeMessage } from "../../internal/causeMessage.ts"
 
@@ -109,6 +112,33 @@ export interface ProduceOptions {
   readonly inFlight?: number
   /** Duplicate window of a created stream, in ms. Default 120000 (the server's). */
   readonly duplicateWindowMs?: number
+  /**
+   * Spread the records over `count` partition subjects `<subject>.<k>`, k = murmur3(record[key])
+   * mod count (the hash of key groups), for a source that reads with `partitions: count`. A created
+   * stream then binds `<subject>.*`. Absent: every record on `subject`.
+   */
+  readonly partitions?: Partitioning
+}
+
+/** How a producer spreads records over partition subjects: `count` of them, by the field `key`. */
+export interface Partitioning {
+  readonly count: number
+  readonly key: string
+}
+
+/** Default partition count of the orders input (`EXACTOR_SOURCE_PARTITIONS`). */
+export const defaultOrdersPartitions = 4
+
+/**
+ * The orders input's partitioning, shared by the orders example, `exactor example`, `exactor chaos`,
+ * the tests and the bench so that producer and source agree: `EXACTOR_SOURCE_PARTITIONS` (default
+ * 4) partitions by customer; `0` puts every order on one subject (the source splits by sequence).
+ */
+export const ordersPartitioning = (
+  env: Readonly<Record<string, string | undefined>> = process.env
+): Partitioning | undefined => {
+  const count = Number(env.EXACTOR_SOURCE_PARTITIONS ?? defaultOrdersPartitions)
+  return count === 0 ? undefined : { count, key: "customer" }
 }
 
 export interface ProduceResult {
@@ -150,6 +180,8 @@ export const generateOrder = (i: number, seed = 1, customers = 1000): Order => {
 interface Outgoing {
   readonly msgID: string
   readonly data: Uint8Array
+  /** the record's partition, when partitioned */
+  readonly partition?: number
 }
 
 const streamNameOk = /^[^\s.*>/\\]+$/
@@ -168,6 +200,12 @@ const validate = (o: ProduceOptions): ProducerOptionsInvalid | undefined => {
     return bad("inFlight", o.inFlight, "must be >= 1")
   if (o.duplicateWindowMs !== undefined && !isPositiveInt(o.duplicateWindowMs))
     return bad("duplicateWindowMs", o.duplicateWindowMs, "must be a positive integer (ms)")
+  if (o.partitions !== undefined) {
+    if (!isPositiveInt(o.partitions.count) || o.partitions.count > maxPartitions)
+      return bad("partitions", o.partitions.count, `must be an integer in 1..${maxPartitions}`)
+    if (typeof o.partitions.key !== "string" || o.partitions.key.length === 0)
+      return bad("key", o.partitions.key, "must name a field of the records")
+  }
   if ("file" in o.input) {
     if (typeof o.input.file !== "string" || o.input.file.length === 0)
       return bad("input.file", o.input.file, "must be a path")
@@ -179,6 +217,8 @@ const validate = (o: ProduceOptions): ProducerOptionsInvalid | undefined => {
       return bad("input.generate.seed", g.seed, "must be an integer")
     if (g.customers !== undefined && !isPositiveInt(g.customers))
       return bad("input.generate.customers", g.customers, "must be >= 1")
+    if (o.partitions !== undefined && !["id", "customer", "amount"].includes(o.partitions.key))
+      return bad("key", o.partitions.key, "must be a field of the generated orders: id, customer or amount")
   }
   return undefined
 }
@@ -189,8 +229,31 @@ const lines = (file: string) =>
     crlfDelay: Number.POSITIVE_INFINITY
   })
 
+/** The subject of `record`: `<subject>.<k>` for its partition k when partitioned, else `subject`. */
+export const recordSubject = (
+  subject: string,
+  record: unknown,
+  partitions: Partitioning | undefined
+): string => {
+  if (partitions === undefined) return subject
+  const k = partitionOf(record, partitions)
+  if (typeof k === "string") throw new Error(`record ${k}`)
+  return `${subject}.${k}`
+}
+
+/** The partition of a record: murmur3 of its `key` field's value, as key groups hash keys. */
+const partitionOf = (
+  record: unknown,
+  p: { readonly count: number; readonly key: string }
+): number | string => {
+  const v =
+    typeof record === "object" && record !== null ? (record as Record<string, unknown>)[p.key] : undefined
+  if (typeof v !== "string" && typeof v !== "number") return `has no string or number field "${p.key}"`
+  return hashKey(v) % p.count
+}
+
 /** Reads the whole file; fails with the first bad line (and how many there are). Blank lines are skipped. */
-const validateFile = (file: string) =>
+const validateFile = (file: string, partitions: ProduceOptions["partitions"]) =>
   Effect.tryPromise({
     try: async () => {
       let n = 0
@@ -200,7 +263,9 @@ const validateFile = (file: string) =>
         n++
         if (text.trim().length === 0) continue
         try {
-          JSON.parse(text)
+          const record: unknown = JSON.parse(text)
+          const k = partitions === undefined ? 0 : partitionOf(record, partitions)
+          if (typeof k === "string") throw new Error(k)
         } catch (e) {
           badLines++
           first ??= { line: n, reason: causeMessage(e) }
@@ -215,20 +280,39 @@ const validateFile = (file: string) =>
     )
   )
 
-async function* fileRecords(file: string, stream: string): AsyncGenerator<Outgoing> {
+async function* fileRecords(
+  file: string,
+  stream: string,
+  partitions: ProduceOptions["partitions"]
+): AsyncGenerator<Outgoing> {
   const enc = new TextEncoder()
   let n = 0
   for await (const text of lines(file)) {
     n++
     if (text.trim().length === 0) continue
-    yield { msgID: `${stream}/${n}`, data: enc.encode(text) }
+    const data = enc.encode(text)
+    // validated whole before the first publish: the key is there
+    yield partitions === undefined
+      ? { msgID: `${stream}/${n}`, data }
+      : { msgID: `${stream}/${n}`, data, partition: partitionOf(JSON.parse(text), partitions) as number }
   }
 }
 
-function* generatedRecords(g: GenerateInput, stream: string): Generator<Outgoing> {
+function* generatedRecords(
+  g: GenerateInput,
+  stream: string,
+  partitions: ProduceOptions["partitions"]
+): Generator<Outgoing> {
   const enc = new TextEncoder()
   for (let i = 0; i < g.count; i++) {
-    yield { msgID: `${stream}/${i}`, data: enc.encode(JSON.stringify(generateOrder(i, g.seed, g.customers))) }
+    const order = generateOrder(i, g.seed, g.customers)
+    const data = enc.encode(JSON.stringify(order))
+    if (partitions === undefined) yield { msgID: `${stream}/${i}`, data }
+    else {
+      const k = partitionOf(order, partitions)
+      if (typeof k === "string") throw new Error(`generated orders ${k}`)
+      yield { msgID: `${stream}/${i}`, data, partition: k }
+    }
   }
 }
 
@@ -248,7 +332,11 @@ const ensureStream = (jsm: JetStreamManager, o: ProduceOptions) =>
       try {
         await jsm.streams.add({
           name: o.stream,
-          subjects: [o.subject ?? `${o.stream}.>`],
+          subjects: [
+            o.partitions !== undefined && o.subject !== undefined
+              ? `${o.subject}.*`
+              : (o.subject ?? `${o.stream}.>`)
+          ],
           storage: StorageType.File,
           duplicate_window: nanos(o.duplicateWindowMs ?? 120_000)
         })
@@ -296,7 +384,8 @@ const publishAll = (
       const window = new Set<Promise<void>>()
       for await (const r of records) {
         if (failed !== undefined || signal.aborted) break
-        const p: Promise<void> = publishWithRetry(js, subject, r).then(
+        const to = r.partition === undefined ? subject : `${subject}.${r.partition}`
+        const p: Promise<void> = publishWithRetry(js, to, r).then(
           (ack) => {
             if (ack.duplicate) duplicates++
             else published++
@@ -339,7 +428,7 @@ export const produce = (options: ProduceOptions): Effect.Effect<ProduceResult, P
       const invalid = validate(options)
       if (invalid !== undefined) return yield* invalid
       const { stream, input } = options
-      if ("file" in input) yield* validateFile(input.file)
+      if ("file" in input) yield* validateFile(input.file, options.partitions)
       const url = options.natsUrl ?? brokerUrlsFromEnv().natsUrl
       const nc: NatsConnection = yield* natsConnection(url, { name: `exactor-produce/${stream}` })
       const jsm = yield* Effect.tryPromise({
@@ -349,7 +438,9 @@ export const produce = (options: ProduceOptions): Effect.Effect<ProduceResult, P
       yield* ensureStream(jsm, options)
       const subject = options.subject ?? `${stream}.records`
       const records =
-        "file" in input ? fileRecords(input.file, stream) : generatedRecords(input.generate, stream)
+        "file" in input
+          ? fileRecords(input.file, stream, options.partitions)
+          : generatedRecords(input.generate, stream, options.partitions)
       return yield* publishAll(jetstream(nc), stream, subject, records, options.inFlight ?? 1000)
     })
   )
