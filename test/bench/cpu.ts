@@ -86,3 +86,21 @@ export const microsLine = (perRecord: Readonly<Record<string, number>>): string 
   const total = entries.reduce((a, [, v]) => a + v, 0)
   return `${Math.round(total)} µs (${entries.map(([g, v]) => `${g} ${Math.round(v)}`).join(", ")})`
 }
+
+/** The kind of each process group of the orders jobs (actors/examples/orders.ts, test/fixtures/benchOrders.ts). */
+const ordersKinds: Readonly<Record<string, string>> = {
+  orders: "source",
+  parse: "map",
+  total: "keyed",
+  sink: "sink"
+}
+
+/**
+ * CPU µs per record by process kind (`source`, `map`, `keyed`, `sink`, `coordinator`, `nats`,
+ * `rabbitmq`) from the cores each group used over a run of `perSecond` records per second.
+ */
+export const microsByKind = (
+  cores: Readonly<Record<string, number>>,
+  perSecond: number
+): Record<string, number> =>
+  Object.fromEntries(Object.entries(cores).map(([g, c]) => [ordersKinds[g] ?? g, (c * 1e6) / perSecond]))

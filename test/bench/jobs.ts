@@ -172,6 +172,7 @@ export const discardJob = async (
     readonly stream: string
     readonly count: number
     readonly interval: number
+    readonly env?: Readonly<Record<string, string>>
   }
 ): Promise<Throughput> => {
   const subject = `bench.${o.job}.progress`
@@ -185,12 +186,15 @@ export const discardJob = async (
       EXACTOR_BENCH_SINK: "discard",
       EXACTOR_BENCH_RECORDS: String(o.count),
       EXACTOR_PROGRESS_SUBJECT: subject,
-      EXACTOR_CHECKPOINT_INTERVAL: String(o.interval)
+      EXACTOR_CHECKPOINT_INTERVAL: String(o.interval),
+      ...o.env
     }
   })
   try {
-    const t = await watchOutput(progress.count, o.count, run)
-    return { ...t, exitCode: await run.exit }
+    const readings: Array<CpuReading> = []
+    const t = await watchOutput(progress.count, o.count, run, () => readings.push(readCpu()))
+    const { cores, busyShare } = coresBetween(readings[0]!, readings[1]!)
+    return { ...t, exitCode: await run.exit, cpu: { cores, busyShare } }
   } finally {
     progress.stop()
     await run.cleanup([], [])

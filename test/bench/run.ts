@@ -5,7 +5,9 @@
  * channel (exactor channel vs raw NATS pub->sub between two processes), rabbit (raw RabbitMQ
  * persistent publish in transactions), sink (RabbitMqSink vs raw, issue 5), relay (at-least-once
  * JetStream -> RabbitMQ relay process), p1 (example job), p2 (3-operator job: generated source,
- * map, discard sink), p2js (the orders job with a JetStream source and the discard sink; no goal),
+ * map, discard sink), rawRead (a raw nats.js ordered consumer parsing the input, one process), p2js (the
+ * orders job with a JetStream source and the discard sink, against rawRead), p2jsPar2 (p2js with 1
+ * and 2 partitioned source instances: source CPU per record),
  * p3 (P2's job with checkpoints off vs every 1 s), p5 (checkpoint duration/alignment at half rate; also the
  * steady RSS of P6), p4 (recovery after SIGKILL), p6 (RSS under a slowed sink).
  * `EXACTOR_BENCH_PROFILE=<dir>`: the P1 job's processes write `--cpu-prof` profiles there.
@@ -28,7 +30,7 @@ import {
   steady,
   type Throughput
 } from "./jobs.ts"
-import { microsLine, microsPerRecord, readCpu } from "./cpu.ts"
+import { microsByKind, microsLine, microsPerRecord, readCpu } from "./cpu.ts"
 import { createInput } from "./jobRun.ts"
 import { type RateFigures, rawTxPublish, sinkCycles } from "./rabbit.ts"
 
@@ -189,6 +191,41 @@ const relayBench = once(async () => {
   return r
 })
 
+/** The raw JetStream read: one nats.js ordered consumer JSON-parsing the same input the p2js job reads. */
+const rawReadBench = once(async () => {
+  const stream = await input()
+  const worker = fileURLToPath(new URL("./rawReadWorker.ts", import.meta.url))
+  const before = readCpu()
+  const out = await new Promise<string>((resolve, reject) => {
+    const child = spawn(process.execPath, [worker, natsUrl, stream, String(size.input)], {
+      stdio: ["ignore", "pipe", "inherit"]
+    })
+    let text = ""
+    child.stdout.on("data", (d: Buffer) => {
+      text += d.toString()
+    })
+    child.on("exit", (code) =>
+      code === 0 ? resolve(text) : reject(new Error(`raw read exited with ${code}`))
+    )
+  })
+  const figures = JSON.parse(out.split("\n").find((l) => l.startsWith("{"))!) as {
+    perSecond: number
+    seconds: number
+    cpuMicros: number
+  }
+  const nats = microsPerRecord(before, readCpu(), size.input).nats
+  const r = {
+    perSecond: figures.perSecond,
+    seconds: figures.seconds,
+    cpuMicros: figures.cpuMicros,
+    natsCpuMicros: nats
+  }
+  console.log(
+    `rawRead: nats.js ordered consumer + JSON.parse: ${fmt(r.perSecond)} records/s, ${r.cpuMicros.toFixed(1)} µs CPU per record (nats-server ${(nats ?? 0).toFixed(1)})`
+  )
+  return r
+})
+
 /** "rabbitmq 0.80, nats 0.14, orders 0.28, …; machine 87% busy" */
 const cpuLine = (cpu: NonNullable<Throughput["cpu"]>) =>
   `${Object.entries(cpu.cores)
@@ -205,7 +242,12 @@ const p1Bench = once(async () => {
     count: size.input,
     ...(profileDir ? { profileDir } : {})
   })
-  const r = { ...t, ratioRabbit: t.perSecond / raw.perSecond, ratioRelay: t.perSecond / relay.perSecond }
+  const r = {
+    ...t,
+    ratioRabbit: t.perSecond / raw.perSecond,
+    ratioRelay: t.perSecond / relay.perSecond,
+    cpuMicros: t.cpu ? microsByKind(t.cpu.cores, t.perSecond) : {}
+  }
   console.log(
     `P1: example job ${fmt(t.perSecond)} records/s (exit ${t.exitCode}, exactly once: ${t.exactlyOnce} ${JSON.stringify(t.verdict)}); ${r.ratioRabbit.toFixed(2)} of RabbitMQ tx, ${r.ratioRelay.toFixed(2)} of the relay; the sink had a commit in flight ${(t.sinkCommitSeconds ?? 0).toFixed(1)} s of the ${t.seconds.toFixed(1)} s`
   )
@@ -250,21 +292,43 @@ const p2Bench = once(async () => {
   return r
 })
 
-/** The orders job with a JetStream source and the discard sink: what a broker source costs (no goal). */
-const p2JetStreamBench = once(async () => {
-  const raw = await channelBench()
+/** The orders job over the JetStream input with `sources` partitioned source instances and the discard sink. */
+const jetStreamJob = async (name: string, sources: number) => {
   const t = await discardJob(nc, {
-    job: uniqueName("bench_p2js"),
+    job: uniqueName(name),
     module: benchModule,
     stream: await input(),
     count: size.input,
-    interval: 1000
+    interval: 1000,
+    env: { EXACTOR_SOURCE_PARALLELISM: String(sources) }
   })
-  const r = { ...t, ratio: t.perSecond / raw.rawPerSecond }
+  return { ...t, cpuMicros: t.cpu ? microsByKind(t.cpu.cores, t.perSecond) : {} }
+}
+
+/** The orders job with a JetStream source (2 instances, 4 partitions) and the discard sink, against the raw read. */
+const p2JetStreamBench = once(async () => {
+  const raw = await rawReadBench()
+  const t = await jetStreamJob("bench_p2js", 2)
+  const r = { ...t, ratioRawRead: t.perSecond / raw.perSecond }
   console.log(
-    `P2 with a JetStream source (orders job, discard sink): ${fmt(t.perSecond)} records/s; ${r.ratio.toFixed(2)} of raw NATS`
+    `P2 with a JetStream source (orders job, 2 source instances, discard sink): ${fmt(t.perSecond)} records/s; ${r.ratioRawRead.toFixed(2)} of the raw read; CPU per record ${microsLine(r.cpuMicros)}`
   )
   return r
+})
+
+/** Source CPU per record with 2 partitioned source instances over that with 1 (each reads only its partitions). */
+const p2jsPar2Bench = once(async () => {
+  const two = await p2JetStreamBench()
+  const one = await jetStreamJob("bench_p2js1", 1)
+  const sourceCpuRatio = (two.cpuMicros.source ?? 0) / (one.cpuMicros.source ?? 1)
+  console.log(
+    `p2js source CPU per record: 1 instance ${(one.cpuMicros.source ?? 0).toFixed(1)} µs, 2 instances ${(two.cpuMicros.source ?? 0).toFixed(1)} µs; ratio ${sourceCpuRatio.toFixed(2)}`
+  )
+  return {
+    sourceCpuRatio,
+    one: { perSecond: one.perSecond, cpuMicros: one.cpuMicros },
+    two: { perSecond: two.perSecond, cpuMicros: two.cpuMicros }
+  }
 })
 
 const p3Bench = once(async () => {
@@ -327,7 +391,9 @@ const benches: Record<string, () => Promise<unknown>> = {
   relay: relayBench,
   p1: p1Bench,
   p2: p2Bench,
+  rawRead: rawReadBench,
   p2js: p2JetStreamBench,
+  p2jsPar2: p2jsPar2Bench,
   p3: p3Bench,
   p5: p5Bench,
   p4: p4Bench,
@@ -361,6 +427,8 @@ const rl = results.relay as Awaited<ReturnType<typeof relayBench>> | undefined
 const r1 = results.p1 as Awaited<ReturnType<typeof p1Bench>> | undefined
 const r2 = results.p2 as Awaited<ReturnType<typeof p2Bench>> | undefined
 const r2js = results.p2js as Awaited<ReturnType<typeof p2JetStreamBench>> | undefined
+const rr = results.rawRead as Awaited<ReturnType<typeof rawReadBench>> | undefined
+const r2par = results.p2jsPar2 as Awaited<ReturnType<typeof p2jsPar2Bench>> | undefined
 const r3 = results.p3 as Awaited<ReturnType<typeof p3Bench>> | undefined
 const r4 = results.p4 as Awaited<ReturnType<typeof p4Bench>> | undefined
 const r5 = results.p5 as Awaited<ReturnType<typeof p5Bench>> | undefined
@@ -402,7 +470,13 @@ if (r1) {
     "≥ 0.8",
     yes(r1.ratioRabbit >= 0.8)
   ])
-  rows.push(["P1 ratio to the at-least-once relay", r1.ratioRelay.toFixed(2), "", ""])
+  rows.push([
+    "P1 ratio to the at-least-once relay",
+    r1.ratioRelay.toFixed(2),
+    "≥ 1.0",
+    yes(r1.ratioRelay >= 1)
+  ])
+  rows.push(["P1 CPU per record by kind", microsLine(r1.cpuMicros), "", ""])
   rows.push([
     "P1 sink's time with a commit in flight (it takes input meanwhile) / the run",
     `${(r1.sinkCommitSeconds ?? 0).toFixed(1)} s / ${r1.seconds.toFixed(1)} s`,
@@ -418,6 +492,14 @@ if (r1) {
       Object.entries(r1.cpu.cores).map(([g, cores]) => [g, (cores * 1e6) / r1.perSecond])
     )
     const rawMicros = { rabbitmq: raw.rabbitCpuMicros, publisher: raw.publisherCpuMicros ?? 0 }
+    const sinkOwn = r1.cpuMicros.sink
+    if (sinkOwn !== undefined)
+      rows.push([
+        "P1 sink's own CPU per record (RabbitMQ excluded) vs the relay process's own",
+        `${sinkOwn.toFixed(0)} µs vs ${relay.cpuMicros.relay.toFixed(0)} µs`,
+        "≤ the relay's",
+        yes(sinkOwn <= relay.cpuMicros.relay)
+      ])
     rows.push([
       "CPU per record: P1 / the relay / raw tx",
       `${microsLine(p1Micros)} / ${microsLine(relay.cpuMicros)} / ${microsLine(rawMicros)}`,
@@ -444,12 +526,50 @@ if (r2)
     "≥ 0.5",
     yes(r2.ratio >= 0.5)
   ])
-if (r2js)
+if (rr)
   rows.push([
-    "P2 with a JetStream source instead (orders job, discard sink), ratio to raw NATS",
-    `${fmt(r2js.perSecond)}/s, ${r2js.ratio.toFixed(2)}`,
+    "raw JetStream read: nats.js ordered consumer + JSON.parse (1 process), CPU per record",
+    `${fmt(rr.perSecond)}/s, ${rr.cpuMicros.toFixed(1)} µs`,
     "",
     ""
+  ])
+if (r2js) {
+  rows.push([
+    "p2js: orders job, JetStream source (2 instances, 4 partitions) → parse → total → discard sink, ratio to the raw read",
+    `${fmt(r2js.perSecond)}/s, ${r2js.ratioRawRead.toFixed(2)}`,
+    "≥ 0.5",
+    yes(r2js.ratioRawRead >= 0.5)
+  ])
+  rows.push(["p2js CPU per record by kind", microsLine(r2js.cpuMicros), "", ""])
+  const m = r2js.cpuMicros
+  if (rr && m.source !== undefined)
+    rows.push([
+      "p2js source CPU per record / the raw read's",
+      `${m.source.toFixed(1)} / ${rr.cpuMicros.toFixed(1)} µs = ${(m.source / rr.cpuMicros).toFixed(1)}×`,
+      "≤ 2×",
+      yes(m.source / rr.cpuMicros <= 2)
+    ])
+  if (m.map !== undefined)
+    rows.push([
+      "stateless map hop (parse), CPU per record",
+      `${m.map.toFixed(1)} µs`,
+      "≤ 6 µs",
+      yes(m.map <= 6)
+    ])
+  if (m.keyed !== undefined)
+    rows.push([
+      "keyed running-total hop, CPU per record",
+      `${m.keyed.toFixed(1)} µs`,
+      "≤ 10 µs",
+      yes(m.keyed <= 10)
+    ])
+}
+if (r2par)
+  rows.push([
+    "2 partitioned source instances / 1, source CPU per record",
+    `${(r2par.two.cpuMicros.source ?? 0).toFixed(1)} / ${(r2par.one.cpuMicros.source ?? 0).toFixed(1)} µs = ${r2par.sourceCpuRatio.toFixed(2)}`,
+    "≤ 1.1",
+    yes(r2par.sourceCpuRatio <= 1.1)
   ])
 if (r3)
   rows.push([
@@ -462,8 +582,8 @@ if (r4)
   rows.push([
     `P4 SIGKILL of one actor → first output of new epoch (${r4.kills.length} kills)`,
     `p50 ${fmt(r4.p50)} ms, max ${fmt(r4.max)} ms`,
-    "p50 < 2 s",
-    yes(r4.p50 < 2000)
+    "p50 < 1 s",
+    yes(r4.p50 < 1000)
   ])
 if (r5) {
   rows.push([
@@ -478,14 +598,14 @@ if (r6) {
   rows.push([
     "P6 RSS per actor, steady (max; growth)",
     `${r6.steady.maxMb.toFixed(0)} MB; ${r6.steady.maxGrowthMb.toFixed(1)} MB`,
-    "< 150 MB, flat",
-    yes(r6.steady.maxMb < 150 && r6.steady.maxGrowthMb < 10)
+    "< 100 MB, flat",
+    yes(r6.steady.maxMb < 100 && r6.steady.maxGrowthMb < 10)
   ])
   rows.push([
     `P6 RSS per actor, sink slowed (drains ${fmt(r6.slow.sinkPerSecond)}/s of 20,000/s fed)`,
     `${r6.slow.rss.maxMb.toFixed(0)} MB; ${r6.slow.rss.maxGrowthMb.toFixed(1)} MB`,
-    "< 150 MB, flat",
-    yes(r6.slow.rss.maxMb < 150 && r6.slow.rss.maxGrowthMb < 10)
+    "< 100 MB, flat",
+    yes(r6.slow.rss.maxMb < 100 && r6.slow.rss.maxGrowthMb < 10)
   ])
 }
 const machine = {
