@@ -49,7 +49,7 @@ export {
 export { jetstreamSource } from "../actors/jetstreamSource.ts"
 export { type RabbitmqSinkOptions, rabbitmqSink } from "../actors/rabbitmqSink.ts"
 export { decodeJson, type JetStreamSourceOptions } from "./connectors/jetstream/JetStreamSourceOptions.ts"
-export type { JetStreamPosition } from "./connectors/jetstream/SourceReader.ts"
+export type { JetStreamPosition, PartitionedPosition } from "./connectors/jetstream/SourceReader.ts"
 export {
   DecodeFailure,
   MalformedRecord,
@@ -111,10 +111,12 @@ export {
   BrokerUrlInvalid
 } from "./brokers/BrokerError.ts"
 export {
+  type Partitioning,
   type ProduceOptions,
   type ProduceResult,
   type ProducerError,
-  produce
+  produce,
+  recordSubject
 } from "./connectors/jetstream/Producer.ts"
 export { checkOrders, drainQueue, exactlyOnce, formatVerdict, type Verdict } from "./chaos/OutputCheck.ts"
 export type { JobState, JobStatus } from "./checkpoint/JobStatus.ts"

@@ -10,7 +10,9 @@ t.test("the README's pipeline is declared from lib/index.ts alone and validates"
   const { jetstreamSource, pipeline, rabbitmqSink, validatePipeline, PipelineInvalid, InvalidJobOption } =
     exactor
   const p = pipeline("orders", { checkpoint: { interval: 1000 } })
-    .source(jetstreamSource("orders", { stream: "orders", bounded: "atStart" }), { parallelism: 2 })
+    .source(jetstreamSource("orders", { stream: "orders", partitions: 4, bounded: "atStart" }), {
+      parallelism: 2
+    })
     .map(parseOrder)
     .keyBy((o) => o.customer)
     .process(runningTotal, { parallelism: 2 })
