@@ -171,15 +171,9 @@ const checkPartitionSubjects = (info: StreamInfo, cfg: Resolved<unknown>, partit
   return undefined
 }
 
-/** The last sequence of `subject` in `stream` (0 when it holds nothing). */
+/** The last sequence of `subject` in `stream` (0 when it holds nothing: nats.js answers null). */
 const lastSequenceOf = (jsm: JetStreamManager, stream: string, subject: string) =>
-  jsm.streams.getMessage(stream, { last_by_subj: subject }).then(
-    (m) => m?.seq ?? 0,
-    (e: unknown) => {
-      if (e instanceof Error && /no message found|not found/i.test(e.message)) return 0
-      throw e
-    }
-  )
+  jsm.streams.getMessage(stream, { last_by_subj: subject }).then((m) => m?.seq ?? 0)
 
 /** The cursors of a partitioned source instance, and how to record its position. */
 const openPartitioned = (
@@ -228,7 +222,8 @@ const openPartitioned = (
             partition: k,
             startSeq: seq,
             end: ends?.[k],
-            endWhenNothingPending: cfg.bounded === "atStart",
+            // exact ends per partition; filtered consumers' pending counts are not relied on
+            endWhenNothingPending: false,
             fetchSize: cfg.fetchSize,
             maxBuffered: cfg.maxBuffered,
             fetchExpiresMs: cfg.fetchExpiresMs

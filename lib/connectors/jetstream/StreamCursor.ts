@@ -4,7 +4,7 @@
  * stream-sequence order, none twice and none skipped (of those `keep` accepts); a consumer that
  * fails is recreated from the last sequence seen, so a retry neither repeats nor loses a message.
  */
-import { type Consumer, DeliverPolicy, jetstream } from "@nats-io/jetstream"
+import { type Consumer, DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
@@ -60,7 +60,12 @@ export interface CursorConfig {
   readonly startSeq: number
   /** last sequence of a bounded read (inclusive); undefined when unbounded */
   readonly end: number | undefined
-  /** a bounded read ends early when the consumer reports nothing pending (the end was "atStart") */
+  /**
+   * A bounded read of a whole stream ends early when the consumer reports nothing pending (the end
+   * was "atStart" and the rest may have been deleted). A partition (a filtered consumer) does not
+   * need it: its end is its exact last sequence, and a fetch that brings nothing ends it only when
+   * the partition's newest message is one already seen.
+   */
   readonly endWhenNothingPending: boolean
   readonly fetchSize: number
   readonly maxBuffered: number
@@ -105,6 +110,12 @@ export const openCursor = (
     let failure: SourceError | undefined
     const room = new Signal()
     const client = jetstream(nc)
+    const manager = jetstreamManager(nc)
+    /** the last sequence of `subject` now (0 when it holds nothing: nats.js answers null) */
+    const lastOfSubject = (subject: string) =>
+      manager
+        .then((jsm) => jsm.streams.getMessage(stream, { last_by_subj: subject }))
+        .then((m) => m?.seq ?? 0)
     // one subject as a string: nats.js sends it as `filter_subject`, which nats-server 2.9 understands
     const filter = cfg.filterSubject === undefined ? {} : { filter_subjects: cfg.filterSubject }
 
@@ -156,9 +167,12 @@ export const openCursor = (
                 break
               }
             }
-            if (got === 0 && end !== undefined && cfg.endWhenNothingPending && !signal.aborted) {
+            if (got === 0 && end !== undefined && !signal.aborted) {
               // the rest up to `end` may have been deleted: nothing pending now means nothing more
-              if ((await c.info()).num_pending === 0) exhausted = true
+              if (cfg.endWhenNothingPending && (await c.info()).num_pending === 0) exhausted = true
+              // a partition whose newest message is one already seen has nothing more up to `end`
+              if (cfg.filterSubject !== undefined && (await lastOfSubject(cfg.filterSubject)) <= scanned)
+                exhausted = true
             }
           } finally {
             signal.removeEventListener("abort", stop)
