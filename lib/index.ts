@@ -111,12 +111,11 @@ export {
   BrokerUrlInvalid
 } from "./brokers/BrokerError.ts"
 export {
-  type Partitioning,
   type ProduceOptions,
   type ProduceResult,
   type ProducerError,
-  produce,
-  recordSubject
+  produce
 } from "./connectors/jetstream/Producer.ts"
+export { type Partitioning, recordSubject } from "./connectors/jetstream/Partitioning.ts"
 export { checkOrders, drainQueue, exactlyOnce, formatVerdict, type Verdict } from "./chaos/OutputCheck.ts"
 export type { JobState, JobStatus } from "./checkpoint/JobStatus.ts"

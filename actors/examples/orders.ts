@@ -12,7 +12,7 @@
  */
 import { defaultJobOptions } from "../../lib/api/JobOptions.ts"
 import { pipeline } from "../../lib/api/Pipeline.ts"
-import { ordersPartitioning } from "../../lib/connectors/jetstream/Producer.ts"
+import { ordersPartitioning } from "../../lib/connectors/jetstream/Partitioning.ts"
 import { jetstreamSource } from "../jetstreamSource.ts"
 import { type CustomerTotal, parseOrder, runningTotal } from "./orderOperators.ts"
 import { rabbitmqSink } from "../rabbitmqSink.ts"

@@ -41,7 +41,8 @@ import {
 import { checkOrders, drainQueue, type OutputMessage } from "./OutputCheck.ts"
 import type { JobPlan } from "../api/Pipeline.ts"
 import { loadPipeline } from "../api/PipelineModule.ts"
-import { generateOrder, ordersPartitioning, produce } from "../connectors/jetstream/Producer.ts"
+import { generateOrder, produce } from "../connectors/jetstream/Producer.ts"
+import { ordersPartitioning } from "../connectors/jetstream/Partitioning.ts"
 
 export interface ChaosOptions {
   readonly module: string

@@ -15,7 +15,8 @@ import { defaultSupervisorOptions } from "../process/Launcher.ts"
 import { natsConnection } from "../runtime/Nats.ts"
 import { checkOrders, drainQueue, exactlyOnce, formatVerdict, purgeQueue } from "../chaos/OutputCheck.ts"
 import { loadPipeline } from "../api/PipelineModule.ts"
-import { generateOrder, ordersPartitioning, produce } from "../connectors/jetstream/Producer.ts"
+import { generateOrder, produce } from "../connectors/jetstream/Producer.ts"
+import { ordersPartitioning } from "../connectors/jetstream/Partitioning.ts"
 import { liveView } from "./LiveView.ts"
 
 export interface ExampleOptions {

@@ -16,7 +16,8 @@ import type { HeartbeatBody } from "../../lib/runtime/Actor.ts"
 import { Subjects } from "../../lib/core/Address.ts"
 import { decode, EnvelopeDecodeError } from "../../lib/runtime/Envelope.ts"
 import { checkOrders, drainQueue, type OutputMessage, type Verdict } from "../../lib/chaos/OutputCheck.ts"
-import { generateOrder, ordersPartitioning, produce } from "../../lib/connectors/jetstream/Producer.ts"
+import { generateOrder, produce } from "../../lib/connectors/jetstream/Producer.ts"
+import { ordersPartitioning } from "../../lib/connectors/jetstream/Partitioning.ts"
 import { amqpUrl, natsUrl, uniqueName } from "./env.ts"
 
 export const cli = fileURLToPath(new URL("../../lib/cli/exactor.ts", import.meta.url))

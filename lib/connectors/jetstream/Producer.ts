@@ -19,8 +19,8 @@ import { nanos } from "@nats-io/transport-node"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import { brokerUrlsFromEnv } from "../../brokers/BrokerUrls.ts"
-import { hashKey } from "../../core/KeyGroups.ts"
 import { maxPartitions } from "./JetStreamSourceOptions.ts"
+import { type Partitioning, partitionOf } from "./Partitioning.ts"
 import { type NatsConnection, natsConnection, type NatsUnavailable } from "../../runtime/Nats.ts"
 import { causeMessage } from "../../internal/causeMessage.ts"
 
@@ -120,27 +120,6 @@ export interface ProduceOptions {
   readonly partitions?: Partitioning
 }
 
-/** How a producer spreads records over partition subjects: `count` of them, by the field `key`. */
-export interface Partitioning {
-  readonly count: number
-  readonly key: string
-}
-
-/** Default partition count of the orders input (`EXACTOR_SOURCE_PARTITIONS`). */
-export const defaultOrdersPartitions = 4
-
-/**
- * The orders input's partitioning, shared by the orders example, `exactor example`, `exactor chaos`,
- * the tests and the bench so that producer and source agree: `EXACTOR_SOURCE_PARTITIONS` (default
- * 4) partitions by customer; `0` puts every order on one subject (the source splits by sequence).
- */
-export const ordersPartitioning = (
-  env: Readonly<Record<string, string | undefined>> = process.env
-): Partitioning | undefined => {
-  const count = Number(env.EXACTOR_SOURCE_PARTITIONS ?? defaultOrdersPartitions)
-  return count === 0 ? undefined : { count, key: "customer" }
-}
-
 export interface ProduceResult {
   readonly stream: string
   /** acks of newly stored messages */
@@ -228,29 +207,6 @@ const lines = (file: string) =>
     input: createReadStream(file, { encoding: "utf8" }),
     crlfDelay: Number.POSITIVE_INFINITY
   })
-
-/** The subject of `record`: `<subject>.<k>` for its partition k when partitioned, else `subject`. */
-export const recordSubject = (
-  subject: string,
-  record: unknown,
-  partitions: Partitioning | undefined
-): string => {
-  if (partitions === undefined) return subject
-  const k = partitionOf(record, partitions)
-  if (typeof k === "string") throw new Error(`record ${k}`)
-  return `${subject}.${k}`
-}
-
-/** The partition of a record: murmur3 of its `key` field's value, as key groups hash keys. */
-const partitionOf = (
-  record: unknown,
-  p: { readonly count: number; readonly key: string }
-): number | string => {
-  const v =
-    typeof record === "object" && record !== null ? (record as Record<string, unknown>)[p.key] : undefined
-  if (typeof v !== "string" && typeof v !== "number") return `has no string or number field "${p.key}"`
-  return hashKey(v) % p.count
-}
 
 /** Reads the whole file; fails with the first bad line (and how many there are). Blank lines are skipped. */
 const validateFile = (file: string, partitions: ProduceOptions["partitions"]) =>
