@@ -48,6 +48,7 @@ export {
 // Built-in actors: the JetStream source and the exactly-once RabbitMQ sink
 export { jetstreamSource } from "../actors/jetstreamSource.ts"
 export { type RabbitmqSinkOptions, rabbitmqSink } from "../actors/rabbitmqSink.ts"
+export { type RabbitmqStreamSinkOptions, rabbitmqStreamSink } from "../actors/rabbitmqStreamSink.ts"
 export { decodeJson, type JetStreamSourceOptions } from "./connectors/jetstream/JetStreamSourceOptions.ts"
 export type { JetStreamPosition, PartitionedPosition } from "./connectors/jetstream/SourceReader.ts"
 export {
@@ -76,6 +77,22 @@ export {
   SinkRecordUnroutable,
   SinkTimeout
 } from "./connectors/rabbitmq/RabbitMqSinkErrors.ts"
+export {
+  makeRabbitMqStreamSink,
+  type RabbitMqStreamSinkFailure,
+  type RabbitMqStreamSinkWriter,
+  type StreamPending
+} from "./connectors/rabbitmq-stream/RabbitMqStreamSink.ts"
+export type { RabbitMqStreamSinkOptions } from "./connectors/rabbitmq-stream/StreamSinkOptions.ts"
+export {
+  StreamCallFailed,
+  StreamOptionsInvalid,
+  StreamPublishFailed,
+  StreamRecordUnencodable,
+  type StreamSinkError,
+  StreamSinkFenced,
+  StreamSinkLockLost
+} from "./connectors/rabbitmq-stream/StreamErrors.ts"
 
 // Writing another exactly-once sink: Flink's TwoPhaseCommitSinkFunction over a transactional resource
 export {
@@ -118,4 +135,5 @@ export {
 } from "./connectors/jetstream/Producer.ts"
 export { type Partitioning, recordSubject } from "./connectors/jetstream/Partitioning.ts"
 export { checkOrders, drainQueue, exactlyOnce, formatVerdict, type Verdict } from "./chaos/OutputCheck.ts"
+export { drainStream, type StreamMessage } from "./chaos/StreamDrain.ts"
 export type { JobState, JobStatus } from "./checkpoint/JobStatus.ts"

@@ -39,6 +39,8 @@ import {
   type TargetKind
 } from "./Nemesis.ts"
 import { checkOrders, drainQueue, type OutputMessage } from "./OutputCheck.ts"
+import { privateRabbitMqNode } from "./PrivateRabbitMq.ts"
+import { drainStream } from "./StreamDrain.ts"
 import type { JobPlan } from "../api/Pipeline.ts"
 import { loadPipeline } from "../api/PipelineModule.ts"
 import { generateOrder, produce } from "../connectors/jetstream/Producer.ts"
@@ -54,6 +56,8 @@ export interface ChaosOptions {
   readonly pause: boolean
   /** run against a private nats-server and restart it as one of the faults */
   readonly natsRestarts: boolean
+  /** run against a private RabbitMQ node and kill -9 / restart it this many times during the run (default 0) */
+  readonly rabbitmqCrashes?: number
   readonly seed: number
   /** the job must finish within this many ms of its start */
   readonly deadlineMs: number
@@ -81,7 +85,8 @@ const validate = (o: ChaosOptions): ChaosOptionInvalid | undefined => {
     whole("records", o.records, 1) ??
     whole("interval", o.intervalMs, 50) ??
     whole("duration", o.deadlineMs, 1000) ??
-    (o.kinds.length === 0 && !o.pause && !o.natsRestarts
+    whole("rabbitmqCrashes", o.rabbitmqCrashes ?? 0, 0) ??
+    (o.kinds.length === 0 && !o.pause && !o.natsRestarts && (o.rabbitmqCrashes ?? 0) === 0
       ? new ChaosOptionInvalid({ field: "kinds", value: o.kinds, rule: "nothing to target" })
       : undefined)
   )
@@ -129,7 +134,10 @@ export const runChaos = (o: ChaosOptions) =>
       const server: TestNatsServer | undefined = o.natsRestarts ? yield* NatsServer.scoped : undefined
       const natsUrl = server?.url ?? o.urls.natsUrl
       if (!server) yield* ensureNats({ natsUrl })
-      yield* ensureRabbitMq({ amqpUrl: o.urls.amqpUrl })
+      const rabbitCrashes = o.rabbitmqCrashes ?? 0
+      const rabbit = rabbitCrashes > 0 ? yield* privateRabbitMqNode : undefined
+      const urls: Urls = rabbit ? { ...o.urls, amqpUrl: rabbit.amqpUrl } : o.urls
+      if (!rabbit) yield* ensureRabbitMq({ amqpUrl: urls.amqpUrl })
       process.env.EXACTOR_ORDERS_JOB = names.job
       process.env.EXACTOR_ORDERS_STREAM = names.stream
       process.env.EXACTOR_ORDERS_QUEUE = names.queue
@@ -141,7 +149,10 @@ export const runChaos = (o: ChaosOptions) =>
           rule: `its job is named ${plan.pipeline.job}, not from EXACTOR_ORDERS_JOB (or it was loaded before in this process)`
         })
       // runs before a private server stops (finalizers run in reverse order)
-      yield* Effect.addFinalizer(() => cleanupJob(o.urls, o.log, natsUrl, plan, names))
+      yield* Effect.addFinalizer(() => cleanupJob(urls, o.log, natsUrl, plan, names))
+      const streamOutput = [...plan.operator.values()].some(
+        (op) => (op.declaration as { readonly output?: unknown }).output === "stream"
+      )
       o.log(
         `chaos: seed ${o.seed}; job ${names.job} on ${natsUrl}; publishing ${o.records} orders into ${names.stream}`
       )
@@ -188,7 +199,10 @@ export const runChaos = (o: ChaosOptions) =>
         o.module,
         {
           EXACTOR_NATS_URL: natsUrl,
-          EXACTOR_AMQP_URL: o.urls.amqpUrl,
+          EXACTOR_AMQP_URL: urls.amqpUrl,
+          ...(rabbit
+            ? { EXACTOR_STREAM_URL: `rabbitmq-stream://guest:guest@127.0.0.1:${rabbit.streamPort}/` }
+            : {}),
           // the job's restart strategy must outlast the faults: many attempts, a short backoff cap
           EXACTOR_RESTART_ATTEMPTS: "100000",
           EXACTOR_RESTART_MAX_DELAY: "2000"
@@ -322,18 +336,48 @@ export const runChaos = (o: ChaosOptions) =>
       })
       const nemesisFiber = started ? yield* Effect.forkScoped(nemesis) : undefined
 
+      // --rabbitmq-crashes: kill -9 the private node N times, each after a checkpoint completed since the last one
+      let rabbitmqCrashes = 0
+      const crashRng = new Prng(o.seed + 1)
+      const crasher = Effect.gen(function* () {
+        if (!rabbit) return
+        let progressAt = watch.latestCheckpoint
+        while (rabbitmqCrashes < rabbitCrashes) {
+          yield* sleepMs(o.intervalMs * crashRng.between(1, 3))
+          yield* until(() => watch.latestCheckpoint > progressAt)
+          if (exitCode !== "running" || Date.now() >= deadlineAt) return
+          progressAt = watch.latestCheckpoint
+          const at = Date.now() - t0
+          yield* io("killing the private RabbitMQ node", () => rabbit.kill())
+          o.log(`chaos: ${(at / 1000).toFixed(1)} s kill -9 rabbitmq node; restarting it`)
+          yield* io("restarting the private RabbitMQ node", () => rabbit.restart())
+          rabbitmqCrashes++
+          faults.push({ at, fault: "rabbitmqCrash", target: "rabbitmq-node" })
+          o.log(`chaos: ${((Date.now() - t0) / 1000).toFixed(1)} s rabbitmq node up again`)
+        }
+      })
+      const crasherFiber = started && rabbit ? yield* Effect.forkScoped(crasher) : undefined
+
       const code = yield* Effect.promise(() => exit).pipe(
         Effect.timeoutOption(Math.max(0, deadlineAt - Date.now())),
         Effect.map((c) => (c._tag === "Some" ? c.value : null))
       )
       const wallMs = Date.now() - startedAt
       if (nemesisFiber) yield* Fiber.interrupt(nemesisFiber)
+      if (crasherFiber) yield* Fiber.interrupt(crasherFiber)
       const memoryEnd = watch.memory
       if (code === null) o.log(`chaos: deadline of ${o.deadlineMs / 1000} s passed; stopping the job`)
       yield* Effect.promise(() => stopGroup(child))
       yield* Fiber.interrupt(poller)
       yield* poll
-      const output: ReadonlyArray<OutputMessage> = yield* drainQueue(o.urls.amqpUrl, names.queue).pipe(
+      // a node killed mid-restart by the interrupt above comes back up before the drain
+      if (rabbit && rabbit.pid === undefined)
+        yield* io("restarting the private RabbitMQ node", () => rabbit.restart())
+      const output: ReadonlyArray<OutputMessage> = yield* (
+        streamOutput
+          ? drainStream(urls.amqpUrl, names.queue, o.records)
+          : drainQueue(urls.amqpUrl, names.queue)
+      ).pipe(
         Effect.catch((e) =>
           Effect.sync(() => {
             o.log(`chaos: ${e.message} (counted as lost)`)
@@ -367,6 +411,15 @@ export const runChaos = (o: ChaosOptions) =>
         pauses,
         longPauses,
         natsRestarts,
+        ...(rabbit
+          ? {
+              rabbitmqCrashes: {
+                done: rabbitmqCrashes,
+                asked: rabbitCrashes,
+                output: streamOutput ? ("stream" as const) : ("queue" as const)
+              }
+            }
+          : {}),
         faults,
         recoveries: Math.max(0, watch.maxEpoch - firstEpoch),
         epochs: { first: firstEpoch, last: watch.maxEpoch },

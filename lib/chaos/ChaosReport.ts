@@ -10,7 +10,7 @@ import type { KilledKind } from "./Nemesis.ts"
 /** One fault as it was done, `at` ms after the first `running` heartbeats. */
 export interface FaultEvent {
   readonly at: number
-  readonly fault: "kill" | "pause" | "natsRestart"
+  readonly fault: "kill" | "pause" | "natsRestart" | "rabbitmqCrash"
   readonly target: string
   readonly pid?: number
   /** pause length in ms */
@@ -45,6 +45,12 @@ export interface ChaosReport {
   /** pauses longer than the heartbeat timeout (the instance is declared dead: a zombie) */
   readonly longPauses: number
   readonly natsRestarts: number
+  /** kill -9 + restarts of the private RabbitMQ node (`--rabbitmq-crashes`), and how many were asked for */
+  readonly rabbitmqCrashes?: {
+    readonly done: number
+    readonly asked: number
+    readonly output: "queue" | "stream"
+  }
   readonly faults: ReadonlyArray<FaultEvent>
   /** epochs the job went through after its first one */
   readonly recoveries: number
@@ -87,6 +93,11 @@ export const formatChaosReport = (r: ChaosReport): string => {
     `${"kills".padEnd(12)}${killed}: source ${k.source}, keyed ${k.keyed}, sink ${k.sink}, coordinator ${k.coordinator}, other ${k.other}`,
     `${"pauses".padEnd(12)}${r.pauses} SIGSTOP/SIGCONT (${r.longPauses} longer than the heartbeat timeout)`,
     `${"NATS".padEnd(12)}${r.natsRestarts} restarts${r.natsRestartsEnabled ? ` of the private server ${r.natsUrl}` : ""}`,
+    ...(r.rabbitmqCrashes
+      ? [
+          `${"RabbitMQ".padEnd(12)}${r.rabbitmqCrashes.done} of ${r.rabbitmqCrashes.asked} kill -9 + restarts of the private node (output: a ${r.rabbitmqCrashes.output})`
+        ]
+      : []),
     rule("job"),
     `${"state".padEnd(12)}${r.state ?? "?"}${r.finished ? "" : ` (did not finish${r.reason ? `: ${r.reason}` : ""})`}, exit ${r.exitCode ?? "none (stopped at the deadline)"}`,
     `${"recoveries".padEnd(12)}${r.recoveries} (epochs ${r.epochs.first} → ${r.epochs.last})`,

@@ -301,6 +301,10 @@ const chaos = Command.make(
       Flag.withDescription("run against a private nats-server on a random port and restart it as a fault"),
       Flag.withDefault(false)
     ),
+    rabbitmqCrashes: Flag.Int("rabbitmq-crashes").pipe(
+      Flag.withDescription("run against a private RabbitMQ node and kill -9 / restart it this many times"),
+      Flag.withDefault(0)
+    ),
     seed: Flag.Int("seed").pipe(Flag.withDescription("seed of the fault schedule (printed)"), Flag.optional),
     duration: Flag.String("duration").pipe(
       Flag.withDescription("deadline for the job to finish, e.g. 90s, 10m"),

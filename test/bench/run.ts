@@ -33,6 +33,7 @@ import {
 import { microsByKind, microsLine, microsPerRecord, readCpu } from "./cpu.ts"
 import { createInput } from "./jobRun.ts"
 import { type RateFigures, rawTxPublish, sinkCycles } from "./rabbit.ts"
+import { streamSinkBench } from "./streamSink.ts"
 
 const natsUrl = process.env.EXACTOR_NATS_URL ?? defaultNatsUrl
 const args = process.argv.slice(2)
@@ -384,6 +385,14 @@ const p6Bench = once(async () => {
   return { steady: steadyFigures.rss, slow }
 })
 
+const streamSinkRow = once(async () => {
+  const r = await streamSinkBench(size.rabbit, txSize)
+  console.log(
+    `streamSink: RabbitMqStreamSink write+snapshot+commit: ${fmt(r.sink.perSecond)} records/s; raw named producer with confirms ${fmt(r.raw.perSecond)} records/s; ratio ${r.ratioRawStream.toFixed(2)} (goal >= 0.8)`
+  )
+  return r
+})
+
 const benches: Record<string, () => Promise<unknown>> = {
   channel: channelBench,
   rabbit: rabbitBench,
@@ -397,7 +406,8 @@ const benches: Record<string, () => Promise<unknown>> = {
   p3: p3Bench,
   p5: p5Bench,
   p4: p4Bench,
-  p6: p6Bench
+  p6: p6Bench,
+  streamSink: streamSinkRow
 }
 const chosen = names.length > 0 ? names : Object.keys(benches)
 for (const name of chosen)
@@ -447,6 +457,14 @@ if (c) {
     yes(c.ratio >= 0.5)
   ])
 }
+const ss = results.streamSink as Awaited<ReturnType<typeof streamSinkRow>> | undefined
+if (ss)
+  rows.push([
+    `RabbitMQ stream sink (${fmt(txSize)} per checkpoint, private node), ratio to a raw named producer with confirms (${fmt(ss.raw.perSecond)}/s)`,
+    `${fmt(ss.sink.perSecond)}/s, ${ss.ratioRawStream.toFixed(2)}`,
+    "≥ 0.8",
+    yes(ss.ratioRawStream >= 0.8)
+  ])
 if (rb)
   rows.push([`raw RabbitMQ persistent publish, ${fmt(txSize)} per AMQP tx`, `${fmt(rb.perSecond)}/s`, "", ""])
 if (rl)
