@@ -6,11 +6,12 @@
  */
 import { exactlyOnce, formatVerdict, type Verdict } from "./OutputCheck.ts"
 import type { KilledKind } from "./Nemesis.ts"
+import { type PostgresOutputCounts, postgresOutputOk } from "./PostgresOutputCheck.ts"
 
 /** One fault as it was done, `at` ms after the first `running` heartbeats. */
 export interface FaultEvent {
   readonly at: number
-  readonly fault: "kill" | "pause" | "natsRestart"
+  readonly fault: "kill" | "pause" | "natsRestart" | "postgresCrash"
   readonly target: string
   readonly pid?: number
   /** pause length in ms */
@@ -45,6 +46,12 @@ export interface ChaosReport {
   /** pauses longer than the heartbeat timeout (the instance is declared dead: a zombie) */
   readonly longPauses: number
   readonly natsRestarts: number
+  /** a run writing into PostgreSQL: the private server's crashes and what plain SQL says of the table */
+  readonly postgres?: PostgresOutputCounts & {
+    readonly url: string
+    readonly table: string
+    readonly crashes: number
+  }
   readonly faults: ReadonlyArray<FaultEvent>
   /** epochs the job went through after its first one */
   readonly recoveries: number
@@ -58,7 +65,8 @@ export interface ChaosReport {
   readonly ok: boolean
 }
 
-export const reportOk = (r: Omit<ChaosReport, "ok">): boolean => r.finished && exactlyOnce(r.verdict)
+export const reportOk = (r: Omit<ChaosReport, "ok">): boolean =>
+  r.finished && exactlyOnce(r.verdict) && (r.postgres === undefined || postgresOutputOk(r.postgres))
 
 const mib = (kib: number | undefined) => (kib === undefined ? "-" : `${(kib / 1024).toFixed(1)} MiB`)
 
@@ -87,6 +95,11 @@ export const formatChaosReport = (r: ChaosReport): string => {
     `${"kills".padEnd(12)}${killed}: source ${k.source}, keyed ${k.keyed}, sink ${k.sink}, coordinator ${k.coordinator}, other ${k.other}`,
     `${"pauses".padEnd(12)}${r.pauses} SIGSTOP/SIGCONT (${r.longPauses} longer than the heartbeat timeout)`,
     `${"NATS".padEnd(12)}${r.natsRestarts} restarts${r.natsRestartsEnabled ? ` of the private server ${r.natsUrl}` : ""}`,
+    ...(r.postgres
+      ? [
+          `${"PostgreSQL".padEnd(12)}${r.postgres.crashes} crashes (kill -9 + restart) of the private server; table ${r.postgres.table}: ${r.postgres.rows} rows, ${r.postgres.distinctOrders} order ids, ${r.postgres.duplicateRows} duplicate rows (SQL GROUP BY), ${r.postgres.preparedLeft} prepared transactions left`
+        ]
+      : []),
     rule("job"),
     `${"state".padEnd(12)}${r.state ?? "?"}${r.finished ? "" : ` (did not finish${r.reason ? `: ${r.reason}` : ""})`}, exit ${r.exitCode ?? "none (stopped at the deadline)"}`,
     `${"recoveries".padEnd(12)}${r.recoveries} (epochs ${r.epochs.first} → ${r.epochs.last})`,

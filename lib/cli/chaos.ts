@@ -18,6 +18,7 @@ export interface ChaosFlags {
   readonly kinds: string
   readonly pause: boolean
   readonly natsRestarts: boolean
+  readonly postgresCrashes: number | undefined
   readonly seed: number | undefined
   readonly duration: string
   readonly json: string
@@ -58,6 +59,7 @@ export const runChaosCli = (f: ChaosFlags) =>
       kinds,
       pause: f.pause,
       natsRestarts: f.natsRestarts,
+      ...(f.postgresCrashes === undefined ? {} : { postgresCrashes: f.postgresCrashes }),
       seed,
       deadlineMs,
       urls: f.urls,

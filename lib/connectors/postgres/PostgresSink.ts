@@ -14,6 +14,7 @@
 import * as Effect from "effect/Effect"
 import * as Semaphore from "effect/Semaphore"
 import type * as Scope from "effect/Scope"
+import { pgUrlFromEnv } from "../../brokers/PostgresUrl.ts"
 import { makeRowWriter } from "./PostgresRows.ts"
 import { isUnavailable, literal, makeSession, type Conn, type Session } from "./PostgresSession.ts"
 import { type PostgresSinkError, PgSinkQueryFailed, PgSinkTransactionMissing } from "./PostgresSinkErrors.ts"
@@ -29,6 +30,8 @@ import {
   type TwoPhaseCommitError,
   type TwoPhaseCommitWriter
 } from "../../runtime/TwoPhaseCommitSink.ts"
+
+export { pgUrlFromEnv }
 
 /** Everything the PostgreSQL sink fails with: its own errors and the two-phase-commit protocol's. */
 export type PostgresSinkFailure = TwoPhaseCommitError | PostgresSinkError
