@@ -55,11 +55,13 @@ const inDoubt = (sink: string, checkpoint: number) => (e: PostgresSinkError) =>
 // ---------------------------------------------------------------------------------------------
 // Prepared mode
 
-interface PreparedTxn {
+interface PreparedTxn<A> {
   readonly conn: Conn
   readonly n: number
   gid: string | undefined
   checkpoint: number | undefined
+  /** table mode: records not yet sent, fewer than `insertBatchRows` (sent at the latest at preCommit) */
+  buffer: Array<A>
 }
 
 const preparedResource = <A>(o: Resolved<A>, s: Session) => {
@@ -84,7 +86,7 @@ const preparedResource = <A>(o: Resolved<A>, s: Session) => {
       return yield* new PgSinkTransactionMissing({ sink, checkpoint, gid })
     })
 
-  const resource: TransactionalResource<PreparedTxn, A, PostgresSinkError, PreparedGid> = {
+  const resource: TransactionalResource<PreparedTxn<A>, A, PostgresSinkError, PreparedGid> = {
     beginTransaction: (n) =>
       Effect.gen(function* () {
         if (txConn === undefined || txConn.dead !== undefined) {
@@ -94,12 +96,25 @@ const preparedResource = <A>(o: Resolved<A>, s: Session) => {
         }
         const conn = txConn
         yield* s.query(conn, "BEGIN", n, "BEGIN")
-        return { conn, n, gid: undefined, checkpoint: undefined }
+        return { conn, n, gid: undefined, checkpoint: undefined, buffer: [] }
       }),
-    write: (t, records) => writeRows(t.conn, t.n, records),
+    // table mode sends full multi-row INSERTs only; the rest waits in the buffer
+    write: (t, records) =>
+      Effect.suspend(() => {
+        if (o.table === undefined) return writeRows(t.conn, t.n, records)
+        for (const r of records) t.buffer.push(r)
+        if (t.buffer.length < o.insertBatchRows) return Effect.void
+        const full = t.buffer.length - (t.buffer.length % o.insertBatchRows)
+        const ready = t.buffer.slice(0, full)
+        t.buffer = t.buffer.slice(full)
+        return writeRows(t.conn, t.n, ready)
+      }),
     preCommit: (t, n) =>
       Effect.gen(function* () {
         const gid = gidOf(o, n)
+        const rest = t.buffer
+        t.buffer = []
+        yield* writeRows(t.conn, n, rest)
         yield* s.logRow(t.conn, n)
         const r = yield* s.query(t.conn, "PREPARE TRANSACTION", n, `PREPARE TRANSACTION ${literal(gid)}`)
         // PREPARE in a transaction that already failed rolls it back and answers ROLLBACK
