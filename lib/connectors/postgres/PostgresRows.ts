@@ -5,7 +5,7 @@
  * fails with the error naming its first record, and nothing after it is sent.
  */
 import * as Effect from "effect/Effect"
-import { classify, type PgSinkQueryFailed } from "./PostgresSinkErrors.ts"
+import { classify, PgSinkQueryFailed } from "./PostgresSinkErrors.ts"
 import type { Conn } from "./PostgresSession.ts"
 import { quoteQualified, type Resolved } from "./PostgresSinkOptions.ts"
 
@@ -58,24 +58,40 @@ export const makeRowWriter = <A>(o: Resolved<A>) => {
       }
     })
 
-  const statement = (c: Conn, checkpoint: number, records: ReadonlyArray<A>) =>
-    Effect.tryPromise({
-      try: () => {
-        const w = o.write!
-        const all: Array<Promise<unknown>> = new Array(records.length)
-        for (let i = 0; i < records.length; i++) {
-          const r = records[i]!
-          all[i] = c.client.query(w.sql, w.params(r) as Array<unknown>).catch((cause: unknown) => {
-            throw { cause, record: r }
-          })
-        }
-        return Promise.all(all)
-      },
-      catch: (e) => {
-        const { cause, record } = (e ?? {}) as { cause?: unknown; record?: unknown }
-        return classify(o.id, "write", checkpoint, record)(cause ?? e)
-      }
+  /** `write.params` of every record first (user code: a throw fails the batch before anything is sent). */
+  const paramsOf = (checkpoint: number, records: ReadonlyArray<A>) =>
+    Effect.try({
+      try: () => records.map((r) => o.write!.params(r) as Array<unknown>),
+      catch: (cause) =>
+        new PgSinkQueryFailed({
+          sink: o.id,
+          operation: "write.params",
+          checkpoint,
+          sqlstate: undefined,
+          cause
+        })
     })
+
+  const statement = (c: Conn, checkpoint: number, records: ReadonlyArray<A>) =>
+    Effect.flatMap(paramsOf(checkpoint, records), (params) =>
+      Effect.tryPromise({
+        try: () => {
+          const sql = o.write!.sql
+          const all: Array<Promise<unknown>> = new Array(records.length)
+          for (let i = 0; i < records.length; i++) {
+            const r = records[i]
+            all[i] = c.client.query(sql, params[i]).catch((cause: unknown) => {
+              throw { cause, record: r }
+            })
+          }
+          return Promise.all(all)
+        },
+        catch: (e) => {
+          const { cause, record } = (e ?? {}) as { cause?: unknown; record?: unknown }
+          return classify(o.id, "write", checkpoint, record)(cause ?? e)
+        }
+      })
+    )
 
   return (
     c: Conn,
