@@ -94,6 +94,27 @@ export {
   StreamSinkLockLost
 } from "./connectors/rabbitmq-stream/StreamErrors.ts"
 
+// The exactly-once PostgreSQL sink (prepared transactions, or local mode)
+export { type PostgresSinkDeclarationOptions, postgresSink } from "../actors/postgresSink.ts"
+export {
+  makePostgresSink,
+  type PostgresSinkFailure,
+  type PostgresSinkWriter,
+  type PreparedGid
+} from "./connectors/postgres/PostgresSink.ts"
+export type { PostgresSinkOptions, PostgresStatement } from "./connectors/postgres/PostgresSinkOptions.ts"
+export {
+  PgSinkFenced,
+  PgSinkOptionsInvalid,
+  PgSinkPreparedTransactionsDisabled,
+  PgSinkQueryFailed,
+  PgSinkRecordRejected,
+  PgSinkSerializationFailure,
+  PgSinkTransactionMissing,
+  PgSinkUnavailable,
+  type PostgresSinkError
+} from "./connectors/postgres/PostgresSinkErrors.ts"
+
 // Writing another exactly-once sink: Flink's TwoPhaseCommitSinkFunction over a transactional resource
 export {
   checkPendingRecords,

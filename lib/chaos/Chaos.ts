@@ -38,9 +38,15 @@ import {
   signalProcess,
   type TargetKind
 } from "./Nemesis.ts"
-import { checkOrders, drainQueue, type OutputMessage } from "./OutputCheck.ts"
+import { checkOrders, drainQueue, type OutputMessage, type OutputUnreadable } from "./OutputCheck.ts"
+import {
+  type PostgresOutputCounts,
+  type PostgresOutputUnreadable,
+  readPostgresOutput
+} from "./PostgresOutputCheck.ts"
 import { privateRabbitMqNode } from "./PrivateRabbitMq.ts"
 import { drainStream } from "./StreamDrain.ts"
+import { scopedPostgresServer } from "../brokers/PostgresServer.ts"
 import type { JobPlan } from "../api/Pipeline.ts"
 import { loadPipeline } from "../api/PipelineModule.ts"
 import { generateOrder, produce } from "../connectors/jetstream/Producer.ts"
@@ -58,6 +64,12 @@ export interface ChaosOptions {
   readonly natsRestarts: boolean
   /** run against a private RabbitMQ node and kill -9 / restart it this many times during the run (default 0) */
   readonly rabbitmqCrashes?: number
+  /**
+   * set: the module writes into PostgreSQL (the orders example's table, named by EXACTOR_ORDERS_TABLE):
+   * run it against a private cluster (max_prepared_transactions 0 when EXACTOR_PG_MODE=local), crash
+   * that server (SIGKILL + restart) this many times as faults, and check the table with plain SQL
+   */
+  readonly postgresCrashes?: number
   readonly seed: number
   /** the job must finish within this many ms of its start */
   readonly deadlineMs: number
@@ -86,7 +98,12 @@ const validate = (o: ChaosOptions): ChaosOptionInvalid | undefined => {
     whole("interval", o.intervalMs, 50) ??
     whole("duration", o.deadlineMs, 1000) ??
     whole("rabbitmqCrashes", o.rabbitmqCrashes ?? 0, 0) ??
-    (o.kinds.length === 0 && !o.pause && !o.natsRestarts && (o.rabbitmqCrashes ?? 0) === 0
+    (o.postgresCrashes === undefined ? undefined : whole("postgres-crashes", o.postgresCrashes, 0)) ??
+    (o.kinds.length === 0 &&
+    !o.pause &&
+    !o.natsRestarts &&
+    (o.rabbitmqCrashes ?? 0) === 0 &&
+    !(o.postgresCrashes ?? 0)
       ? new ChaosOptionInvalid({ field: "kinds", value: o.kinds, rule: "nothing to target" })
       : undefined)
   )
@@ -131,6 +148,14 @@ export const runChaos = (o: ChaosOptions) =>
       const invalid = validate(o)
       if (invalid) return yield* invalid
       const names = chaosNames()
+      const pgServer =
+        o.postgresCrashes === undefined
+          ? undefined
+          : yield* scopedPostgresServer({
+              maxPreparedTransactions: process.env.EXACTOR_PG_MODE === "local" ? 0 : 64
+            })
+      const table = names.queue.replace(/-/g, "_")
+      if (pgServer) process.env.EXACTOR_ORDERS_TABLE = table
       const server: TestNatsServer | undefined = o.natsRestarts ? yield* NatsServer.scoped : undefined
       const natsUrl = server?.url ?? o.urls.natsUrl
       if (!server) yield* ensureNats({ natsUrl })
@@ -205,7 +230,8 @@ export const runChaos = (o: ChaosOptions) =>
             : {}),
           // the job's restart strategy must outlast the faults: many attempts, a short backoff cap
           EXACTOR_RESTART_ATTEMPTS: "100000",
-          EXACTOR_RESTART_MAX_DELAY: "2000"
+          EXACTOR_RESTART_MAX_DELAY: "2000",
+          ...(pgServer ? { EXACTOR_PG_URL: pgServer.url, EXACTOR_ORDERS_TABLE: table } : {})
         },
         logPath
       )
@@ -260,7 +286,8 @@ export const runChaos = (o: ChaosOptions) =>
       const slots: Array<FaultSlot> = [
         ...o.kinds.map((kind) => ({ fault: "kill" as const, kind })),
         ...(o.pause ? [{ fault: "pause" as const }] : []),
-        ...(server ? [{ fault: "natsRestart" as const }] : [])
+        ...(server ? [{ fault: "natsRestart" as const }] : []),
+        ...(pgServer && (o.postgresCrashes ?? 0) > 0 ? [{ fault: "postgresCrash" as const }] : [])
       ]
       const schedule = new FaultSchedule(slots, rng)
       const kills: Record<KilledKind, number> = { source: 0, keyed: 0, sink: 0, coordinator: 0, other: 0 }
@@ -268,6 +295,15 @@ export const runChaos = (o: ChaosOptions) =>
       let pauses = 0
       let longPauses = 0
       let natsRestarts = 0
+      let postgresCrashes = 0
+      /** the next slot, past postgres crashes once all of them are done */
+      const nextSlot = () => {
+        for (let i = 0; i <= slots.length; i++) {
+          const s = schedule.next()
+          if (s?.fault !== "postgresCrash" || postgresCrashes < (o.postgresCrashes ?? 0)) return s
+        }
+        return undefined
+      }
       const hbTimeout = plan.options.heartbeatTimeout
       const targetsOf = (kinds: ReadonlyArray<TargetKind>) =>
         [...jobProcesses(runPid).values()].filter((p) => kinds.includes(kindOf(plan, p.name)))
@@ -276,6 +312,18 @@ export const runChaos = (o: ChaosOptions) =>
       const inject = (slot: FaultSlot) =>
         Effect.gen(function* () {
           const at = Date.now() - t0
+          if (slot.fault === "postgresCrash" && pgServer) {
+            // never left down by the end of the run: the restart completes even if the nemesis is interrupted
+            yield* Effect.uninterruptible(
+              io("crashing and restarting the private postgres", async () => {
+                await pgServer.kill()
+                await pgServer.restart()
+              })
+            )
+            postgresCrashes++
+            faults.push({ at, fault: "postgresCrash", target: "postgres" })
+            return o.log(`chaos: ${(at / 1000).toFixed(1)} s kill -9 postgres (and restart)`)
+          }
           if (slot.fault === "natsRestart") {
             yield* io("restarting the private nats-server", () => server!.restart())
             natsRestarts++
@@ -329,7 +377,7 @@ export const runChaos = (o: ChaosOptions) =>
             progressAt = watch.latestCheckpoint
             withoutProgress = 0
           }
-          const slot = schedule.next()
+          const slot = nextSlot()
           if (slot) yield* inject(slot)
           withoutProgress++
         }
@@ -373,10 +421,19 @@ export const runChaos = (o: ChaosOptions) =>
       // a node killed mid-restart by the interrupt above comes back up before the drain
       if (rabbit && rabbit.pid === undefined)
         yield* io("restarting the private RabbitMQ node", () => rabbit.restart())
-      const output: ReadonlyArray<OutputMessage> = yield* (
-        streamOutput
+      let pgCounts: PostgresOutputCounts | undefined
+      const read = pgServer
+        ? readPostgresOutput(pgServer.url, table).pipe(
+            Effect.map(({ messages, counts }) => {
+              pgCounts = counts
+              return messages
+            })
+          )
+        : streamOutput
           ? drainStream(urls.amqpUrl, names.queue, o.records)
           : drainQueue(urls.amqpUrl, names.queue)
+      const output: ReadonlyArray<OutputMessage> = yield* (
+        read as Effect.Effect<ReadonlyArray<OutputMessage>, OutputUnreadable | PostgresOutputUnreadable>
       ).pipe(
         Effect.catch((e) =>
           Effect.sync(() => {
@@ -417,6 +474,16 @@ export const runChaos = (o: ChaosOptions) =>
                 done: rabbitmqCrashes,
                 asked: rabbitCrashes,
                 output: streamOutput ? ("stream" as const) : ("queue" as const)
+              }
+            }
+          : {}),
+        ...(pgServer
+          ? {
+              postgres: {
+                url: pgServer.url,
+                table,
+                crashes: postgresCrashes,
+                ...(pgCounts ?? { rows: 0, distinctOrders: 0, duplicateRows: 0, preparedLeft: -1 })
               }
             }
           : {}),

@@ -6,11 +6,12 @@
  */
 import { exactlyOnce, formatVerdict, type Verdict } from "./OutputCheck.ts"
 import type { KilledKind } from "./Nemesis.ts"
+import { type PostgresOutputCounts, postgresOutputOk } from "./PostgresOutputCheck.ts"
 
 /** One fault as it was done, `at` ms after the first `running` heartbeats. */
 export interface FaultEvent {
   readonly at: number
-  readonly fault: "kill" | "pause" | "natsRestart" | "rabbitmqCrash"
+  readonly fault: "kill" | "pause" | "natsRestart" | "rabbitmqCrash" | "postgresCrash"
   readonly target: string
   readonly pid?: number
   /** pause length in ms */
@@ -51,6 +52,12 @@ export interface ChaosReport {
     readonly asked: number
     readonly output: "queue" | "stream"
   }
+  /** a run writing into PostgreSQL: the private server's crashes and what plain SQL says of the table */
+  readonly postgres?: PostgresOutputCounts & {
+    readonly url: string
+    readonly table: string
+    readonly crashes: number
+  }
   readonly faults: ReadonlyArray<FaultEvent>
   /** epochs the job went through after its first one */
   readonly recoveries: number
@@ -64,7 +71,8 @@ export interface ChaosReport {
   readonly ok: boolean
 }
 
-export const reportOk = (r: Omit<ChaosReport, "ok">): boolean => r.finished && exactlyOnce(r.verdict)
+export const reportOk = (r: Omit<ChaosReport, "ok">): boolean =>
+  r.finished && exactlyOnce(r.verdict) && (r.postgres === undefined || postgresOutputOk(r.postgres))
 
 const mib = (kib: number | undefined) => (kib === undefined ? "-" : `${(kib / 1024).toFixed(1)} MiB`)
 
@@ -96,6 +104,11 @@ export const formatChaosReport = (r: ChaosReport): string => {
     ...(r.rabbitmqCrashes
       ? [
           `${"RabbitMQ".padEnd(12)}${r.rabbitmqCrashes.done} of ${r.rabbitmqCrashes.asked} kill -9 + restarts of the private node (output: a ${r.rabbitmqCrashes.output})`
+        ]
+      : []),
+    ...(r.postgres
+      ? [
+          `${"PostgreSQL".padEnd(12)}${r.postgres.crashes} crashes (kill -9 + restart) of the private server; table ${r.postgres.table}: ${r.postgres.rows} rows, ${r.postgres.distinctOrders} order ids, ${r.postgres.duplicateRows} duplicate rows (SQL GROUP BY), ${r.postgres.preparedLeft} prepared transactions left`
         ]
       : []),
     rule("job"),

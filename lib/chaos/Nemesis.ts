@@ -30,6 +30,7 @@ export type FaultSlot =
   | { readonly fault: "kill"; readonly kind: TargetKind }
   | { readonly fault: "pause" }
   | { readonly fault: "natsRestart" }
+  | { readonly fault: "postgresCrash" }
 
 export class ProcessSignalFailed extends Data.TaggedError("ProcessSignalFailed")<{
   readonly name: string

@@ -1,6 +1,7 @@
 /**
  * `npm run brokers`: makes sure NATS (with JetStream) and RabbitMQ are up, starting them if needed
- * (see lib/brokers/Brokers.ts), and prints one line per broker. Exits 0 only when both answer; otherwise
+ * (see lib/brokers/Brokers.ts), and prints one line per broker, PostgreSQL too (lib/brokers/PostgresBroker.ts,
+ * never fatal). Exits 0 only when NATS and RabbitMQ answer; otherwise
  * it exits 1 and the failing broker's line says what to install or which env var to set.
  */
 import { runMain } from "@effect/platform-node/NodeRuntime"
@@ -9,6 +10,7 @@ import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import type { BrokerName } from "../brokers/BrokerError.ts"
 import { ensureNats, ensureRabbitMq } from "../brokers/Brokers.ts"
+import { ensurePostgres } from "../brokers/PostgresBroker.ts"
 
 class BrokersNotReady extends Data.TaggedError("BrokersNotReady")<{
   readonly brokers: ReadonlyArray<BrokerName>
@@ -35,6 +37,17 @@ const main = Effect.gen(function* () {
       yield* Console.error(`${broker.padEnd(8)} ${result.failure.message}`)
     }
   }
+  // PostgreSQL is only for the PostgreSQL sink (its tests start private clusters): reported, never fatal
+  const pgStatus = yield* Effect.result(ensurePostgres())
+  if (pgStatus._tag === "Success") {
+    const { url, how, maxPreparedTransactions: m } = pgStatus.success
+    const note =
+      m === 0 ? ' (max_prepared_transactions = 0: the PostgreSQL sink needs mode: "local" there)' : ""
+    yield* Console.log(`${"Postgres".padEnd(8)} ${url.replace(/\/\/[^@/]*@/, "//")}: ${how}${note}`)
+  } else
+    yield* Console.error(
+      `${"Postgres".padEnd(8)} ${pgStatus.failure.message} (only the PostgreSQL sink needs it)`
+    )
   if (notReady.length > 0) return yield* new BrokersNotReady({ brokers: notReady })
 })
 

@@ -19,6 +19,7 @@ export interface ChaosFlags {
   readonly pause: boolean
   readonly natsRestarts: boolean
   readonly rabbitmqCrashes: number
+  readonly postgresCrashes: number | undefined
   readonly seed: number | undefined
   readonly duration: string
   readonly json: string
@@ -60,6 +61,7 @@ export const runChaosCli = (f: ChaosFlags) =>
       pause: f.pause,
       natsRestarts: f.natsRestarts,
       rabbitmqCrashes: f.rabbitmqCrashes,
+      ...(f.postgresCrashes === undefined ? {} : { postgresCrashes: f.postgresCrashes }),
       seed,
       deadlineMs,
       urls: f.urls,

@@ -305,6 +305,12 @@ const chaos = Command.make(
       Flag.withDescription("run against a private RabbitMQ node and kill -9 / restart it this many times"),
       Flag.withDefault(0)
     ),
+    postgresCrashes: Flag.Int("postgres-crashes").pipe(
+      Flag.withDescription(
+        "the module writes into PostgreSQL: run it on a private cluster, kill -9 and restart that server N times, check the table with SQL"
+      ),
+      Flag.optional
+    ),
     seed: Flag.Int("seed").pipe(Flag.withDescription("seed of the fault schedule (printed)"), Flag.optional),
     duration: Flag.String("duration").pipe(
       Flag.withDescription("deadline for the job to finish, e.g. 90s, 10m"),
@@ -317,7 +323,14 @@ const chaos = Command.make(
   },
   (f) =>
     Effect.promise(() => import("./chaos.ts")).pipe(
-      Effect.flatMap(({ runChaosCli }) => runChaosCli({ ...f, seed: Option.getOrUndefined(f.seed), urls })),
+      Effect.flatMap(({ runChaosCli }) =>
+        runChaosCli({
+          ...f,
+          seed: Option.getOrUndefined(f.seed),
+          postgresCrashes: Option.getOrUndefined(f.postgresCrashes),
+          urls
+        })
+      ),
       Effect.flatMap(setExit)
     )
 ).pipe(

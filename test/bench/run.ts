@@ -9,7 +9,8 @@
  * orders job with a JetStream source and the discard sink, against rawRead), p2jsPar2 (p2js with 1
  * and 2 partitioned source instances: source CPU per record),
  * p3 (P2's job with checkpoints off vs every 1 s), p5 (checkpoint duration/alignment at half rate; also the
- * steady RSS of P6), p4 (recovery after SIGKILL), p6 (RSS under a slowed sink).
+ * steady RSS of P6), p4 (recovery after SIGKILL), p6 (RSS under a slowed sink), pgsink (the PostgreSQL
+ * sink vs a raw pg client, on a private cluster; JSON key `pgSink`), p1pg (P1 with the PostgreSQL sink).
  * `EXACTOR_BENCH_PROFILE=<dir>`: the P1 job's processes write `--cpu-prof` profiles there.
  */
 import { spawn } from "node:child_process"
@@ -34,6 +35,7 @@ import { microsByKind, microsLine, microsPerRecord, readCpu } from "./cpu.ts"
 import { createInput } from "./jobRun.ts"
 import { type RateFigures, rawTxPublish, sinkCycles } from "./rabbit.ts"
 import { streamSinkBench } from "./streamSink.ts"
+import { p1PostgresBench, type PgSinkFigures, pgSinkBench } from "./postgres.ts"
 
 const natsUrl = process.env.EXACTOR_NATS_URL ?? defaultNatsUrl
 const args = process.argv.slice(2)
@@ -393,6 +395,26 @@ const streamSinkRow = once(async () => {
   return r
 })
 
+const pgsinkBench = once(async () => {
+  const r = await pgSinkBench(quick ? 30_000 : 100_000)
+  console.log(
+    `pgsink: PostgresSink write+PREPARE+COMMIT PREPARED: ${fmt(r.perSecond)} records/s; raw pg client, same rows and transactions: ${fmt(r.rawPerSecond)} records/s; ratio ${r.ratioRaw.toFixed(2)} (goal >= 0.8)`
+  )
+  return r
+})
+
+const p1pgBench = once(async () => {
+  const t = await p1PostgresBench(nc, {
+    job: uniqueName("bench_p1pg"),
+    stream: await input(),
+    count: size.input
+  })
+  console.log(
+    `P1 with the PostgreSQL sink: ${fmt(t.perSecond)} records/s (exit ${t.exitCode}, exactly once: ${t.exactlyOnce} ${JSON.stringify(t.verdict)}, SQL ${JSON.stringify(t.sql)})`
+  )
+  return t
+})
+
 const benches: Record<string, () => Promise<unknown>> = {
   channel: channelBench,
   rabbit: rabbitBench,
@@ -407,7 +429,9 @@ const benches: Record<string, () => Promise<unknown>> = {
   p5: p5Bench,
   p4: p4Bench,
   p6: p6Bench,
-  streamSink: streamSinkRow
+  streamSink: streamSinkRow,
+  pgsink: pgsinkBench,
+  p1pg: p1pgBench
 }
 const chosen = names.length > 0 ? names : Object.keys(benches)
 for (const name of chosen)
@@ -419,7 +443,7 @@ const load = loadavg()
 const started = performance.now()
 const results: Record<string, unknown> = {}
 try {
-  for (const name of chosen) results[name] = await benches[name]!()
+  for (const name of chosen) results[name === "pgsink" ? "pgSink" : name] = await benches[name]!()
 } finally {
   if (inputStream) await (await jetstreamManager(nc)).streams.delete(inputStream).catch(() => false)
 }
@@ -443,6 +467,29 @@ const r3 = results.p3 as Awaited<ReturnType<typeof p3Bench>> | undefined
 const r4 = results.p4 as Awaited<ReturnType<typeof p4Bench>> | undefined
 const r5 = results.p5 as Awaited<ReturnType<typeof p5Bench>> | undefined
 const r6 = results.p6 as Awaited<ReturnType<typeof p6Bench>> | undefined
+const pgs = results.pgSink as PgSinkFigures | undefined
+const p1pg = results.p1pg as Awaited<ReturnType<typeof p1pgBench>> | undefined
+if (p1pg)
+  rows.push([
+    "P1 with the PostgreSQL sink (prepared), first to last row",
+    `${fmt(p1pg.perSecond)}/s`,
+    "exactly once",
+    yes(p1pg.exactlyOnce)
+  ])
+if (pgs) {
+  rows.push([
+    `raw pg client, multi-row INSERTs, ${fmt(pgs.txSize)} rows per transaction`,
+    `${fmt(pgs.rawPerSecond)}/s`,
+    "",
+    ""
+  ])
+  rows.push([
+    `PostgreSQL sink alone (prepared: PREPARE + COMMIT PREPARED), ${fmt(pgs.txSize)} per transaction`,
+    `${fmt(pgs.perSecond)}/s, ratioRaw ${pgs.ratioRaw.toFixed(2)}`,
+    ">= 0.8",
+    yes(pgs.ratioRaw >= 0.8)
+  ])
+}
 if (c) {
   rows.push([
     "raw NATS pub→sub, one msgpack record per message (2 processes)",
