@@ -4,7 +4,8 @@
  *
  * The `exactor` command line: run a job on this host, launch part of a job, the actor and
  * coordinator processes themselves, status, savepoints, producing input, and the example.
- * Exit codes: 0 done/FINISHED, 1 error, 2 job FAILED, 3 restart intensity exceeded, 130 interrupted.
+ * Exit codes: 0 done/FINISHED, 1 error, 2 job FAILED, 3 restart intensity exceeded, 4 job CANCELLED,
+ * 130 interrupted.
  */
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { runMain } from "@effect/platform-node/NodeRuntime"
@@ -24,6 +25,7 @@ import { loadPipeline } from "../api/PipelineModule.ts"
 import { produce } from "../connectors/jetstream/Producer.ts"
 import { requestSavepoint } from "../checkpoint/SavepointRequest.ts"
 import { formatStatus } from "./formatStatus.ts"
+import { lifecycleCommands } from "./lifecycleCommands.ts"
 
 const urls = brokerUrlsFromEnv()
 
@@ -86,7 +88,9 @@ const run = Command.make(
       yield* Console.error(
         result.exitCode === 0
           ? `job ${plan.pipeline.job} FINISHED`
-          : `job ${plan.pipeline.job} FAILED: ${result.reason ?? ""}`
+          : result.exitCode === ExitCode.cancelled
+            ? `job ${plan.pipeline.job} CANCELLED`
+            : `job ${plan.pipeline.job} FAILED: ${result.reason ?? ""}`
       )
       yield* setExit(result.exitCode)
     })
@@ -317,6 +321,7 @@ const exactor = Command.make("exactor").pipe(
     produceCmd,
     example,
     chaos,
+    ...lifecycleCommands(urls),
     actor,
     coordinator
   ])

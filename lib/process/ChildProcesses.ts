@@ -42,7 +42,12 @@ export const coordinatorProcess = (module: string, urls: BrokerUrls) =>
     Effect.gen(function* () {
       const { plan, nc, store } = yield* openJob(module, urls, "coordinator")
       const result = yield* runCoordinator({ plan, nc, store })
-      process.exitCode = result.state === "FINISHED" ? ExitCode.finished : ExitCode.failed
+      process.exitCode =
+        result.state === "FINISHED"
+          ? ExitCode.finished
+          : result.state === "CANCELLED"
+            ? ExitCode.cancelled
+            : ExitCode.failed
     })
   )
 

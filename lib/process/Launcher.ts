@@ -20,7 +20,7 @@ import { encode } from "../runtime/Envelope.ts"
 import type { NatsConnection } from "../runtime/Nats.ts"
 
 /** Exit codes of the coordinator process, which are the job's. */
-export const ExitCode = { finished: 0, failed: 2, intensity: 3, usage: 64 } as const
+export const ExitCode = { finished: 0, failed: 2, intensity: 3, cancelled: 4, usage: 64 } as const
 
 export interface SupervisorOptions {
   /** R: restarts allowed within `restartWindowMs` before the job fails. Default 10. */
@@ -165,7 +165,10 @@ export const runLauncher = (o: LauncherOptions): Effect.Effect<LauncherResult> =
         children.delete(spec.name)
         o.onEvent?.({ kind: "exited", name: spec.name, code, signal })
         if (stopping) return
-        if (spec.name === "coordinator" && (code === ExitCode.finished || code === ExitCode.failed)) {
+        if (
+          spec.name === "coordinator" &&
+          (code === ExitCode.finished || code === ExitCode.failed || code === ExitCode.cancelled)
+        ) {
           finish({
             exitCode: code,
             ...(code === ExitCode.failed

@@ -1,0 +1,102 @@
+/**
+ * Job lifecycle over real processes and brokers: `exactor jobs` lists a running job, `delete` refuses
+ * it, `cancel --savepoint` stops it right after a committed savepoint and a run from that savepoint
+ * gives exactly-once output, `cancel` without a savepoint stops a run, and `delete` then leaves
+ * nothing of the job on NATS or RabbitMQ (the output queue, the user's data, stays).
+ */
+import { jetstreamManager } from "@nats-io/jetstream"
+import amqp from "amqplib"
+import t from "tap"
+import { Kvm } from "@nats-io/kv"
+import { exactlyOnce, status, until } from "../harness/checks.ts"
+import { amqpUrl } from "../harness/env.ts"
+import { startOrdersJob } from "../harness/job.ts"
+
+const queueExists = async (queue: string): Promise<boolean> => {
+  const conn = await amqp.connect(amqpUrl)
+  try {
+    const ch = await conn.createChannel()
+    ch.on("error", () => undefined)
+    return await ch.checkQueue(queue).then(
+      () => true,
+      () => false
+    )
+  } finally {
+    await conn.close().catch(() => undefined)
+  }
+}
+
+t.test("jobs, cancel with and without a savepoint, delete", async (t) => {
+  const orders = 60_000
+  const job = await startOrdersJob({ orders, env: { EXACTOR_CHECKPOINT_INTERVAL: "500" } })
+  t.teardown(() => job.cleanup())
+
+  const first = job.run()
+  await until("a completed checkpoint", async () => {
+    const s = await status(job)
+    return s !== undefined && s.state === "RUNNING" && s.checkpoints.completed >= 1
+  })
+  const listed = await job.cli(["jobs"])
+  t.equal(listed.code, 0, listed.output)
+  t.match(
+    listed.output,
+    new RegExp(`${job.job}\\s+RUNNING\\s+\\d+\\s+\\d+`),
+    "jobs lists it RUNNING with its last checkpoint"
+  )
+
+  const refused = await job.cli(["delete", job.job])
+  t.equal(refused.code, 1, "delete refuses a running job")
+  t.match(refused.output, /delete refused: job \S+ is RUNNING/)
+
+  const cancelled = await job.cli(["cancel", job.job, "--savepoint", "last"])
+  t.equal(cancelled.code, 0, cancelled.output)
+  t.match(cancelled.output, /CANCELLED after savepoint last \(checkpoint \d+\)/)
+  t.equal(await first.exit, 4, "the run ends with exit code 4 (CANCELLED)")
+  t.equal((await status(job))?.state, "CANCELLED")
+  t.match((await job.cli(["jobs"])).output, new RegExp(`${job.job}\\s+CANCELLED`), "jobs shows it CANCELLED")
+  t.match((await job.cli(["savepoints", job.job])).output, /last\s+checkpoint \d+/, "the savepoint is kept")
+
+  const resumed = job.run(["--from-savepoint", "last"])
+  t.equal(await resumed.exit, 0, "the run from the savepoint FINISHED")
+  exactlyOnce(t, await job.verdict(), orders)
+  const sinkCommitted = (await status(job))?.instances.find((i) => i.id === "sink#0")?.recordsCommitted
+  t.equal(sinkCommitted, orders, "the status counts every record committed, across both runs")
+
+  // a fresh run, cancelled without a savepoint
+  const again = job.run()
+  await job.running("sink#0", (await status(job))?.epoch ?? 0)
+  const plain = await job.cli(["cancel", job.job])
+  t.equal(plain.code, 0, plain.output)
+  t.match(plain.output, new RegExp(`job ${job.job} CANCELLED`))
+  t.equal(await again.exit, 4)
+  const noJob = await job.cli(["cancel", job.job])
+  t.equal(noJob.code, 1, "cancelling a job that is not running fails")
+
+  const deleted = await job.cli(["delete", job.job])
+  t.equal(deleted.code, 0, deleted.output)
+  t.match(deleted.output, /RabbitMQ queue exactor\.\S+\.sink\.0\.marker/)
+  // the lock queue is exclusive: it went with the sink's connection, and delete finds nothing of it
+  t.match(deleted.output, /bounded-source end record/)
+  t.match(deleted.output, /Object Store exactor-/)
+  t.match(deleted.output, /KV bucket exactor-/)
+
+  const jsm = await jetstreamManager(job.nc)
+  const streams: Array<string> = []
+  for await (const name of jsm.streams.names()) streams.push(name)
+  t.same(
+    streams.filter((s) => s.includes(job.job)),
+    [],
+    "no stream of the job is left (KV bucket, Object Store)"
+  )
+  const bounds = await new Kvm(job.nc).open("exactor-source-bounds")
+  const keys: Array<string> = []
+  for await (const k of await bounds.keys(`${job.job}.>`)) keys.push(k)
+  t.same(keys, [], "no bounded-source end of the job is left")
+  t.equal(await queueExists(`exactor.${job.job}.sink.0.lock`), false, "the lock queue is gone")
+  t.equal(await queueExists(`exactor.${job.job}.sink.0.marker`), false, "the marker queue is gone")
+  t.equal(await queueExists(job.queue), true, "the output queue stays")
+  t.notMatch((await job.cli(["jobs"])).output, job.job, "jobs no longer lists it")
+  const gone = await job.cli(["delete", job.job])
+  t.equal(gone.code, 1)
+  t.match(gone.output, /is not known to this NATS server/)
+})
