@@ -26,6 +26,7 @@ import { produce } from "../connectors/jetstream/Producer.ts"
 import { requestSavepoint } from "../checkpoint/SavepointRequest.ts"
 import { formatStatus } from "./formatStatus.ts"
 import { lifecycleCommands } from "./lifecycleCommands.ts"
+import { portFlag, uiCommand, withWebView } from "./uiCommand.ts"
 
 const urls = brokerUrlsFromEnv()
 
@@ -71,6 +72,11 @@ const run = Command.make(
       Flag.withDescription("go on from the job's latest completed checkpoint instead of starting afresh"),
       Flag.withDefault(false)
     ),
+    ui: Flag.Boolean("ui").pipe(
+      Flag.withDescription("also serve the web view and /metrics while the job runs"),
+      Flag.withDefault(false)
+    ),
+    uiPort: portFlag("ui-port"),
     ...supervisorFlags
   },
   (f) =>
@@ -84,7 +90,12 @@ const run = Command.make(
             ? { kind: "resume" }
             : { kind: "fresh" }
       yield* prepareStart(plan, from, urls)
-      const result = yield* launch({ module: f.module, plan, supervisor: supervisorOf(f), urls })
+      const result = yield* withWebView(
+        urls,
+        f.ui,
+        f.uiPort,
+        launch({ module: f.module, plan, supervisor: supervisorOf(f), urls })
+      )
       yield* Console.error(
         result.exitCode === 0
           ? `job ${plan.pipeline.job} FINISHED`
@@ -322,6 +333,7 @@ const exactor = Command.make("exactor").pipe(
     example,
     chaos,
     ...lifecycleCommands(urls),
+    uiCommand(urls),
     actor,
     coordinator
   ])
