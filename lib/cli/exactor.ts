@@ -20,6 +20,7 @@ import { CheckpointStore } from "../checkpoint/CheckpointStore.ts"
 import type { JobStatus } from "../checkpoint/JobStatus.ts"
 import { defaultSupervisorOptions, ExitCode } from "../process/Launcher.ts"
 import { launch, parseInstances, prepareStart, type StartFrom } from "../process/JobRunner.ts"
+import { logLayer } from "../runtime/LogFormat.ts"
 import { natsConnection } from "../runtime/Nats.ts"
 import { loadPipeline } from "../api/PipelineModule.ts"
 import { produce } from "../connectors/jetstream/Producer.ts"
@@ -339,6 +340,6 @@ const exactor = Command.make("exactor").pipe(
   ])
 )
 
-runMain(Command.run(exactor, { version: "0.1.0" }).pipe(Effect.provide(NodeServices.layer)), {
+runMain(Command.run(exactor, { version: "0.1.0" }).pipe(Effect.provide([NodeServices.layer, logLayer()])), {
   teardown: exitCodeTeardown
 })
