@@ -62,13 +62,26 @@ t.test("jobs, cancel with and without a savepoint, delete", async (t) => {
   const sinkCommitted = (await status(job))?.instances.find((i) => i.id === "sink#0")?.recordsCommitted
   t.equal(sinkCommitted, orders, "the status counts every record committed, across both runs")
 
-  // a fresh run, cancelled without a savepoint
-  const again = job.run()
+  // a fresh run, cancelled without a savepoint, logging JSON
+  const again = job.run([], { EXACTOR_LOG_FORMAT: "json" })
   await job.running("sink#0", (await status(job))?.epoch ?? 0)
   const plain = await job.cli(["cancel", job.job])
   t.equal(plain.code, 0, plain.output)
   t.match(plain.output, new RegExp(`job ${job.job} CANCELLED`))
   t.equal(await again.exit, 4)
+  const json = again
+    .output()
+    .split("\n")
+    .filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+  t.ok(
+    json.some((o) => o.job === job.job && o.instance === "coordinator" && typeof o.epoch === "number"),
+    `EXACTOR_LOG_FORMAT=json: the coordinator logs JSON lines with job, instance and epoch (${json.length} lines)`
+  )
+  t.ok(
+    json.some((o) => o.instance === "sink#0"),
+    "and so do the actors"
+  )
   const noJob = await job.cli(["cancel", job.job])
   t.equal(noJob.code, 1, "cancelling a job that is not running fails")
 
