@@ -118,3 +118,13 @@ export {
 } from "./connectors/jetstream/Producer.ts"
 export { checkOrders, drainQueue, exactlyOnce, formatVerdict, type Verdict } from "./chaos/OutputCheck.ts"
 export type { JobState, JobStatus } from "./checkpoint/JobStatus.ts"
+
+// Watching and managing jobs (docs/observe.md)
+export {
+  type JobSummary,
+  listJobs
+} from "./checkpoint/JobCatalog.ts"
+export { CancelFailed, requestCancel } from "./checkpoint/CancelRequest.ts"
+export { deleteJob, JobNotFound, type JobRemoved, JobStillRunning } from "./jobs/JobRemoval.ts"
+export { type ObserveOptions, serveObserver } from "./observe/ObserveServer.ts"
+export { logLayer, type LogFormat } from "./runtime/LogFormat.ts"

@@ -1,9 +1,11 @@
 /**
  * Job lifecycle over real processes and brokers: `exactor jobs` lists a running job, `delete` refuses
  * it, `cancel --savepoint` stops it right after a committed savepoint and a run from that savepoint
- * gives exactly-once output, `cancel` without a savepoint stops a run, and `delete` then leaves
+ * gives exactly-once output (the source is unbounded, so the job runs until cancelled), `cancel`
+ * without a savepoint stops that run, and `delete` then leaves
  * nothing of the job on NATS or RabbitMQ (the output queue, the user's data, stays).
  */
+import { fileURLToPath } from "node:url"
 import { jetstreamManager } from "@nats-io/jetstream"
 import amqp from "amqplib"
 import t from "tap"
@@ -27,9 +29,16 @@ const queueExists = async (queue: string): Promise<boolean> => {
 }
 
 t.test("jobs, cancel with and without a savepoint, delete", async (t) => {
-  const orders = 60_000
-  const job = await startOrdersJob({ orders, env: { EXACTOR_CHECKPOINT_INTERVAL: "500" } })
+  // an unbounded source: the job runs until it is cancelled, however slow the machine
+  const orders = 40_000
+  const job = await startOrdersJob({
+    orders,
+    module: fileURLToPath(new URL("../fixtures/benchOrders.ts", import.meta.url)),
+    env: { EXACTOR_BENCH_BOUNDED: "0", EXACTOR_SOURCE_PARALLELISM: "1", EXACTOR_CHECKPOINT_INTERVAL: "500" }
+  })
   t.teardown(() => job.cleanup())
+  const committed = async () =>
+    (await status(job))?.instances.find((i) => i.id === "sink#0")?.recordsCommitted
 
   const first = job.run()
   await until("a completed checkpoint", async () => {
@@ -55,21 +64,19 @@ t.test("jobs, cancel with and without a savepoint, delete", async (t) => {
   t.equal((await status(job))?.state, "CANCELLED")
   t.match((await job.cli(["jobs"])).output, new RegExp(`${job.job}\\s+CANCELLED`), "jobs shows it CANCELLED")
   t.match((await job.cli(["savepoints", job.job])).output, /last\s+checkpoint \d+/, "the savepoint is kept")
+  const atSavepoint = (await committed()) ?? -1
+  t.comment(`committed when cancelled at the savepoint: ${atSavepoint} of ${orders}`)
 
-  const resumed = job.run(["--from-savepoint", "last"])
-  t.equal(await resumed.exit, 0, "the run from the savepoint FINISHED")
-  exactlyOnce(t, await job.verdict(), orders)
-  const sinkCommitted = (await status(job))?.instances.find((i) => i.id === "sink#0")?.recordsCommitted
-  t.equal(sinkCommitted, orders, "the status counts every record committed, across both runs")
-
-  // a fresh run, cancelled without a savepoint, logging JSON
-  const again = job.run([], { EXACTOR_LOG_FORMAT: "json" })
-  await job.running("sink#0", (await status(job))?.epoch ?? 0)
+  // from the savepoint, logging JSON, until every record is committed; then cancelled without a savepoint
+  const resumed = job.run(["--from-savepoint", "last"], { EXACTOR_LOG_FORMAT: "json" })
+  await until("every record committed", async () => ((await committed()) ?? 0) >= orders, 180_000)
   const plain = await job.cli(["cancel", job.job])
   t.equal(plain.code, 0, plain.output)
   t.match(plain.output, new RegExp(`job ${job.job} CANCELLED`))
-  t.equal(await again.exit, 4)
-  const json = again
+  t.equal(await resumed.exit, 4, "the run from the savepoint ends CANCELLED")
+  t.equal(await committed(), orders, "the status counts every record committed, across both runs")
+  exactlyOnce(t, await job.verdict(), orders)
+  const json = resumed
     .output()
     .split("\n")
     .filter((l) => l.startsWith("{"))
@@ -82,6 +89,10 @@ t.test("jobs, cancel with and without a savepoint, delete", async (t) => {
     json.some((o) => o.instance === "sink#0"),
     "and so do the actors"
   )
+  // a bounded source of this job would have recorded its end here (this one is unbounded)
+  const bounds = await new Kvm(job.nc).create("exactor-source-bounds", { history: 1 })
+  await bounds.put(`${job.job}.orders.${job.stream}`, JSON.stringify({ end: orders }))
+
   const noJob = await job.cli(["cancel", job.job])
   t.equal(noJob.code, 1, "cancelling a job that is not running fails")
 
@@ -101,7 +112,6 @@ t.test("jobs, cancel with and without a savepoint, delete", async (t) => {
     [],
     "no stream of the job is left (KV bucket, Object Store)"
   )
-  const bounds = await new Kvm(job.nc).open("exactor-source-bounds")
   const keys: Array<string> = []
   for await (const k of await bounds.keys(`${job.job}.>`)) keys.push(k)
   t.same(keys, [], "no bounded-source end of the job is left")
