@@ -16,6 +16,7 @@ import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import * as Effect from "effect/Effect"
 import { Subjects } from "../core/Address.ts"
+import { logFormatFromEnv } from "../runtime/LogFormat.ts"
 import { encode } from "../runtime/Envelope.ts"
 import type { NatsConnection } from "../runtime/Nats.ts"
 
@@ -106,13 +107,15 @@ export const cliEntry = fileURLToPath(new URL("../cli/exactor.ts", import.meta.u
 export const childEntry = fileURLToPath(new URL("../cli/child.ts", import.meta.url))
 
 const pipeLines = (child: ChildProcess, name: string, sink: WriteStream | NodeJS.WriteStream) => {
+  // JSON log lines carry their instance and stay one object per line, unprefixed
+  const prefix = logFormatFromEnv() === "json" ? "" : `[${name}] `
   for (const stream of [child.stdout, child.stderr]) {
     let rest = ""
     stream?.setEncoding("utf8")
     stream?.on("data", (chunk: string) => {
       const lines = (rest + chunk).split("\n")
       rest = lines.pop() ?? ""
-      for (const line of lines) sink.write(`[${name}] ${line}\n`)
+      for (const line of lines) sink.write(`${prefix}${line}\n`)
     })
   }
 }

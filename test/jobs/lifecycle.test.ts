@@ -68,7 +68,12 @@ t.test("jobs, cancel with and without a savepoint, delete", async (t) => {
   t.comment(`committed when cancelled at the savepoint: ${atSavepoint} of ${orders}`)
 
   // from the savepoint, logging JSON, until every record is committed; then cancelled without a savepoint
+  const before = (await status(job))!.startedAt
   const resumed = job.run(["--from-savepoint", "last"], { EXACTOR_LOG_FORMAT: "json" })
+  await until("the run from the savepoint running", async () => {
+    const s = await status(job)
+    return s !== undefined && s.startedAt > before && s.state === "RUNNING"
+  })
   await until("every record committed", async () => ((await committed()) ?? 0) >= orders, 180_000)
   const plain = await job.cli(["cancel", job.job])
   t.equal(plain.code, 0, plain.output)
