@@ -181,9 +181,14 @@ t.test("web view and /metrics while the example job runs", async (t) => {
       const text = await page.textContent("ol.recoveries")
       t.match(text, /total#1/, `the recovery and its cause are on the timeline: ${text}`)
       await job.running("total#1", epoch)
+      // the screenshot shows the job running again, every instance in the new epoch
       await page.waitForFunction(
-        () => document.querySelector('[data-instance="sink#0"]')?.getAttribute("data-phase") === "running",
-        null,
+        (ids) =>
+          ids.every(
+            (id) =>
+              document.querySelector(`[data-instance="${id}"]`)?.getAttribute("data-phase") === "running"
+          ),
+        instances,
         { timeout: 60_000 }
       )
       mkdirSync(outDir, { recursive: true })
