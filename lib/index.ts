@@ -158,3 +158,13 @@ export { type Partitioning, recordSubject } from "./connectors/jetstream/Partiti
 export { checkOrders, drainQueue, exactlyOnce, formatVerdict, type Verdict } from "./chaos/OutputCheck.ts"
 export { drainStream, type StreamMessage } from "./chaos/StreamDrain.ts"
 export type { JobState, JobStatus } from "./checkpoint/JobStatus.ts"
+
+// Watching and managing jobs (docs/observe.md)
+export {
+  type JobSummary,
+  listJobs
+} from "./checkpoint/JobCatalog.ts"
+export { CancelFailed, requestCancel } from "./checkpoint/CancelRequest.ts"
+export { deleteJob, JobNotFound, type JobRemoved, JobStillRunning } from "./jobs/JobRemoval.ts"
+export { type ObserveOptions, serveObserver } from "./observe/ObserveServer.ts"
+export { logLayer, type LogFormat } from "./runtime/LogFormat.ts"

@@ -30,6 +30,16 @@ const mayImport: Readonly<Record<string, ReadonlyArray<string>>> = {
     "lib/brokers",
     "lib/connectors"
   ],
+  "lib/jobs": [
+    "lib/checkpoint",
+    "lib/runtime",
+    "lib/api",
+    "lib/core",
+    "lib/internal",
+    "lib/brokers",
+    "lib/connectors"
+  ],
+  "lib/observe": ["lib/checkpoint", "lib/runtime", "lib/api", "lib/core", "lib/internal"],
   "lib/cli": ["*"],
   lib: ["*"],
   actors: ["lib/connectors", "lib/runtime", "lib/api", "lib/core", "lib/internal"],

@@ -10,6 +10,8 @@ export interface AckBody {
   readonly handle?: unknown
   readonly alignmentMs: number
   readonly durationMs: number
+  /** a sink: the records before its barrier, counted across epochs */
+  readonly committed?: number
 }
 
 export type CheckpointKind = "checkpoint" | "savepoint" | "final"
@@ -93,6 +95,13 @@ export class CheckpointTracker {
   handles(p: PendingCheckpoint): Record<string, unknown> {
     const out: Record<string, unknown> = {}
     for (const [instance, ack] of p.acks) if (ack.handle !== undefined) out[instance] = ack.handle
+    return out
+  }
+
+  /** What each sink instance will have committed once this checkpoint's commit is done. */
+  committed(p: PendingCheckpoint): Record<string, number> {
+    const out: Record<string, number> = {}
+    for (const [instance, ack] of p.acks) if (typeof ack.committed === "number") out[instance] = ack.committed
     return out
   }
 

@@ -7,7 +7,8 @@
  * The coordinator actor: tracks the instances (hello, heartbeats, exits), starts the job, drives
  * checkpoints (trigger -> acks -> manifest by compare-and-set -> complete), recovers from any
  * failure with a new epoch from the latest completed checkpoint, and ends a bounded job with a
- * final checkpoint. Invariant: `complete n` is sent only after manifest n is stored, and every
+ * final checkpoint; cancels a job on request, optionally right after a savepoint whose commit is
+ * done (nothing after its barrier is committed, so a run from it is exactly-once). Invariant: `complete n` is sent only after manifest n is stored, and every
  * recovery first wins the epoch compare-and-set, which fences an older coordinator.
  */
 import type { Msg } from "@nats-io/transport-node"
@@ -23,8 +24,8 @@ import { encode, type ReportEnvelope } from "../runtime/Envelope.ts"
 import type { NatsConnection } from "../runtime/Nats.ts"
 import type { JobPlan } from "../api/Pipeline.ts"
 import { prometheusText, recordCheckpoint, recordEpoch, recordRecovery } from "./JobMetrics.ts"
-import { applyHeartbeat, endedOutcome, jobStatus, newInstanceView } from "./JobStatus.ts"
-import type { InstanceView, JobOutcome, JobState, JobStatus } from "./JobStatus.ts"
+import { applyHeartbeat, endedOutcome, jobGraph, jobStatus, newInstanceView } from "./JobStatus.ts"
+import type { InstanceView, JobOutcome, JobState, JobStatus, RecoveryEvent } from "./JobStatus.ts"
 import { decideRestart } from "../api/RestartStrategy.ts"
 import { chooseManifest, rescaleProblem, restoreBody } from "./RestorePlan.ts"
 
@@ -57,6 +58,8 @@ export const runCoordinator = (o: CoordinatorOptions) =>
     let epoch = 0
     let recoveries = 0
     let lastRecoveryReason: string | undefined
+    const recoveryLog: Array<RecoveryEvent> = []
+    const graph = jobGraph(plan)
     const failures: Array<number> = []
     let finishedSinks = new Set<string>()
     /** a sink asked for a checkpoint now (its transaction is full) */
@@ -70,8 +73,30 @@ export const runCoordinator = (o: CoordinatorOptions) =>
 
     const tracker = new CheckpointTracker(ids, 1)
     const savepointReplies = new Map<number, Msg>()
+    /** a cancel request: answered once the job is CANCELLED (with a savepoint: once checkpoint `n` is committed) */
+    let cancel: { readonly msg: Msg; readonly n?: number; readonly savepoint?: string } | undefined
+    const answerCancel = (ok: boolean, err?: string) => {
+      cancel?.msg.respond(
+        encode({
+          k: "reply",
+          e: epoch,
+          c: "coordinator",
+          ok,
+          b: {
+            state,
+            ...(cancel.n === undefined ? {} : { checkpoint: cancel.n, savepoint: cancel.savepoint })
+          },
+          ...(err === undefined ? {} : { err })
+        })
+      )
+      cancel = undefined
+    }
     /** A savepoint that will not complete is answered at once (`aborted`, so the CLI may retry), never left waiting. */
     const abortSavepoint = (n: number, why: string) => {
+      if (cancel?.n === n) {
+        answerCancel(false, `savepoint checkpoint ${n} aborted: ${why}; the job goes on`)
+        if (state === "CANCELLING") state = "RUNNING"
+      }
       const msg = savepointReplies.get(n)
       if (msg === undefined) return
       savepointReplies.delete(n)
@@ -99,6 +124,8 @@ export const runCoordinator = (o: CoordinatorOptions) =>
           startedAt,
           recoveries,
           lastRecoveryReason,
+          graph,
+          recoveryLog,
           views,
           tracker,
           latest: restoredFrom.manifest?.checkpoint
@@ -168,6 +195,8 @@ export const runCoordinator = (o: CoordinatorOptions) =>
             recoveries++
             yield* recordRecovery(epoch)
             lastRecoveryReason = cause
+            recoveryLog.push({ at: Date.now(), epoch, cause })
+            if (recoveryLog.length > 50) recoveryLog.shift()
             failures.push(Date.now())
             const decision = decideRestart(options.restart, failures)
             yield* Effect.logWarning(`failure: ${cause}`)
@@ -215,6 +244,7 @@ export const runCoordinator = (o: CoordinatorOptions) =>
           kind: p.kind === "savepoint" ? "savepoint" : "checkpoint",
           ...(p.savepointName === undefined ? {} : { name: p.savepointName }),
           handles: tracker.handles(p) as Manifest["handles"],
+          committed: tracker.committed(p),
           parallelism: Object.fromEntries([...plan.operator].map(([k, v]) => [k, v.parallelism])),
           ...figures
         }
@@ -228,6 +258,13 @@ export const runCoordinator = (o: CoordinatorOptions) =>
         restoredFrom = { manifest, revision: stored.value }
         if (p.kind === "savepoint" && p.savepointName !== undefined) {
           const saved = yield* Effect.exit(store.writeSavepoint(manifest, p.savepointName))
+          if (saved._tag === "Failure" && cancel?.n === p.n) {
+            answerCancel(
+              false,
+              `savepoint not written: ${String(saved.cause).split("\n")[0]}; the job goes on`
+            )
+            state = "RUNNING"
+          }
           const msg = savepointReplies.get(p.n)
           savepointReplies.delete(p.n)
           msg?.respond(
@@ -247,7 +284,7 @@ export const runCoordinator = (o: CoordinatorOptions) =>
         )
         const e = epoch
         const completeAll = broadcast(ids, "complete", p.n)
-        if (p.kind === "final")
+        if (p.kind === "final" || cancel?.n === p.n)
           yield* Effect.forkScoped(
             completeAll.pipe(
               Effect.andThen(
@@ -267,12 +304,15 @@ export const runCoordinator = (o: CoordinatorOptions) =>
         return p
       })
 
+    /** Running: instances take part in checkpoints, and a failure recovers. */
+    const live = () => state === "RUNNING" || state === "FINISHING" || state === "CANCELLING"
+
     const onReport = (r: ReportEnvelope) =>
       Effect.gen(function* () {
         const v = views.get(r.c)
         if (!v) return
         if (r.k === "exited") {
-          if (state === "RUNNING" || state === "FINISHING") {
+          if (live()) {
             v.restarts++
             return yield* failJob(`${r.c} exited (${JSON.stringify(r.b)})`)
           }
@@ -286,14 +326,14 @@ export const runCoordinator = (o: CoordinatorOptions) =>
           const known = v.incarnation !== undefined
           v.incarnation = r.i
           v.lastSeen = Date.now()
-          if (known && (state === "RUNNING" || state === "FINISHING")) {
+          if (known && live()) {
             v.restarts++
             return yield* failJob(`${r.c} restarted (new incarnation)`)
           }
         }
         v.lastSeen = Date.now()
         applyHeartbeat(v, hb)
-        if (r.e !== epoch || (state !== "RUNNING" && state !== "FINISHING")) return
+        if (r.e !== epoch || !live()) return
         if (r.k === "fail" || (r.k === "heartbeat" && hb?.phase === "failed"))
           return yield* failJob(
             `${r.c}: ${(r.b as { reason?: string; failure?: string })?.reason ?? hb?.failure ?? "failed"}`
@@ -316,7 +356,7 @@ export const runCoordinator = (o: CoordinatorOptions) =>
 
     const onTick = Effect.gen(function* () {
       const now = Date.now()
-      if (state !== "RUNNING" && state !== "FINISHING") return
+      if (!live()) return
       for (const v of views.values())
         if (now - v.lastSeen > options.heartbeatTimeout)
           return yield* failJob(
@@ -383,7 +423,7 @@ export const runCoordinator = (o: CoordinatorOptions) =>
     if (state !== "FAILED") yield* recover(undefined)
     let lastStatus = 0
     let finalDone = false
-    while ((state as JobState) !== "FAILED" && !finalDone) {
+    while ((state as JobState) !== "FAILED" && (state as JobState) !== "CANCELLED" && !finalDone) {
       const ev = yield* Queue.take(events)
       switch (ev.kind) {
         case "report":
@@ -407,15 +447,52 @@ export const runCoordinator = (o: CoordinatorOptions) =>
           savepointReplies.set(p.n, ev.msg)
           break
         }
+        case "cancel": {
+          if (cancel !== undefined) {
+            ev.msg.respond(
+              encode({
+                k: "reply",
+                e: epoch,
+                c: "coordinator",
+                ok: false,
+                err: "a cancel is already under way"
+              })
+            )
+            break
+          }
+          if (ev.savepoint === undefined) {
+            cancel = { msg: ev.msg }
+            state = "CANCELLED"
+            reason = "cancelled"
+            break
+          }
+          if (state !== "RUNNING" && state !== "FINISHING") {
+            ev.msg.respond(
+              encode({ k: "reply", e: epoch, c: "coordinator", ok: false, err: `job is ${state}` })
+            )
+            break
+          }
+          // no checkpoint after this one: what follows its barrier is never committed
+          const p = yield* trigger("savepoint", ev.savepoint)
+          cancel = { msg: ev.msg, n: p.n, savepoint: ev.savepoint }
+          state = "CANCELLING"
+          yield* Effect.logInfo(`cancel requested: savepoint ${ev.savepoint} (checkpoint ${p.n}), then stop`)
+          break
+        }
         case "finalCommitted":
-          if (ev.epoch === epoch) finalDone = true
+          if (ev.epoch !== epoch) break
+          if (cancel?.n === ev.n) {
+            state = "CANCELLED"
+            reason = `cancelled after savepoint ${cancel.savepoint} (checkpoint ${ev.n})`
+          } else finalDone = true
           break
       }
     }
     if (finalDone) state = "FINISHED"
     for (const n of [...savepointReplies.keys()]) abortSavepoint(n, `the job is ${state}`)
     yield* publishStatus
-    yield* Effect.logInfo(state === "FINISHED" ? `job ${job} FINISHED` : `job ${job} FAILED: ${reason}`)
+    yield* Effect.logInfo(state === "FINISHED" ? `job ${job} FINISHED` : `job ${job} ${state}: ${reason}`)
     yield* broadcast(ids, "stop").pipe(Effect.timeout("5 seconds"), Effect.ignore)
+    if (cancel !== undefined) answerCancel(state === "CANCELLED", state === "CANCELLED" ? undefined : reason)
     return { state, ...(reason === undefined ? {} : { reason }) } as JobOutcome
   })

@@ -2,7 +2,8 @@
  * The coordinator's inbox: reports from instances on the coordinator subject, savepoint requests
  * on the admin subject and a tick every 100 ms, merged into one queue that one loop reads.
  * Invariant: only report kinds reach the queue (anything else is dropped), and an admin request
- * that is not `{ savepoint: name }` is refused at once, never queued.
+ * that is neither `{ savepoint: name }` nor `{ cancel: true, savepoint?: name }` is refused at
+ * once, never queued.
  */
 import type { Msg } from "@nats-io/transport-node"
 import * as Effect from "effect/Effect"
@@ -16,6 +17,8 @@ export type CoordinatorEvent =
   | { readonly kind: "report"; readonly report: ReportEnvelope }
   | { readonly kind: "tick" }
   | { readonly kind: "admin"; readonly msg: Msg; readonly name: string }
+  /** stop the job; with `savepoint`, right after that savepoint is written and committed */
+  | { readonly kind: "cancel"; readonly msg: Msg; readonly savepoint: string | undefined }
   | { readonly kind: "finalCommitted"; readonly n: number; readonly epoch: number }
 
 /**
@@ -47,11 +50,20 @@ export const coordinatorInbox = (nc: NatsConnection, subjects: Subjects, epoch: 
     yield* subscribe(subjects.admin, (msg) => {
       const r = decode(subjects.admin, msg.data)
       const body = r instanceof EnvelopeDecodeError || !("b" in r) ? undefined : r.b
-      const name = (body as { savepoint?: unknown } | undefined)?.savepoint
-      if (typeof name === "string") Queue.offerUnsafe(events, { kind: "admin", msg, name })
+      const { savepoint, cancel } = (body ?? {}) as { savepoint?: unknown; cancel?: unknown }
+      if (cancel === true && (savepoint === undefined || typeof savepoint === "string"))
+        Queue.offerUnsafe(events, { kind: "cancel", msg, savepoint })
+      else if (typeof savepoint === "string")
+        Queue.offerUnsafe(events, { kind: "admin", msg, name: savepoint })
       else
         msg.respond(
-          encode({ k: "reply", e: epoch(), c: "coordinator", ok: false, err: "expected { savepoint: name }" })
+          encode({
+            k: "reply",
+            e: epoch(),
+            c: "coordinator",
+            ok: false,
+            err: "expected { savepoint: name } or { cancel: true, savepoint?: name }"
+          })
         )
     })
     yield* Effect.promise(() => nc.flush())

@@ -2,12 +2,26 @@
  * What the coordinator says about a job: its state, every instance as last seen, the checkpoint
  * counts and history (`exactor status`; written to the job's KV bucket every second).
  * Invariant: a status is built in one place from the coordinator's state, so the KV record, the
- * CLI and the tests read the same fields; a job whose status says FINISHED or FAILED stays ended.
+ * CLI and the tests read the same fields; a job whose status says FINISHED, FAILED or CANCELLED
+ * stays ended.
  */
 import type { HeartbeatBody, InstancePhase } from "../runtime/Actor.ts"
+import type { JobPlan } from "../api/Pipeline.ts"
 import type { CheckpointTracker } from "./CheckpointTracker.ts"
 
-export type JobState = "WAITING" | "RESTORING" | "RUNNING" | "FINISHING" | "FINISHED" | "FAILED"
+export type JobState =
+  | "WAITING"
+  | "RESTORING"
+  | "RUNNING"
+  | "FINISHING"
+  | "CANCELLING"
+  | "FINISHED"
+  | "FAILED"
+  | "CANCELLED"
+
+/** States a job does not leave: its coordinator has stopped every instance. */
+export const isEnded = (state: string | undefined): boolean =>
+  state === "FINISHED" || state === "FAILED" || state === "CANCELLED"
 
 /** One instance as the coordinator sees it. */
 export interface InstanceView {
@@ -17,6 +31,16 @@ export interface InstanceView {
   phase: InstancePhase | "unknown"
   recordsIn: number
   recordsOut: number
+  /** a sink: records visible downstream (committed), across epochs */
+  recordsCommitted: number
+  /** share of the time between its last two heartbeats that it waited for credit (0..1) */
+  backpressure: number
+  /** from the last heartbeat: credit wait this epoch, ms, and when it was seen */
+  creditWaitMs: number
+  creditWaitAt: number
+  /** the last checkpoint it acked and the alignment it took, ms */
+  lastCheckpoint: number
+  lastAlignmentMs: number
   restarts: number
   pid: number
   host: string
@@ -24,6 +48,33 @@ export interface InstanceView {
   rssMb: number
   heapMb: number
   externalMb: number
+}
+
+/** The job's operator graph as a status shows it: operators in topological order, and edges. */
+export interface JobGraph {
+  readonly operators: ReadonlyArray<{
+    readonly name: string
+    readonly kind: string
+    readonly parallelism: number
+  }>
+  readonly edges: ReadonlyArray<{ readonly from: string; readonly to: string; readonly partitioning: string }>
+}
+
+/** The graph of `plan`, as plain data. */
+export const jobGraph = (plan: JobPlan): JobGraph => ({
+  operators: plan.pipeline.operators.map((o) => ({
+    name: o.name,
+    kind: o.declaration.kind,
+    parallelism: o.parallelism
+  })),
+  edges: plan.pipeline.edges.map((e) => ({ from: e.from, to: e.to, partitioning: e.partitioning.kind }))
+})
+
+/** A recovery as the status keeps it: when, into which epoch, and why. */
+export interface RecoveryEvent {
+  readonly at: number
+  readonly epoch: number
+  readonly cause: string
 }
 
 /** What `exactor status` prints; written to the job's KV bucket every second. */
@@ -41,9 +92,26 @@ export interface JobStatus {
   /** the same figures as Prometheus metrics (text exposition format) */
   readonly metrics?: string
   readonly instances: ReadonlyArray<InstanceView>
+  /** absent in a status written before the job's coordinator started */
+  readonly graph?: JobGraph
+  /** the last recoveries, oldest first */
+  readonly recoveryLog?: ReadonlyArray<RecoveryEvent>
   readonly checkpoints: { readonly completed: number; readonly aborted: number; readonly latest?: number }
   readonly history: CheckpointTracker["history"]
 }
+
+/** Committed records per sink operator: the sum over its instances (records visible downstream). */
+export const committedBySink = (
+  s: JobStatus
+): ReadonlyArray<{ readonly sink: string; readonly committed: number }> =>
+  (s.graph?.operators ?? [])
+    .filter((o) => o.kind === "sink")
+    .map((o) => ({
+      sink: o.name,
+      committed: s.instances
+        .filter((i) => i.id.slice(0, i.id.lastIndexOf("#")) === o.name)
+        .reduce((a, i) => a + (i.recordsCommitted ?? 0), 0)
+    }))
 
 /** How a job ended: what `runCoordinator` returns. */
 export interface JobOutcome {
@@ -59,6 +127,12 @@ export const newInstanceView = (id: string): InstanceView => ({
   phase: "unknown",
   recordsIn: 0,
   recordsOut: 0,
+  recordsCommitted: 0,
+  backpressure: 0,
+  creditWaitMs: 0,
+  creditWaitAt: 0,
+  lastCheckpoint: -1,
+  lastAlignmentMs: 0,
   restarts: 0,
   pid: 0,
   host: "",
@@ -68,8 +142,23 @@ export const newInstanceView = (id: string): InstanceView => ({
 })
 
 /** Copies what a report's heartbeat body says into the view; a field it lacks keeps its value. */
-export const applyHeartbeat = (v: InstanceView, hb: Partial<HeartbeatBody> | undefined): void => {
+export const applyHeartbeat = (
+  v: InstanceView,
+  hb: Partial<HeartbeatBody> | undefined,
+  now = Date.now()
+): void => {
   if (hb?.phase) v.phase = hb.phase
+  if (typeof hb?.creditWaitMs === "number") {
+    // the wait restarts at 0 in every epoch; a drop is a new epoch, not negative backpressure
+    const waited = hb.creditWaitMs >= v.creditWaitMs ? hb.creditWaitMs - v.creditWaitMs : hb.creditWaitMs
+    const elapsed = now - v.creditWaitAt
+    if (v.creditWaitAt > 0 && elapsed > 0) v.backpressure = Math.min(1, waited / elapsed)
+    v.creditWaitMs = hb.creditWaitMs
+    v.creditWaitAt = now
+  }
+  if (typeof hb?.recordsCommitted === "number") v.recordsCommitted = hb.recordsCommitted
+  if (typeof hb?.lastCheckpoint === "number") v.lastCheckpoint = hb.lastCheckpoint
+  if (typeof hb?.lastAlignmentMs === "number") v.lastAlignmentMs = hb.lastAlignmentMs
   if (typeof hb?.recordsIn === "number") v.recordsIn = hb.recordsIn
   if (typeof hb?.recordsOut === "number") v.recordsOut = hb.recordsOut
   if (typeof hb?.pid === "number") v.pid = hb.pid
@@ -88,6 +177,8 @@ export interface CoordinatorState {
   readonly startedAt: number
   readonly recoveries: number
   readonly lastRecoveryReason: string | undefined
+  readonly graph: JobGraph
+  readonly recoveryLog: ReadonlyArray<RecoveryEvent>
   readonly views: ReadonlyMap<string, InstanceView>
   readonly tracker: CheckpointTracker
   /** the checkpoint the job last restored from or completed */
@@ -106,6 +197,8 @@ export const jobStatus = (s: CoordinatorState, now: number): JobStatus => ({
   pid: process.pid,
   ...(s.lastRecoveryReason === undefined ? {} : { lastRecoveryReason: s.lastRecoveryReason }),
   instances: [...s.views.values()],
+  graph: s.graph,
+  recoveryLog: s.recoveryLog,
   checkpoints: {
     completed: s.tracker.completedCount,
     aborted: s.tracker.abortedCount,
@@ -114,8 +207,8 @@ export const jobStatus = (s: CoordinatorState, now: number): JobStatus => ({
   history: s.tracker.history
 })
 
-/** How the job ended, when a stored status says it already has (FINISHED or FAILED). */
+/** How the job ended, when a stored status says it already has (FINISHED, FAILED or CANCELLED). */
 export const endedOutcome = (previous: Partial<JobStatus> | undefined): JobOutcome | undefined =>
-  previous?.state === "FINISHED" || previous?.state === "FAILED"
+  previous?.state !== undefined && isEnded(previous.state)
     ? { state: previous.state, ...(previous.reason === undefined ? {} : { reason: previous.reason }) }
     : undefined

@@ -44,6 +44,8 @@ export interface Manifest {
   readonly alignmentMs?: number
   /** total snapshot bytes */
   readonly size?: number
+  /** by sink instance: the records committed once this checkpoint's commit is done, across epochs */
+  readonly committed?: Readonly<Record<string, number>>
 }
 
 /** The msgpack settings of `Envelope.ts`: plain objects and arrays, binary as `Uint8Array`. */

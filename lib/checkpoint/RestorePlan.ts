@@ -39,7 +39,8 @@ export const restoreBody = (plan: JobPlan, m: Manifest | undefined, id: string):
   const handles = Object.entries(m.handles)
     .filter(([k]) => (all ? k.slice(0, k.lastIndexOf("#")) === op : k === id))
     .map(([, h]) => h)
-  return { checkpoint: m.checkpoint, handles }
+  const committed = m.committed?.[id]
+  return { checkpoint: m.checkpoint, handles, ...(committed === undefined ? {} : { committed }) }
 }
 
 /** Why `plan` cannot restore `m`, if it cannot: only keyed operators and merging sources can change parallelism. */

@@ -1,7 +1,8 @@
 /**
  * The live terminal view of a running job (`npm start`, `exactor run`): records/s, progress,
  * per-operator counts, restarts, epoch and checkpoints, redrawn in place with log-update from
- * the instances' heartbeats. Invariant: it only listens; nothing it does affects the job.
+ * the instances' heartbeats. Invariants: it only listens; nothing it does affects the job; the
+ * progress bar follows the sinks' committed records (visible downstream), not those received.
  */
 import logUpdate from "log-update"
 import * as Effect from "effect/Effect"
@@ -15,6 +16,7 @@ import type { JobPlan } from "../api/Pipeline.ts"
 interface Seen {
   recordsIn: number
   recordsOut: number
+  recordsCommitted: number
   phase: string
   epoch: number
   lastCheckpoint: number
@@ -28,11 +30,15 @@ export interface LiveView {
 
 export interface ViewFigures {
   readonly elapsedMs: number
+  /** records the sinks received this epoch */
   readonly sinkRecords: number
+  /** records the sinks have committed (visible downstream), across epochs */
+  readonly sinkCommitted: number
   readonly perOperator: ReadonlyArray<{
     readonly operator: string
     readonly recordsIn: number
     readonly recordsOut: number
+    readonly recordsCommitted: number
     readonly parallelism: number
   }>
   readonly restarts: number
@@ -41,8 +47,14 @@ export interface ViewFigures {
   readonly lastCheckpoint: number
 }
 
-const bar = (fraction: number, width = 30) => {
-  const full = Math.round(Math.max(0, Math.min(1, fraction)) * width)
+/** The bar's fraction: committed over expected, and 1 only when every expected record is committed. */
+export const progress = (committed: number, expected: number): number =>
+  committed >= expected ? 1 : Math.min(committed / expected, (expected - 1) / expected)
+
+/** A text progress bar; full only at fraction 1. */
+export const bar = (fraction: number, width = 30) => {
+  const f = Math.max(0, Math.min(1, fraction))
+  const full = f >= 1 ? width : Math.min(width - 1, Math.round(f * width))
   return `[${"#".repeat(full)}${".".repeat(width - full)}]`
 }
 
@@ -67,6 +79,7 @@ export const liveView = (nc: NatsConnection, plan: JobPlan, expected: number | u
             seen.set(r.c, {
               recordsIn: b?.recordsIn ?? 0,
               recordsOut: b?.recordsOut ?? 0,
+              recordsCommitted: b?.recordsCommitted ?? 0,
               phase: b?.phase ?? "?",
               epoch: r.e,
               lastCheckpoint: b?.lastCheckpoint ?? -1
@@ -81,16 +94,18 @@ export const liveView = (nc: NatsConnection, plan: JobPlan, expected: number | u
       const perOperator = [...plan.operator.values()].map((node) => {
         let recordsIn = 0
         let recordsOut = 0
+        let recordsCommitted = 0
         for (let i = 0; i < node.parallelism; i++) {
           const s = seen.get(`${node.name}#${i}`)
           recordsIn += s?.recordsIn ?? 0
           recordsOut += s?.recordsOut ?? 0
+          recordsCommitted += s?.recordsCommitted ?? 0
         }
-        return { operator: node.name, recordsIn, recordsOut, parallelism: node.parallelism }
+        return { operator: node.name, recordsIn, recordsOut, recordsCommitted, parallelism: node.parallelism }
       })
-      const sinkRecords = perOperator
-        .filter((o) => plan.operator.get(o.operator)!.declaration.kind === "sink")
-        .reduce((a, o) => a + o.recordsOut, 0)
+      const sinks = perOperator.filter((o) => plan.operator.get(o.operator)!.declaration.kind === "sink")
+      const sinkRecords = sinks.reduce((a, o) => a + o.recordsOut, 0)
+      const sinkCommitted = sinks.reduce((a, o) => a + o.recordsCommitted, 0)
       let epoch = 0
       let lastCheckpoint = -1
       for (const s of seen.values()) {
@@ -100,6 +115,7 @@ export const liveView = (nc: NatsConnection, plan: JobPlan, expected: number | u
       return {
         elapsedMs: Date.now() - started,
         sinkRecords,
+        sinkCommitted,
         perOperator,
         restarts,
         kills,
@@ -111,20 +127,21 @@ export const liveView = (nc: NatsConnection, plan: JobPlan, expected: number | u
       const f = figures()
       const now = Date.now()
       if (now - lastAt >= 1000) {
-        rate = ((f.sinkRecords - lastSink) * 1000) / (now - lastAt)
-        lastSink = f.sinkRecords
+        rate = ((f.sinkCommitted - lastSink) * 1000) / (now - lastAt)
+        lastSink = f.sinkCommitted
         lastAt = now
       }
+      const n = (x: number) => x.toLocaleString("en")
       const lines = [
         `exactor · job ${plan.pipeline.job} · ${(f.elapsedMs / 1000).toFixed(1)} s · epoch ${f.epoch} · checkpoint ${Math.max(f.lastCheckpoint, 0)} · restarts ${restarts}`,
         expected
-          ? `${bar(f.sinkRecords / expected)} ${f.sinkRecords.toLocaleString("en")} / ${expected.toLocaleString("en")} at the sink (this epoch) · ${Math.round(rate).toLocaleString("en")} records/s`
-          : `${f.sinkRecords.toLocaleString("en")} records at the sink (this epoch) · ${Math.round(rate).toLocaleString("en")} records/s`,
+          ? `${bar(progress(f.sinkCommitted, expected))} ${n(f.sinkCommitted)} / ${n(expected)} committed · ${n(f.sinkRecords)} received at the sink (this epoch) · ${n(Math.round(rate))} committed/s`
+          : `${n(f.sinkCommitted)} records committed · ${n(f.sinkRecords)} received at the sink (this epoch) · ${n(Math.round(rate))} committed/s`,
         "",
-        `${"operator".padEnd(16)}${"instances".padStart(10)}${"records in".padStart(14)}${"records out".padStart(14)}`,
+        `${"operator".padEnd(16)}${"instances".padStart(10)}${"records in".padStart(14)}${"records out".padStart(14)}${"committed".padStart(14)}`,
         ...f.perOperator.map(
           (o) =>
-            `${o.operator.padEnd(16)}${String(o.parallelism).padStart(10)}${o.recordsIn.toLocaleString("en").padStart(14)}${o.recordsOut.toLocaleString("en").padStart(14)}`
+            `${o.operator.padEnd(16)}${String(o.parallelism).padStart(10)}${n(o.recordsIn).padStart(14)}${n(o.recordsOut).padStart(14)}${(plan.operator.get(o.operator)!.declaration.kind === "sink" ? n(o.recordsCommitted) : "").padStart(14)}`
         )
       ]
       if (kills.length > 0) lines.push("", `process exits: ${kills.slice(-4).join(", ")}`)

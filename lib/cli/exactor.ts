@@ -4,7 +4,8 @@
  *
  * The `exactor` command line: run a job on this host, launch part of a job, the actor and
  * coordinator processes themselves, status, savepoints, producing input, and the example.
- * Exit codes: 0 done/FINISHED, 1 error, 2 job FAILED, 3 restart intensity exceeded, 130 interrupted.
+ * Exit codes: 0 done/FINISHED, 1 error, 2 job FAILED, 3 restart intensity exceeded, 4 job CANCELLED,
+ * 130 interrupted.
  */
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { runMain } from "@effect/platform-node/NodeRuntime"
@@ -19,11 +20,14 @@ import { CheckpointStore } from "../checkpoint/CheckpointStore.ts"
 import type { JobStatus } from "../checkpoint/JobStatus.ts"
 import { defaultSupervisorOptions, ExitCode } from "../process/Launcher.ts"
 import { launch, parseInstances, prepareStart, type StartFrom } from "../process/JobRunner.ts"
+import { logLayer } from "../runtime/LogFormat.ts"
 import { natsConnection } from "../runtime/Nats.ts"
 import { loadPipeline } from "../api/PipelineModule.ts"
 import { produce } from "../connectors/jetstream/Producer.ts"
 import { requestSavepoint } from "../checkpoint/SavepointRequest.ts"
 import { formatStatus } from "./formatStatus.ts"
+import { lifecycleCommands } from "./lifecycleCommands.ts"
+import { portFlag, uiCommand, withWebView } from "./uiCommand.ts"
 
 const urls = brokerUrlsFromEnv()
 
@@ -69,6 +73,11 @@ const run = Command.make(
       Flag.withDescription("go on from the job's latest completed checkpoint instead of starting afresh"),
       Flag.withDefault(false)
     ),
+    ui: Flag.Boolean("ui").pipe(
+      Flag.withDescription("also serve the web view and /metrics while the job runs"),
+      Flag.withDefault(false)
+    ),
+    uiPort: portFlag("ui-port"),
     ...supervisorFlags
   },
   (f) =>
@@ -82,11 +91,18 @@ const run = Command.make(
             ? { kind: "resume" }
             : { kind: "fresh" }
       yield* prepareStart(plan, from, urls)
-      const result = yield* launch({ module: f.module, plan, supervisor: supervisorOf(f), urls })
+      const result = yield* withWebView(
+        urls,
+        f.ui,
+        f.uiPort,
+        launch({ module: f.module, plan, supervisor: supervisorOf(f), urls })
+      )
       yield* Console.error(
         result.exitCode === 0
           ? `job ${plan.pipeline.job} FINISHED`
-          : `job ${plan.pipeline.job} FAILED: ${result.reason ?? ""}`
+          : result.exitCode === ExitCode.cancelled
+            ? `job ${plan.pipeline.job} CANCELLED`
+            : `job ${plan.pipeline.job} FAILED: ${result.reason ?? ""}`
       )
       yield* setExit(result.exitCode)
     })
@@ -350,11 +366,13 @@ const exactor = Command.make("exactor").pipe(
     produceCmd,
     example,
     chaos,
+    ...lifecycleCommands(urls),
+    uiCommand(urls),
     actor,
     coordinator
   ])
 )
 
-runMain(Command.run(exactor, { version: "0.1.0" }).pipe(Effect.provide(NodeServices.layer)), {
+runMain(Command.run(exactor, { version: "0.1.0" }).pipe(Effect.provide([NodeServices.layer, logLayer()])), {
   teardown: exitCodeTeardown
 })

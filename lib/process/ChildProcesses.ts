@@ -14,6 +14,7 @@ import { runCoordinator } from "../checkpoint/Coordinator.ts"
 import { ExitCode, exitWithSupervisor } from "./Launcher.ts"
 import { natsConnection } from "../runtime/Nats.ts"
 import { loadPipeline } from "../api/PipelineModule.ts"
+import { logLayer } from "../runtime/LogFormat.ts"
 
 /** What both kinds of process start with: the supervisor link, the pipeline, NATS and the job's store. */
 const openJob = (module: string, urls: BrokerUrls, processName: string) =>
@@ -32,19 +33,28 @@ export const actorProcess = (module: string, instance: string, urls: BrokerUrls)
       const id = InstanceId.parse(instance)
       if (id instanceof InvalidInstanceId) return yield* id
       const { plan, nc, store } = yield* openJob(module, urls, String(id))
-      yield* runActor({ plan, id, nc, store, ...urls })
+      yield* runActor({ plan, id, nc, store, ...urls }).pipe(
+        Effect.annotateLogs({ job: plan.pipeline.job, instance: String(id) })
+      )
     })
-  )
+  ).pipe(Effect.provide(logLayer()))
 
 /** The coordinator of the pipeline in `module`; its exit code says how the job ended. */
 export const coordinatorProcess = (module: string, urls: BrokerUrls) =>
   Effect.scoped(
     Effect.gen(function* () {
       const { plan, nc, store } = yield* openJob(module, urls, "coordinator")
-      const result = yield* runCoordinator({ plan, nc, store })
-      process.exitCode = result.state === "FINISHED" ? ExitCode.finished : ExitCode.failed
+      const result = yield* runCoordinator({ plan, nc, store }).pipe(
+        Effect.annotateLogs({ job: plan.pipeline.job, instance: "coordinator" })
+      )
+      process.exitCode =
+        result.state === "FINISHED"
+          ? ExitCode.finished
+          : result.state === "CANCELLED"
+            ? ExitCode.cancelled
+            : ExitCode.failed
     })
-  )
+  ).pipe(Effect.provide(logLayer()))
 
 /** `runMain` teardown: the exit code set by the program, 130 when interrupted, else 1. */
 export const exitCodeTeardown: Runtime.Teardown = (exit, onExit) => {

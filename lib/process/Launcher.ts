@@ -16,11 +16,12 @@ import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import * as Effect from "effect/Effect"
 import { Subjects } from "../core/Address.ts"
+import { logFormatFromEnv } from "../runtime/LogFormat.ts"
 import { encode } from "../runtime/Envelope.ts"
 import type { NatsConnection } from "../runtime/Nats.ts"
 
 /** Exit codes of the coordinator process, which are the job's. */
-export const ExitCode = { finished: 0, failed: 2, intensity: 3, usage: 64 } as const
+export const ExitCode = { finished: 0, failed: 2, intensity: 3, cancelled: 4, usage: 64 } as const
 
 export interface SupervisorOptions {
   /** R: restarts allowed within `restartWindowMs` before the job fails. Default 10. */
@@ -106,13 +107,15 @@ export const cliEntry = fileURLToPath(new URL("../cli/exactor.ts", import.meta.u
 export const childEntry = fileURLToPath(new URL("../cli/child.ts", import.meta.url))
 
 const pipeLines = (child: ChildProcess, name: string, sink: WriteStream | NodeJS.WriteStream) => {
+  // JSON log lines carry their instance and stay one object per line, unprefixed
+  const prefix = logFormatFromEnv() === "json" ? "" : `[${name}] `
   for (const stream of [child.stdout, child.stderr]) {
     let rest = ""
     stream?.setEncoding("utf8")
     stream?.on("data", (chunk: string) => {
       const lines = (rest + chunk).split("\n")
       rest = lines.pop() ?? ""
-      for (const line of lines) sink.write(`[${name}] ${line}\n`)
+      for (const line of lines) sink.write(`${prefix}${line}\n`)
     })
   }
 }
@@ -165,7 +168,10 @@ export const runLauncher = (o: LauncherOptions): Effect.Effect<LauncherResult> =
         children.delete(spec.name)
         o.onEvent?.({ kind: "exited", name: spec.name, code, signal })
         if (stopping) return
-        if (spec.name === "coordinator" && (code === ExitCode.finished || code === ExitCode.failed)) {
+        if (
+          spec.name === "coordinator" &&
+          (code === ExitCode.finished || code === ExitCode.failed || code === ExitCode.cancelled)
+        ) {
           finish({
             exitCode: code,
             ...(code === ExitCode.failed

@@ -22,7 +22,7 @@ import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import { InstanceId, Subjects } from "../core/Address.ts"
-import { Mailbox, subscribeCredits } from "./Channel.ts"
+import { type ChannelSender, Mailbox, subscribeCredits } from "./Channel.ts"
 import { type ControlEnvelope, decode, EnvelopeDecodeError, encode, type ReportKind } from "./Envelope.ts"
 import { KeyedStateStore, type KeyedSnapshot } from "./KeyedStateStore.ts"
 import { failOnDisconnect, type NatsConnection } from "./Nats.ts"
@@ -59,6 +59,8 @@ export interface RestoreBody {
   readonly checkpoint?: number
   /** snapshot handles for this instance: its own, or every old instance's for a keyed operator */
   readonly handles: ReadonlyArray<unknown>
+  /** a sink: the records it had committed at that checkpoint, across epochs */
+  readonly committed?: number
 }
 
 export type InstancePhase = "idle" | "restoring" | "restored" | "running" | "failed"
@@ -72,6 +74,8 @@ export interface HeartbeatBody extends TaskStats {
   readonly rssMb: number
   readonly heapMb: number
   readonly externalMb: number
+  /** time this epoch's senders waited for credit, ms: the share of time under backpressure */
+  readonly creditWaitMs: number
   readonly failure?: string
 }
 
@@ -115,6 +119,8 @@ export const runActor = (env: ActorEnv) =>
       amqpUrl: env.amqpUrl
     }
     const stats: TaskStats = initialTaskStats()
+    /** the senders of the current epoch's router, for the heartbeat's credit wait */
+    let senders: ReadonlyMap<string, ChannelSender> = new Map()
     let epoch = -1
     let phase: InstancePhase = "idle"
     let failure: string | undefined
@@ -171,6 +177,8 @@ export const runActor = (env: ActorEnv) =>
     const mb = (bytes: number) => Math.round(bytes / 1_048_576)
     const heartbeat = (): HeartbeatBody => {
       const memory = process.memoryUsage()
+      let creditWaitMs = 0
+      for (const sender of senders.values()) creditWaitMs += sender.creditWaitMs
       return {
         ...stats,
         phase,
@@ -179,6 +187,7 @@ export const runActor = (env: ActorEnv) =>
         rssMb: mb(memory.rss),
         heapMb: mb(memory.heapUsed),
         externalMb: mb(memory.external + memory.arrayBuffers),
+        creditWaitMs: Math.round(creditWaitMs),
         ...(failure === undefined ? {} : { failure })
       }
     }
@@ -220,6 +229,7 @@ export const runActor = (env: ActorEnv) =>
         stats.finished = false
         stats.wantsCheckpoint = false
         stats.commitMs = 0
+        stats.recordsCommitted = body.committed ?? 0
         const scope = yield* Scope.make()
         const built = yield* Effect.exit(
           Effect.gen(function* () {
@@ -267,6 +277,7 @@ export const runActor = (env: ActorEnv) =>
               }
             )
             const router = new Router(nc, subjects, plan, id, e, plan.options.channel)
+            senders = router.senders
             yield* subscribeCredits(nc, subjects, id, e, router.senders)
             return { mailbox, router, state }
           }).pipe(Scope.provide(scope))

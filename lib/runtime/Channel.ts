@@ -49,6 +49,8 @@ export class ChannelSender {
   private wake: (() => void) | undefined
   /** Records handed to this sender in this epoch (including those still buffered). */
   records = 0
+  /** Time spent waiting for credit in this epoch, ms (backpressure from the receiver). */
+  creditWaitMs = 0
 
   constructor(
     nc: NatsConnection,
@@ -148,8 +150,13 @@ export class ChannelSender {
 
   private get awaitCredit(): Effect.Effect<void> {
     return Effect.callback<void>((resume) => {
-      this.wake = () => resume(Effect.void)
+      const started = performance.now()
+      this.wake = () => {
+        this.creditWaitMs += performance.now() - started
+        resume(Effect.void)
+      }
       return Effect.sync(() => {
+        this.creditWaitMs += performance.now() - started
         this.wake = undefined
       })
     })

@@ -3,7 +3,8 @@
  * (`commitsBesideInput`) has `complete n` start `writer.commit(n)` at once (`start`: it does not queue
  * behind the mailbox's input), so the sink takes input while the broker commits; any other writer
  * commits in its task loop (`run`). Either way `complete n` is answered when its commit is done.
- * Invariants: commits never overlap each other; a commit that fails fails the epoch (`check`).
+ * Invariants: commits never overlap each other; a commit that fails fails the epoch (`check`);
+ * `stats.recordsCommitted` moves only when a commit is confirmed, to the count at its barrier.
  */
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
@@ -18,12 +19,33 @@ export class SinkCommits {
   private readonly scope: Scope.Scope
   private readonly stats: TaskStats
   private readonly serial = Semaphore.makeUnsafe(1)
+  /** records committed when this epoch began (those of the restored checkpoint) */
+  private readonly base: number
+  /** by checkpoint: the records before its barrier, counted across epochs, until its commit is confirmed */
+  private readonly atBarriers = new Map<number, number>()
 
   /** Commits started beside the loop run in `scope` (the epoch's): closing it interrupts them. Time in flight goes to `stats.commitMs`. */
   constructor(writer: SinkWriter<unknown>, scope: Scope.Scope, stats: TaskStats) {
     this.writer = writer
     this.scope = scope
     this.stats = stats
+    this.base = stats.recordsCommitted
+  }
+
+  /** Notes that barrier n came after `recordsOut` records of this epoch; returns the count across epochs. */
+  atBarrier(n: number, recordsOut: number): number {
+    const count = this.base + recordsOut
+    this.atBarriers.set(n, count)
+    return count
+  }
+
+  /** A commit of everything up to n is confirmed: the records before barrier n are visible. */
+  private committed(n: number): void {
+    for (const [m, count] of this.atBarriers)
+      if (m <= n) {
+        this.stats.recordsCommitted = Math.max(this.stats.recordsCommitted, count)
+        this.atBarriers.delete(m)
+      }
   }
 
   /** Whether `complete n` starts the commit beside the loop (`start`) rather than in it (`run`). */
@@ -57,7 +79,12 @@ export class SinkCommits {
           reply(false, Cause.pretty(cause))
         })
       ),
-      Effect.tap(() => Effect.sync(() => reply(true)))
+      Effect.tap(() =>
+        Effect.sync(() => {
+          this.committed(n)
+          reply(true)
+        })
+      )
     )
   }
 

@@ -191,11 +191,18 @@ const checkpoint = (env: TaskEnv, n: number, alignmentMs: number) =>
   Effect.gen(function* () {
     const started = Date.now()
     const state = yield* captureState(env, n)
+    // a sink: the records before this barrier, visible once commit n is confirmed (kept in the manifest)
+    const committed = env.commits?.atBarrier(n, env.stats.recordsOut)
     yield* env.router.barrier(n)
     const handle = state === undefined ? undefined : yield* env.putSnapshot(n, state)
     env.stats.lastCheckpoint = n
     env.stats.lastAlignmentMs = alignmentMs
-    env.report("ack", n, { handle, alignmentMs, durationMs: Date.now() - started })
+    env.report("ack", n, {
+      handle,
+      alignmentMs,
+      durationMs: Date.now() - started,
+      ...(committed === undefined ? {} : { committed })
+    })
   })
 
 /** Serves a command; returns what an abort released from alignment (to process first). */

@@ -15,6 +15,11 @@ export interface TaskStats {
   wantsCheckpoint: boolean
   /** a sink's time with a commit in flight (from `complete n` to its end) this epoch, ms; it takes input meanwhile */
   commitMs: number
+  /**
+   * a sink's records visible downstream: every record before the barrier of the last checkpoint
+   * whose commit is confirmed, counted across epochs (the restored checkpoint's count plus this epoch's)
+   */
+  recordsCommitted: number
 }
 
 /** The counters of a new instance: nothing in or out, no checkpoint yet. */
@@ -25,5 +30,6 @@ export const initialTaskStats = (): TaskStats => ({
   lastAlignmentMs: 0,
   finished: false,
   wantsCheckpoint: false,
-  commitMs: 0
+  commitMs: 0,
+  recordsCommitted: 0
 })

@@ -51,3 +51,7 @@ export const stopAfterCheckpoints = async (job: OrdersJob, checkpoints: number) 
   await run.exit
   return s
 }
+
+/** The exit code of a run, or -1 if it has not exited within `ms` (so a test never waits on a job forever). */
+export const exitWithin = (exit: Promise<number>, ms = 120_000): Promise<number> =>
+  Promise.race([exit, new Promise<number>((resolve) => setTimeout(() => resolve(-1), ms).unref())])

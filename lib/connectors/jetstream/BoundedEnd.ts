@@ -3,8 +3,10 @@
  * key per (job, operator, stream): the stream's end sequence, or for a partitioned stream the last
  * sequence of every partition. Invariant: the first open records it (create-if-absent) and every
  * instance of the job takes that one, even if messages arrive between their opens.
+ * `exactor delete` removes every end of a job (`clearJobBoundedEnds`), leaving no marker behind.
  */
 import type { StreamInfo } from "@nats-io/jetstream"
+import { jetstreamManager } from "@nats-io/jetstream"
 import { Kvm } from "@nats-io/kv"
 import * as Effect from "effect/Effect"
 import { decodeJson } from "./JetStreamSourceOptions.ts"
@@ -125,4 +127,26 @@ export const clearBoundedEnd = (
     },
     catch: (cause) =>
       new SourceReadFailed({ stream: options.stream, operation: "clear the bounded end", cause })
+  })
+
+/** Removes every recorded end of `job` from `bucket` (the messages themselves: no purge markers); returns how many. */
+export const clearJobBoundedEnds = (
+  nc: NatsConnection,
+  job: string,
+  bucket = "exactor-source-bounds"
+): Effect.Effect<number, SourceReadFailed> =>
+  Effect.tryPromise({
+    try: async () => {
+      const jsm = await jetstreamManager(nc)
+      const stream = `KV_${bucket}`
+      const exists = await jsm.streams.info(stream).then(
+        () => true,
+        () => false
+      )
+      if (!exists) return 0
+      const r = await jsm.streams.purge(stream, { filter: `$KV.${bucket}.${keyPart(job)}.>` })
+      return r.purged
+    },
+    catch: (cause) =>
+      new SourceReadFailed({ stream: bucket, operation: `clear the bounded ends of job ${job}`, cause })
   })
