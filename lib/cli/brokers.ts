@@ -9,6 +9,7 @@ import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import type { BrokerName } from "../brokers/BrokerError.ts"
 import { ensureNats, ensureRabbitMq } from "../brokers/Brokers.ts"
+import { ensureStreamPlugin } from "../brokers/StreamPlugin.ts"
 
 class BrokersNotReady extends Data.TaggedError("BrokersNotReady")<{
   readonly brokers: ReadonlyArray<BrokerName>
@@ -36,6 +37,9 @@ const main = Effect.gen(function* () {
     }
   }
   if (notReady.length > 0) return yield* new BrokersNotReady({ brokers: notReady })
+  const rabbit = results[1]
+  if (rabbit.result._tag === "Success")
+    yield* Console.log(`${"streams".padEnd(8)} ${yield* ensureStreamPlugin(rabbit.result.success.url)}`)
 })
 
 runMain(main, { disableErrorReporting: true })
