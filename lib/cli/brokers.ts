@@ -11,6 +11,7 @@ import * as Effect from "effect/Effect"
 import type { BrokerName } from "../brokers/BrokerError.ts"
 import { ensureNats, ensureRabbitMq } from "../brokers/Brokers.ts"
 import { ensurePostgres } from "../brokers/PostgresBroker.ts"
+import { ensureStreamPlugin } from "../brokers/StreamPlugin.ts"
 
 class BrokersNotReady extends Data.TaggedError("BrokersNotReady")<{
   readonly brokers: ReadonlyArray<BrokerName>
@@ -49,6 +50,9 @@ const main = Effect.gen(function* () {
       `${"Postgres".padEnd(8)} ${pgStatus.failure.message} (only the PostgreSQL sink needs it)`
     )
   if (notReady.length > 0) return yield* new BrokersNotReady({ brokers: notReady })
+  const rabbit = results[1]
+  if (rabbit.result._tag === "Success")
+    yield* Console.log(`${"streams".padEnd(8)} ${yield* ensureStreamPlugin(rabbit.result.success.url)}`)
 })
 
 runMain(main, { disableErrorReporting: true })
