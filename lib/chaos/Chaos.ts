@@ -296,8 +296,14 @@ export const runChaos = (o: ChaosOptions) =>
       let longPauses = 0
       let natsRestarts = 0
       let postgresCrashes = 0
+      /** the first fault is a postgres crash, so that even a short job sees one */
+      let postgresFirst = slots.some((s) => s.fault === "postgresCrash")
       /** the next slot, past postgres crashes once all of them are done */
-      const nextSlot = () => {
+      const nextSlot = (): FaultSlot | undefined => {
+        if (postgresFirst) {
+          postgresFirst = false
+          return { fault: "postgresCrash" }
+        }
         for (let i = 0; i <= slots.length; i++) {
           const s = schedule.next()
           if (s?.fault !== "postgresCrash" || postgresCrashes < (o.postgresCrashes ?? 0)) return s

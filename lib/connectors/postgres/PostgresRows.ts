@@ -1,8 +1,9 @@
 /**
  * How the PostgreSQL sink writes a batch of records inside a transaction: multi-row INSERTs of the
  * configured columns (named server-side statements, one per chunk size), or the user's statement
- * once per record. Invariant: one batch is one Effect (a plain loop inside); a rejected statement
- * fails with the error naming its first record, and nothing after it is sent.
+ * once per record. Invariant: one batch is one uninterruptible Effect (a plain loop inside), so no
+ * statement of it can outlive it; a rejected statement fails with the error naming its first
+ * record, and nothing after it is sent.
  */
 import * as Effect from "effect/Effect"
 import { classify, PgSinkQueryFailed } from "./PostgresSinkErrors.ts"
@@ -100,7 +101,11 @@ export const makeRowWriter = <A>(o: Resolved<A>) => {
   ): Effect.Effect<void, ReturnType<ReturnType<typeof classify>> | PgSinkQueryFailed> =>
     records.length === 0
       ? Effect.void
-      : Effect.asVoid(
-          o.table !== undefined ? insert(c, checkpoint, records) : statement(c, checkpoint, records)
+      : // uninterruptible: an interrupted Effect would not stop the statements already queued on the
+        // connection, and a ROLLBACK sent meanwhile would let the later ones run outside the transaction
+        Effect.uninterruptible(
+          Effect.asVoid(
+            o.table !== undefined ? insert(c, checkpoint, records) : statement(c, checkpoint, records)
+          )
         )
 }

@@ -196,31 +196,34 @@ const localResource = <A>(o: Resolved<A>, s: Session, lock: Semaphore.Semaphore)
 
   /** One local transaction: the records and the commit-log row, unless the row is there already. */
   const commitLocal = (checkpoint: number, records: ReadonlyArray<A>) =>
-    lock.withPermits(1)(
-      Effect.gen(function* () {
-        const c = yield* s.session
-        if (yield* s.committed(c, checkpoint))
-          return yield* Effect.logDebug(`${sink}: checkpoint ${checkpoint} already committed`)
-        yield* s.query(c, "BEGIN", checkpoint, "BEGIN")
-        const outcome = yield* Effect.gen(function* () {
-          yield* s.logRow(c, checkpoint)
-          yield* writeRows(c, checkpoint, records)
-          yield* s.query(c, "COMMIT", checkpoint, "COMMIT")
-        }).pipe(
-          Effect.as("committed" as const),
-          // someone else (a fenced zombie, a second restore) wrote the row first
-          Effect.catchIf(
-            (e) => e._tag === "PgSinkQueryFailed" && e.sqlstate === "23505",
-            () => Effect.succeed("already" as const)
-          ),
-          Effect.onError(() =>
-            c.dead === undefined
-              ? s.query(c, "ROLLBACK", checkpoint, "ROLLBACK").pipe(Effect.catch(() => s.close(c)))
-              : Effect.void
+    // uninterruptible: BEGIN ... COMMIT on the control session is never left half done by an interrupt
+    Effect.uninterruptible(
+      lock.withPermits(1)(
+        Effect.gen(function* () {
+          const c = yield* s.session
+          if (yield* s.committed(c, checkpoint))
+            return yield* Effect.logDebug(`${sink}: checkpoint ${checkpoint} already committed`)
+          yield* s.query(c, "BEGIN", checkpoint, "BEGIN")
+          const outcome = yield* Effect.gen(function* () {
+            yield* s.logRow(c, checkpoint)
+            yield* writeRows(c, checkpoint, records)
+            yield* s.query(c, "COMMIT", checkpoint, "COMMIT")
+          }).pipe(
+            Effect.as("committed" as const),
+            // someone else (a fenced zombie, a second restore) wrote the row first
+            Effect.catchIf(
+              (e) => e._tag === "PgSinkQueryFailed" && e.sqlstate === "23505",
+              () => Effect.succeed("already" as const)
+            ),
+            Effect.onError(() =>
+              c.dead === undefined
+                ? s.query(c, "ROLLBACK", checkpoint, "ROLLBACK").pipe(Effect.catch(() => s.close(c)))
+                : Effect.void
+            )
           )
-        )
-        if (outcome === "already") yield* s.query(c, "ROLLBACK", checkpoint, "ROLLBACK")
-      })
+          if (outcome === "already") yield* s.query(c, "ROLLBACK", checkpoint, "ROLLBACK")
+        })
+      )
     )
 
   const resource: TransactionalResource<LocalTxn<A>, A, PostgresSinkError, PendingRecords<A>> = {

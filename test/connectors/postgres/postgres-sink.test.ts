@@ -4,7 +4,7 @@
  * the eager checks (options naming the field, a clear error on a server that cannot prepare).
  */
 import t from "tap"
-import { Effect } from "effect"
+import { Effect, Fiber } from "effect"
 import { makePostgresSink } from "../../../lib/connectors/postgres/PostgresSink.ts"
 import { preparedGids, sql, startPostgresServer, type TestPostgresServer } from "../../harness/postgres.ts"
 import { sinkCases } from "./sinkCases.ts"
@@ -79,3 +79,37 @@ t.test(
     t.same(await preparedGids(url), [])
   }
 )
+
+t.test("an interrupted write (a new epoch) leaves no row outside the transaction", async (t) => {
+  const table = `interrupt_${Date.now().toString(36)}`
+  const url = server!.url
+  await sql(url, `CREATE TABLE ${table} (v text)`)
+  await Effect.runPromise(
+    Effect.scoped(
+      Effect.gen(function* () {
+        const w = yield* makePostgresSink<{ v: string }>({
+          url,
+          job: `int-${Date.now().toString(36)}`,
+          sink: "out",
+          instance: 0,
+          table,
+          columns: ["v"],
+          insertBatchRows: 50
+        })
+        yield* w.restore(undefined)
+        const rows = Array.from({ length: 20_000 }, (_, i) => ({ v: `i${i}` }))
+        const write = yield* Effect.forkChild(w.write(rows))
+        yield* Effect.sleep("30 millis")
+        yield* Fiber.interrupt(write)
+        // the runtime's next step after a new epoch: restore, which rolls the open transaction back
+        yield* w.restore(undefined)
+      })
+    )
+  )
+  t.same(
+    await sql(url, `SELECT count(*)::int AS n FROM ${table}`),
+    [{ n: 0 }],
+    "no row escaped the transaction"
+  )
+  t.same(await preparedGids(url), [])
+})
