@@ -32,9 +32,13 @@ export class SinkCommits {
     this.base = stats.recordsCommitted
   }
 
-  /** Notes that barrier n came after `recordsOut` records of this epoch; returns the count across epochs. */
+  /**
+   * Notes that barrier n came after `recordsOut` records of this epoch, of which the writer carried
+   * some into the next transaction; returns the count that commit n makes visible, across epochs.
+   */
   atBarrier(n: number, recordsOut: number): number {
-    const count = this.base + recordsOut
+    const carried = this.writer.uncommittedAfterSnapshot?.() ?? 0
+    const count = this.base + recordsOut - carried
     this.atBarriers.set(n, count)
     return count
   }

@@ -299,6 +299,7 @@ export const makeRabbitMqStreamSink = <A>(
       commit: inner.commit,
       restore: inner.restore,
       full: inner.full,
+      uncommittedAfterSnapshot: inner.uncommittedAfterSnapshot,
       commitsBesideInput: true
     }
   })
