@@ -11,6 +11,7 @@ import amqp from "amqplib"
 import { Effect } from "effect"
 import t from "tap"
 import { checkOrders, drainQueue } from "../../lib/chaos/OutputCheck.ts"
+import { ordersPartitioning } from "../../lib/connectors/jetstream/Partitioning.ts"
 import { generateOrder, produce } from "../../lib/connectors/jetstream/Producer.ts"
 import { Kvm } from "@nats-io/kv"
 import { exactlyOnce, exitWithin, status, until } from "../harness/checks.ts"
@@ -65,8 +66,15 @@ t.test("jobs, cancel with and without a savepoint, delete", async (t) => {
   // more input arrives while the cancel is under way: records after the savepoint's barrier may be
   // in flight when the job stops (timing decides; the comment below says how many were committed),
   // and every one must come out once, from the run that resumes
+  const partitions = ordersPartitioning(job.env)
   const more = Effect.runPromise(
-    produce({ natsUrl, stream: job.stream, input: { generate: { count: orders + extra } } })
+    produce({
+      natsUrl,
+      stream: job.stream,
+      input: { generate: { count: orders + extra } },
+      // on the partition subjects the job's source reads, as the harness produced the first orders
+      ...(partitions === undefined ? {} : { partitions })
+    })
   )
   const cancelled = await job.cli(["cancel", job.job, "--savepoint", "last"])
   await more
