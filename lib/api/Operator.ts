@@ -95,11 +95,6 @@ export interface SinkWriter<A, E = unknown> {
    * calls `commit` between writes, in the task loop. Commits never overlap each other.
    */
   readonly commitsBesideInput?: boolean
-  /**
-   * Right after `snapshot(n)`: how many of the records written so far are not in a transaction
-   * that `commit(n)` commits (carried into the next one because the last was full). Absent: none.
-   */
-  readonly uncommittedAfterSnapshot?: () => number
 }
 
 export interface SinkDeclaration<A, E = unknown> {

@@ -32,13 +32,9 @@ export class SinkCommits {
     this.base = stats.recordsCommitted
   }
 
-  /**
-   * Notes that barrier n came after `recordsOut` records of this epoch, of which the writer carried
-   * some into the next transaction; returns the count that commit n makes visible, across epochs.
-   */
+  /** Notes that barrier n came after `recordsOut` records of this epoch; returns the count across epochs. */
   atBarrier(n: number, recordsOut: number): number {
-    const carried = this.writer.uncommittedAfterSnapshot?.() ?? 0
-    const count = this.base + recordsOut - carried
+    const count = this.base + recordsOut
     this.atBarriers.set(n, count)
     return count
   }

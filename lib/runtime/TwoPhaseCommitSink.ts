@@ -141,13 +141,7 @@ export interface TwoPhaseCommitWriter<A, E, P extends object = PendingRecords>
    *  Returns the sink's snapshot state (plain msgpack-able data) holding every pending transaction's payload. */
   snapshot(n: number): Effect.Effect<SinkSnapshot<P>, E>
   /** After a failure: recoverAndCommit the pending transactions of `snapshot` (undefined = fresh start), abort anything open, begin a new transaction. */
-  restore(
-    snapshot: SinkSnapshot<P> | undefined
-  ): Effect.Effect<
-    void,
-    E
-  > /** After `snapshot(n)`: the records carried past transaction n (into the open one, or still waiting). */
-  readonly uncommittedAfterSnapshot: () => number
+  restore(snapshot: SinkSnapshot<P> | undefined): Effect.Effect<void, E>
 }
 
 export interface TwoPhaseCommitOptions {
@@ -407,8 +401,6 @@ export const makeTwoPhaseCommitSink = <Txn, Rec, E, P extends object = PendingRe
       commit,
       restore: (s) => serial(restore(s)),
       full: () => carry.length > 0 || (open !== undefined && open.records.length >= max),
-      // after snapshot(n): the open transaction n+1 holds the carried records that fitted, `carry` the rest
-      uncommittedAfterSnapshot: () => carry.length + (open?.records.length ?? 0),
       commitsBesideInput: true
     }
   })

@@ -222,24 +222,3 @@ t.test("a transport that prepares durably keeps only its transaction id in the s
     })
   )
 })
-
-t.test("after a snapshot the writer says how many records it carried past the transaction", async (t) => {
-  const { resource } = gatedResource()
-  await Effect.runPromise(
-    Effect.gen(function* () {
-      const w = yield* makeTwoPhaseCommitSink(resource, { sink: "gated", maxTransactionRecords: 3 })
-      yield* w.restore(undefined)
-      yield* w.write(["a", "b", "c", "d", "e", "f", "g", "h"])
-      yield* w.snapshot(1)
-      t.equal(
-        w.uncommittedAfterSnapshot(),
-        5,
-        "3 in transaction 1; 3 moved into the open one and 2 still carried"
-      )
-      yield* w.snapshot(2)
-      t.equal(w.uncommittedAfterSnapshot(), 2, "3 more in transaction 2; the last 2 in the open one")
-      yield* w.snapshot(3)
-      t.equal(w.uncommittedAfterSnapshot(), 0, "everything is in a pre-committed transaction")
-    })
-  )
-})

@@ -299,7 +299,6 @@ export const makeRabbitMqStreamSink = <A>(
       commit: inner.commit,
       restore: inner.restore,
       full: inner.full,
-      uncommittedAfterSnapshot: inner.uncommittedAfterSnapshot,
       commitsBesideInput: true
     }
   })

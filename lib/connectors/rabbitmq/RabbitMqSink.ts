@@ -431,7 +431,6 @@ export const makeRabbitMqSink = <A>(
       commit: inner.commit,
       restore: inner.restore,
       full: inner.full,
-      uncommittedAfterSnapshot: inner.uncommittedAfterSnapshot,
       commitsBesideInput: true
     }
   })
