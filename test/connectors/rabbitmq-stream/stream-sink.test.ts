@@ -136,7 +136,7 @@ t.test(
     await s.run(s.writer.write(padded("c", 0, n)))
     await s.run(s.writer.snapshot(1))
     const commit = Effect.runFork(s.writer.commit(1))
-    await written(o.stream, 1_000_000)
+    await written(o.stream, 100_000)
     await node.kill()
     t.equal(commit.pollUnsafe(), undefined, "the commit was still running when the node died")
     await node.restart()
@@ -166,7 +166,7 @@ t.test(
     await a.run(a.writer.write(padded("d", 0, n)))
     const snap = (await a.run(a.writer.snapshot(1))) as SinkSnapshot<StreamPending>
     const commit = Effect.runFork(a.writer.commit(1))
-    await written(o.stream, 1_000_000)
+    await written(o.stream, 100_000)
     await node.kill()
     t.equal(commit.pollUnsafe(), undefined, "the commit was still running when the node died")
     await Effect.runPromise(Fiber.interrupt(commit))
