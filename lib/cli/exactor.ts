@@ -299,7 +299,7 @@ const chaos = Command.make(
     module: moduleArg,
     records: Flag.Int("records").pipe(
       Flag.withDescription("orders to generate (bounded input)"),
-      Flag.withDefault(20_000)
+      Flag.withDefault(100_000)
     ),
     interval: Flag.Int("interval").pipe(
       Flag.withDescription("mean ms between faults"),
