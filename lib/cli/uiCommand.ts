@@ -11,7 +11,7 @@ import { natsConnection } from "../runtime/Nats.ts"
 
 export const portFlag = (name: string) =>
   Flag.Int(name).pipe(
-    Flag.withDescription("the web view's port (0: any free port)"),
+    Flag.withDescription("the web view's port (0: a free port the system picks)"),
     Flag.withDefault(defaultObservePort)
   )
 
