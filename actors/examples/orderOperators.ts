@@ -2,6 +2,7 @@
  * The operators of the orders example: parse/validate an order, and the running total per
  * customer (keyed state: one number per customer). Shared by actors/examples/orders.ts and the tests.
  */
+import { defaultJobOptions, type JobOptionsInput } from "../../lib/api/JobOptions.ts"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import { keyedProcess, map } from "../../lib/api/Operator.ts"
@@ -47,5 +48,25 @@ export const runningTotal = keyedProcess("total", {
     const next = total + order.amount
     emit({ orderId: order.id, customer: order.customer, amount: order.amount, total: next })
     return next
+  }
+})
+
+const backoff =
+  defaultJobOptions.restart.kind === "exponentialBackoff" ? defaultJobOptions.restart : undefined
+
+/**
+ * The orders examples' job options: EXACTOR_CHECKPOINT_INTERVAL (1000 ms), and for `exactor chaos`
+ * the restart budget and backoff cap, EXACTOR_RESTART_ATTEMPTS (20) and EXACTOR_RESTART_MAX_DELAY (10 000 ms).
+ */
+export const ordersJobOptions = (): JobOptionsInput => ({
+  checkpoint: { interval: Number(process.env.EXACTOR_CHECKPOINT_INTERVAL ?? 1000) },
+  restart: {
+    kind: "exponentialBackoff",
+    initial: backoff?.initial ?? 200,
+    multiplier: backoff?.multiplier ?? 2,
+    jitter: backoff?.jitter ?? 0.2,
+    max: Number(process.env.EXACTOR_RESTART_MAX_DELAY ?? backoff?.max ?? 10_000),
+    attempts: Number(process.env.EXACTOR_RESTART_ATTEMPTS ?? backoff?.attempts ?? 20),
+    resetAfter: backoff?.resetAfter ?? 60_000
   }
 })

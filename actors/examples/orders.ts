@@ -10,11 +10,10 @@
  * EXACTOR_MAX_TRANSACTION_MESSAGES (the sink's default, 10 000), and for `exactor chaos` the restart strategy's budget and backoff cap: EXACTOR_RESTART_ATTEMPTS (20),
  * EXACTOR_RESTART_MAX_DELAY (10 000 ms).
  */
-import { defaultJobOptions } from "../../lib/api/JobOptions.ts"
 import { pipeline } from "../../lib/api/Pipeline.ts"
 import { ordersPartitioning } from "../../lib/connectors/jetstream/Partitioning.ts"
 import { jetstreamSource } from "../jetstreamSource.ts"
-import { type CustomerTotal, parseOrder, runningTotal } from "./orderOperators.ts"
+import { type CustomerTotal, parseOrder, runningTotal, ordersJobOptions } from "./orderOperators.ts"
 import { rabbitmqSink } from "../rabbitmqSink.ts"
 
 export const ordersJob = process.env.EXACTOR_ORDERS_JOB ?? "orders"
@@ -25,21 +24,7 @@ export type { CustomerTotal, Order } from "./orderOperators.ts"
 const parallelism = (name: string, fallback: number) => Number(process.env[name] ?? fallback)
 const partitioning = ordersPartitioning()
 
-const backoff =
-  defaultJobOptions.restart.kind === "exponentialBackoff" ? defaultJobOptions.restart : undefined
-
-export default pipeline(ordersJob, {
-  checkpoint: { interval: Number(process.env.EXACTOR_CHECKPOINT_INTERVAL ?? 1000) },
-  restart: {
-    kind: "exponentialBackoff",
-    initial: backoff?.initial ?? 200,
-    multiplier: backoff?.multiplier ?? 2,
-    jitter: backoff?.jitter ?? 0.2,
-    max: Number(process.env.EXACTOR_RESTART_MAX_DELAY ?? backoff?.max ?? 10_000),
-    attempts: Number(process.env.EXACTOR_RESTART_ATTEMPTS ?? backoff?.attempts ?? 20),
-    resetAfter: backoff?.resetAfter ?? 60_000
-  }
-})
+export default pipeline(ordersJob, ordersJobOptions())
   .source(
     jetstreamSource<unknown>("orders", {
       stream: ordersStream,

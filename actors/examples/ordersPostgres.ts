@@ -7,10 +7,9 @@
  * server), EXACTOR_PG_MODE (`prepared`, the default, or `local` for a server without prepared
  * transactions). The sink creates the table if it is missing.
  */
-import { defaultJobOptions } from "../../lib/api/JobOptions.ts"
 import { pipeline } from "../../lib/api/Pipeline.ts"
 import { jetstreamSource } from "../jetstreamSource.ts"
-import { type CustomerTotal, parseOrder, runningTotal } from "./orderOperators.ts"
+import { type CustomerTotal, parseOrder, runningTotal, ordersJobOptions } from "./orderOperators.ts"
 import { postgresSink } from "../postgresSink.ts"
 
 export const ordersJob = process.env.EXACTOR_ORDERS_JOB ?? "orders-pg"
@@ -19,21 +18,7 @@ export const ordersTable = process.env.EXACTOR_ORDERS_TABLE ?? "orders_totals"
 const mode = process.env.EXACTOR_PG_MODE === "local" ? "local" : "prepared"
 
 const parallelism = (name: string, fallback: number) => Number(process.env[name] ?? fallback)
-const backoff =
-  defaultJobOptions.restart.kind === "exponentialBackoff" ? defaultJobOptions.restart : undefined
-
-export default pipeline(ordersJob, {
-  checkpoint: { interval: Number(process.env.EXACTOR_CHECKPOINT_INTERVAL ?? 1000) },
-  restart: {
-    kind: "exponentialBackoff",
-    initial: backoff?.initial ?? 200,
-    multiplier: backoff?.multiplier ?? 2,
-    jitter: backoff?.jitter ?? 0.2,
-    max: Number(process.env.EXACTOR_RESTART_MAX_DELAY ?? backoff?.max ?? 10_000),
-    attempts: Number(process.env.EXACTOR_RESTART_ATTEMPTS ?? backoff?.attempts ?? 20),
-    resetAfter: backoff?.resetAfter ?? 60_000
-  }
-})
+export default pipeline(ordersJob, ordersJobOptions())
   .source(jetstreamSource<unknown>("orders", { stream: ordersStream, bounded: "atStart" }), {
     parallelism: parallelism("EXACTOR_SOURCE_PARALLELISM", 1)
   })
