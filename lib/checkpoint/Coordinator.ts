@@ -283,7 +283,16 @@ export const runCoordinator = (o: CoordinatorOptions) =>
           `checkpoint ${p.n} completed in ${figures.durationMs} ms (alignment ${figures.alignmentMs} ms, ${figures.size} B)`
         )
         const e = epoch
-        const completeAll = broadcast(ids, "complete", p.n)
+        // every `complete n` answered: each sink's records before barrier n are visible downstream
+        const committedAt = Object.entries(manifest.committed ?? {})
+        const showCommitted = Effect.sync(() => {
+          if (e !== epoch) return
+          for (const [id, count] of committedAt) {
+            const v = views.get(id)
+            if (v) v.recordsCommitted = Math.max(v.recordsCommitted, count)
+          }
+        })
+        const completeAll = broadcast(ids, "complete", p.n).pipe(Effect.andThen(showCommitted))
         if (p.kind === "final" || cancel?.n === p.n)
           yield* Effect.forkScoped(
             completeAll.pipe(

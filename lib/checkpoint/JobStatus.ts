@@ -156,7 +156,9 @@ export const applyHeartbeat = (
     v.creditWaitMs = hb.creditWaitMs
     v.creditWaitAt = now
   }
-  if (typeof hb?.recordsCommitted === "number") v.recordsCommitted = hb.recordsCommitted
+  // never down: a heartbeat sent before a commit's answer may arrive after the coordinator counted it
+  if (typeof hb?.recordsCommitted === "number")
+    v.recordsCommitted = Math.max(v.recordsCommitted, hb.recordsCommitted)
   if (typeof hb?.lastCheckpoint === "number") v.lastCheckpoint = hb.lastCheckpoint
   if (typeof hb?.lastAlignmentMs === "number") v.lastAlignmentMs = hb.lastAlignmentMs
   if (typeof hb?.recordsIn === "number") v.recordsIn = hb.recordsIn

@@ -371,8 +371,15 @@ export const runActor = (env: ActorEnv) =>
         case "complete":
           if (!live.commits) reply(msg, true)
           // a writer that can commits beside its task loop, taking input meanwhile (SinkCommits)
-          else if (live.commits.besideInput) yield* live.commits.start(c.n!, (ok, err) => reply(msg, ok, err))
-          else live.mailbox.post({ kind: "complete", n: c.n!, reply: (ok, err) => reply(msg, ok, err) })
+          else {
+            // the new committed count goes out at once: a view must not wait a heartbeat interval (or miss the last one)
+            const answer = (ok: boolean, err?: string) => {
+              if (ok) report("heartbeat", undefined, heartbeat())
+              reply(msg, ok, err)
+            }
+            if (live.commits.besideInput) yield* live.commits.start(c.n!, answer)
+            else live.mailbox.post({ kind: "complete", n: c.n!, reply: answer })
+          }
           break
         case "trigger":
         case "abort":
