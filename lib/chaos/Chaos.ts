@@ -296,7 +296,7 @@ export const runChaos = (o: ChaosOptions) =>
       let longPauses = 0
       let natsRestarts = 0
       let postgresCrashes = 0
-      /** the first fault is a postgres crash, so that even a short job sees one */
+      /** the first fault is a postgres crash, injected as soon as every instance runs */
       let postgresFirst = slots.some((s) => s.fault === "postgresCrash")
       /** the next slot, past postgres crashes once all of them are done */
       const nextSlot = (): FaultSlot | undefined => {
@@ -376,7 +376,8 @@ export const runChaos = (o: ChaosOptions) =>
         let progressAt = watch.latestCheckpoint
         let withoutProgress = 0
         for (;;) {
-          yield* sleepMs(o.intervalMs * rng.between(0.5, 1.5))
+          // a postgres crash comes first and at once, so that even a short job sees one
+          if (!postgresFirst) yield* sleepMs(o.intervalMs * rng.between(0.5, 1.5))
           if (withoutProgress >= 2) yield* until(() => watch.latestCheckpoint > progressAt)
           if (exitCode !== "running" || Date.now() >= deadlineAt) return
           if (watch.latestCheckpoint > progressAt) {
