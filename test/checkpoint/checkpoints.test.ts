@@ -54,7 +54,14 @@ t.test("a checkpoint that times out is aborted and counted, and the job goes on"
     final?.history.some((c) => c.status === "aborted" && /timed out after 400 ms/.test(c.reason ?? "")),
     "the history says why"
   )
-  t.equal(final?.recoveries, 0, "no recovery was needed")
+  // an aborted checkpoint never fails the job; on a loaded machine a broker call may still time out
+  // and recover it (seen: a JetStream publish of the sink's commit), which this test does not judge
+  const causes = (final?.recoveryLog ?? []).map((r) => r.cause)
+  t.comment(`recoveries: ${final?.recoveries ?? 0} ${JSON.stringify(causes)}`)
+  t.notOk(
+    causes.some((c) => /consecutive checkpoints failed|timed out after 400 ms/.test(c)),
+    "no recovery because of the aborted checkpoints"
+  )
   exactlyOnce(t, await job.verdict(), 60_000)
   const text = await job.cli(["status", job.job])
   t.match(
