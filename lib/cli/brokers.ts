@@ -1,7 +1,7 @@
 /**
  * `npm run brokers`: makes sure NATS (with JetStream) and RabbitMQ are up, starting them if needed
  * (see lib/brokers/Brokers.ts), and prints one line per broker, PostgreSQL too (lib/brokers/PostgresBroker.ts,
- * never fatal). Exits 0 only when NATS and RabbitMQ answer; otherwise
+ * never fatal) and the browser of the web view's test (lib/brokers/Chromium.ts, never fatal). Exits 0 only when NATS and RabbitMQ answer; otherwise
  * it exits 1 and the failing broker's line says what to install or which env var to set.
  */
 import { runMain } from "@effect/platform-node/NodeRuntime"
@@ -10,6 +10,7 @@ import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import type { BrokerName } from "../brokers/BrokerError.ts"
 import { ensureNats, ensureRabbitMq } from "../brokers/Brokers.ts"
+import { ensureChromium } from "../brokers/Chromium.ts"
 import { ensurePostgres } from "../brokers/PostgresBroker.ts"
 import { ensureStreamPlugin } from "../brokers/StreamPlugin.ts"
 
@@ -49,6 +50,8 @@ const main = Effect.gen(function* () {
     yield* Console.error(
       `${"Postgres".padEnd(8)} ${pgStatus.failure.message} (only the PostgreSQL sink needs it)`
     )
+  // the web view's browser test drives Debian's chromium: installed here when missing, never fatal
+  yield* Console.log(`${"browser".padEnd(8)} ${yield* ensureChromium()}`)
   if (notReady.length > 0) return yield* new BrokersNotReady({ brokers: notReady })
   const rabbit = results[1]
   if (rabbit.result._tag === "Success")
