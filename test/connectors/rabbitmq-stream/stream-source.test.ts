@@ -2,13 +2,14 @@
  * The RabbitMQ stream source against a private RabbitMQ node (stream plugin on): a bounded read
  * stops at the last offsets fixed at the job's first open, a reader restored from a position (also
  * re-split over more instances) continues without loss or duplicate, a malformed payload is a typed
- * error naming stream and offset, and the orders stream-to-stream job rescales its source 1 -> 2
+ * error naming stream and offset, options and positions that do not fit are errors naming the field, and the orders stream-to-stream job rescales its source 1 -> 2
  * instances from a checkpoint of a running job with exactly-once output.
  */
 import { fileURLToPath } from "node:url"
 import { Effect, Exit, Scope } from "effect"
 import t from "tap"
 import { type PrivateRabbitMqNode, startRabbitMqNode } from "../../../lib/brokers/RabbitMqNode.ts"
+import { drainStream } from "../../../lib/chaos/StreamDrain.ts"
 import {
   mergeStreamPositions,
   type RabbitMqStreamSourceReader,
@@ -21,7 +22,10 @@ import {
   parseStreamUrl
 } from "../../../lib/connectors/rabbitmq-stream/StreamClient.ts"
 import { writeStreamInput } from "../../../lib/connectors/rabbitmq-stream/StreamInput.ts"
-import type { RabbitMqStreamSourceOptions } from "../../../lib/connectors/rabbitmq-stream/StreamSourceOptions.ts"
+import {
+  type RabbitMqStreamSourceOptions,
+  resolveStreamSourceOptions
+} from "../../../lib/connectors/rabbitmq-stream/StreamSourceOptions.ts"
 import { exactlyOnce, status, store, until } from "../../harness/checks.ts"
 import { natsUrl, uniqueName } from "../../harness/env.ts"
 import { startOrdersJob } from "../../harness/job.ts"
@@ -234,6 +238,8 @@ t.test(
     const taken = (await latest())!
     t.ok(taken.checkpoint >= first.checkpoint)
     t.equal(taken.parallelism.orders, 1, `checkpoint ${taken.checkpoint} taken with 1 source instance`)
+    const before = (await Effect.runPromise(drainStream(node.amqpUrl, job.queue, orders, 500))).length
+    t.ok(before < orders, `the first run stopped in the middle: ${before} of ${orders} totals out`)
     const second = job.run(["--from-checkpoint", String(taken.checkpoint)], {
       EXACTOR_SOURCE_PARALLELISM: "2"
     })
@@ -247,3 +253,57 @@ t.test(
     exactlyOnce(t, verdict, orders)
   }
 )
+
+t.test("options and positions that do not fit are typed errors naming the field", async (t) => {
+  const bad = (o: Partial<RabbitMqStreamSourceOptions<Rec>>) =>
+    resolveStreamSourceOptions<Rec>({ streamUrl: streamUrl(), stream: "s", ...o })
+  t.match(bad({ streamUrl: "amqp://x" }), { _tag: "StreamOptionsInvalid", field: "streamUrl" })
+  t.match(bad({ partitions: 0 }), { _tag: "StreamOptionsInvalid", field: "partitions" })
+  t.match(bad({ bounded: "atEnd" as "atStart" }), { _tag: "StreamOptionsInvalid", field: "bounded" })
+  t.same((bad({ partitions: 3 }) as { streams: ReadonlyArray<string> }).streams, ["s-0", "s-1", "s-2"])
+  const tooMany = await Effect.runPromise(
+    Effect.flip(
+      Effect.scoped(
+        rabbitMqStreamSource<Rec>({ streamUrl: streamUrl(), stream: "s", partitions: 1 }).open(
+          { job: "j", operator: "o", index: 0, parallelism: 2, natsUrl },
+          undefined
+        )
+      )
+    )
+  )
+  t.match(tooMany, { _tag: "StreamOptionsInvalid", field: "partitions" }, "more instances than partitions")
+  const wrong = await Effect.runPromise(
+    Effect.flip(
+      Effect.scoped(
+        rabbitMqStreamSource<Rec>({ streamUrl: streamUrl(), stream: "s", partitions: 2 }).open(
+          { job: "j", operator: "o", index: 0, parallelism: 1, natsUrl },
+          { partitions: 3, at: [[0, 5]] }
+        )
+      )
+    )
+  )
+  t.match(wrong, { _tag: "StreamPositionInvalid", reason: /recorded for 3 partitions, the source reads 2/ })
+  t.same(
+    mergeStreamPositions(4, { index: 1, parallelism: 2 }, [
+      {
+        partitions: 4,
+        at: [
+          [0, 7],
+          [1, 8],
+          [2, 9],
+          [3, 10]
+        ],
+        ends: [9, 9, 9, 9]
+      }
+    ]),
+    {
+      partitions: 4,
+      at: [
+        [2, 9],
+        [3, 10]
+      ],
+      ends: [9, 9, 9, 9]
+    },
+    "a merge gives instance 1 of 2 its partitions' offsets and the ends"
+  )
+})
