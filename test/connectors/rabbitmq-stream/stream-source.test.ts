@@ -2,8 +2,9 @@
  * The RabbitMQ stream source against a private RabbitMQ node (stream plugin on): a bounded read
  * stops at the last offsets fixed at the job's first open, a reader restored from a position (also
  * re-split over more instances) continues without loss or duplicate, a malformed payload is a typed
- * error naming stream and offset, options and positions that do not fit are errors naming the field, and the orders stream-to-stream job rescales its source 1 -> 2
- * instances from a checkpoint of a running job with exactly-once output.
+ * error naming stream and offset, options and positions that do not fit are errors naming the
+ * field, and the orders stream-to-stream job rescales its source 1 -> 2 instances from a checkpoint
+ * of a running job with exactly-once output.
  */
 import { fileURLToPath } from "node:url"
 import { Effect, Exit, Scope } from "effect"
