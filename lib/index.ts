@@ -49,6 +49,7 @@ export {
 export { jetstreamSource } from "../actors/jetstreamSource.ts"
 export { type RabbitmqSinkOptions, rabbitmqSink } from "../actors/rabbitmqSink.ts"
 export { type RabbitmqStreamSinkOptions, rabbitmqStreamSink } from "../actors/rabbitmqStreamSink.ts"
+export { type RabbitmqStreamSourceOptions, rabbitmqStreamSource } from "../actors/rabbitmqStreamSource.ts"
 export { decodeJson, type JetStreamSourceOptions } from "./connectors/jetstream/JetStreamSourceOptions.ts"
 export type { JetStreamPosition, PartitionedPosition } from "./connectors/jetstream/SourceReader.ts"
 export {
@@ -93,6 +94,24 @@ export {
   StreamSinkFenced,
   StreamSinkLockLost
 } from "./connectors/rabbitmq-stream/StreamErrors.ts"
+export {
+  mergeStreamPositions,
+  type RabbitMqStreamSourceReader,
+  rabbitMqStreamSource,
+  type StreamSourceError,
+  type StreamSourcePosition
+} from "./connectors/rabbitmq-stream/RabbitMqStreamSource.ts"
+export {
+  decodeJsonRecord,
+  type RabbitMqStreamSourceOptions
+} from "./connectors/rabbitmq-stream/StreamSourceOptions.ts"
+export {
+  StreamDecodeFailure,
+  StreamPositionInvalid,
+  StreamRecordMalformed
+} from "./connectors/rabbitmq-stream/StreamSourceErrors.ts"
+export { partitionStream, streamPartitionOf } from "./connectors/rabbitmq-stream/StreamPartitioning.ts"
+export { writeStreamInput } from "./connectors/rabbitmq-stream/StreamInput.ts"
 
 // The exactly-once PostgreSQL sink (prepared transactions, or local mode)
 export { type PostgresSinkDeclarationOptions, postgresSink } from "../actors/postgresSink.ts"

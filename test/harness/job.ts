@@ -18,6 +18,8 @@ import { decode, EnvelopeDecodeError } from "../../lib/runtime/Envelope.ts"
 import { checkOrders, drainQueue, type OutputMessage, type Verdict } from "../../lib/chaos/OutputCheck.ts"
 import { generateOrder, produce } from "../../lib/connectors/jetstream/Producer.ts"
 import { ordersPartitioning } from "../../lib/connectors/jetstream/Partitioning.ts"
+import { drainStream } from "../../lib/chaos/StreamDrain.ts"
+import { writeStreamInput } from "../../lib/connectors/rabbitmq-stream/StreamInput.ts"
 import { amqpUrl, natsUrl, uniqueName } from "./env.ts"
 
 export const cli = fileURLToPath(new URL("../../lib/cli/exactor.ts", import.meta.url))
@@ -88,8 +90,10 @@ const readStream = async (nc: NatsConnection, stream: string): Promise<Array<Out
 export const startOrdersJob = async (options: {
   readonly orders: number
   readonly env?: Readonly<Record<string, string>>
-  /** `rabbitmq`: actors/examples/orders.ts; `jetstream`: the same job with a JetStream sink (test/fixtures) */
-  readonly output?: "rabbitmq" | "jetstream"
+  /** `rabbitmq`: actors/examples/orders.ts; `jetstream`: the same job with a JetStream sink (test/fixtures); `rabbitmq-stream`: the output is the RabbitMQ stream EXACTOR_ORDERS_QUEUE (give `module`) */
+  readonly output?: "rabbitmq" | "jetstream" | "rabbitmq-stream"
+  /** where the orders are written: JetStream (default), or the RabbitMQ streams at `env.EXACTOR_STREAM_URL` (partitioned by EXACTOR_SOURCE_PARTITIONS) */
+  readonly input?: "jetstream" | "rabbitmq-stream"
   /** another pipeline module with the same environment knobs (e.g. test/fixtures/benchOrders.ts) */
   readonly module?: string
 }): Promise<OrdersJob> => {
@@ -109,14 +113,24 @@ export const startOrdersJob = async (options: {
     ...options.env
   }
   const partitions = ordersPartitioning(env)
-  await Effect.runPromise(
-    produce({
-      natsUrl,
-      stream,
-      input: { generate: { count: options.orders } },
-      ...(partitions === undefined ? {} : { partitions })
-    })
-  )
+  if (options.input === "rabbitmq-stream")
+    await Effect.runPromise(
+      writeStreamInput({
+        streamUrl: env.EXACTOR_STREAM_URL ?? "",
+        stream,
+        records: Array.from({ length: options.orders }, (_, i) => generateOrder(i)),
+        ...(partitions === undefined ? {} : { partitions })
+      })
+    )
+  else
+    await Effect.runPromise(
+      produce({
+        natsUrl,
+        stream,
+        input: { generate: { count: options.orders } },
+        ...(partitions === undefined ? {} : { partitions })
+      })
+    )
   const nc = await connect({ servers: natsUrl, name: `${job}/test` })
   if (output === "jetstream")
     await (await jetstreamManager(nc)).streams.add({
@@ -202,7 +216,9 @@ export const startOrdersJob = async (options: {
       const out =
         output === "rabbitmq"
           ? await Effect.runPromise(drainQueue(amqpUrl, queue))
-          : await readStream(nc, outStream)
+          : output === "rabbitmq-stream"
+            ? await Effect.runPromise(drainStream(env.EXACTOR_AMQP_URL ?? amqpUrl, queue, options.orders))
+            : await readStream(nc, outStream)
       const input = Array.from({ length: options.orders }, (_, i) => generateOrder(i))
       return checkOrders(input, out)
     },
