@@ -14,7 +14,8 @@ const num = (n) => Number(n ?? 0).toLocaleString("en")
 const opOf = (id) => id.slice(0, id.lastIndexOf("#"))
 const clock = (ms) => new Date(ms).toLocaleTimeString("en-GB")
 
-const onStatus = (s) => {
+/** Takes one status; `draw` false while a batch is read, drawn once at its end. */
+const onStatus = (s, draw = true) => {
   const entry = jobs.get(s.job) ?? { checkpoints: new Map() }
   if (entry.status && entry.status.startedAt !== s.startedAt) entry.checkpoints = new Map() // a new run
   entry.previous = entry.status
@@ -22,6 +23,7 @@ const onStatus = (s) => {
   for (const c of s.history) entry.checkpoints.set(c.n, c)
   jobs.set(s.job, entry)
   if (selected === null) selected = s.job
+  if (!draw) return
   drawNav()
   if (s.job === selected) drawJob(entry)
 }
@@ -223,6 +225,8 @@ const connect = () => {
 fetch("/api/jobs")
   .then((r) => r.json())
   .then((list) => {
-    for (const s of list) onStatus(s)
+    for (const s of list) onStatus(s, false)
+    drawNav()
+    if (jobs.has(selected)) drawJob(jobs.get(selected))
   })
   .finally(connect)
