@@ -19,12 +19,17 @@ import { natsConnection } from "../lib/runtime/Nats.ts"
 /** Options as a pipeline gives them; the stream URL comes from where the actor runs. */
 export type RabbitmqStreamSourceOptions<A> = Omit<RabbitMqStreamSourceOptions<A>, "streamUrl">
 
+/** A source declaration that also names its input streams (`exactor chaos` writes its input there). */
+export type StreamSourceDeclaration<A> = SourceDeclaration<A> & {
+  readonly input: { readonly kind: "rabbitmq-stream"; readonly stream: string; readonly partitions?: number }
+}
+
 export const rabbitmqStreamSource = <A>(
   name: string,
   options: RabbitmqStreamSourceOptions<A>
-): SourceDeclaration<A> => {
+): StreamSourceDeclaration<A> => {
   const partitions = options.partitions ?? 1
-  return source<A>(
+  const declaration = source<A>(
     name,
     (ctx, position) => reader<A>({ ...options, streamUrl: streamUrlFor(ctx.amqpUrl) }).open(ctx, position),
     (ctx) =>
@@ -37,4 +42,12 @@ export const rabbitmqStreamSource = <A>(
     // positions are per partition: they can be re-split for another parallelism
     (ctx, positions) => mergeStreamPositions(partitions, ctx, positions)
   )
+  return {
+    ...declaration,
+    input: {
+      kind: "rabbitmq-stream",
+      stream: options.stream,
+      ...(options.partitions === undefined ? {} : { partitions: options.partitions })
+    }
+  }
 }

@@ -24,7 +24,15 @@ import { CheckpointStore } from "../checkpoint/CheckpointStore.ts"
 import type { JobStatus } from "../checkpoint/JobStatus.ts"
 import { decode, EnvelopeDecodeError } from "../runtime/Envelope.ts"
 import type { Urls } from "../process/JobRunner.ts"
-import { ChaosSetupFailed, chaosNames, cleanupJob, io, spawnRun, stopGroup } from "./ChaosJob.ts"
+import {
+  ChaosSetupFailed,
+  chaosNames,
+  cleanupJob,
+  deleteQueues,
+  io,
+  spawnRun,
+  stopGroup
+} from "./ChaosJob.ts"
 import { natsConnection } from "../runtime/Nats.ts"
 import { NatsServer, type TestNatsServer } from "../brokers/NatsServer.ts"
 import {
@@ -51,6 +59,9 @@ import type { JobPlan } from "../api/Pipeline.ts"
 import { loadPipeline } from "../api/PipelineModule.ts"
 import { generateOrder, produce } from "../connectors/jetstream/Producer.ts"
 import { ordersPartitioning } from "../connectors/jetstream/Partitioning.ts"
+import { streamUrlFor } from "../connectors/rabbitmq-stream/StreamClient.ts"
+import { writeStreamInput } from "../connectors/rabbitmq-stream/StreamInput.ts"
+import { partitionStreams } from "../connectors/rabbitmq-stream/StreamPartitioning.ts"
 
 export interface ChaosOptions {
   readonly module: string
@@ -121,6 +132,18 @@ const kindOf = (plan: JobPlan, name: string): TargetKind => {
         : "operators"
 }
 
+/** The input streams a RabbitMQ stream source names in its declaration (actors/rabbitmqStreamSource.ts), if the job has one. */
+const streamInputOf = (plan: JobPlan): { readonly partitions?: number } | undefined => {
+  for (const op of plan.operator.values()) {
+    const input = (
+      op.declaration as { readonly input?: { readonly kind?: unknown; readonly partitions?: number } }
+    ).input
+    if (op.declaration.kind === "source" && input?.kind === "rabbitmq-stream")
+      return input.partitions === undefined ? {} : { partitions: input.partitions }
+  }
+  return undefined
+}
+
 /** What the watchers have seen so far (heartbeats, the status record, /proc). */
 interface Watch {
   readonly seen: Map<string, { phase: string; epoch: number }>
@@ -181,13 +204,32 @@ export const runChaos = (o: ChaosOptions) =>
       o.log(
         `chaos: seed ${o.seed}; job ${names.job} on ${natsUrl}; publishing ${o.records} orders into ${names.stream}`
       )
-      const partitions = ordersPartitioning()
-      yield* produce({
-        natsUrl,
-        stream: names.stream,
-        input: { generate: { count: o.records } },
-        ...(partitions === undefined ? {} : { partitions })
-      })
+      // a RabbitMQ stream source (actors/rabbitmqStreamSource.ts) names its input streams: written there
+      const streamInput = streamInputOf(plan)
+      const streamUrl = rabbit
+        ? `rabbitmq-stream://guest:guest@127.0.0.1:${rabbit.streamPort}/`
+        : streamUrlFor(urls.amqpUrl)
+      if (streamInput) {
+        yield* Effect.addFinalizer(() =>
+          deleteQueues(urls.amqpUrl, partitionStreams(names.stream, streamInput.partitions))
+        )
+        yield* writeStreamInput({
+          streamUrl,
+          stream: names.stream,
+          records: Array.from({ length: o.records }, (_, i) => generateOrder(i)),
+          ...(streamInput.partitions === undefined
+            ? {}
+            : { partitions: { count: streamInput.partitions, key: "customer" } })
+        })
+      } else {
+        const partitions = ordersPartitioning()
+        yield* produce({
+          natsUrl,
+          stream: names.stream,
+          input: { generate: { count: o.records } },
+          ...(partitions === undefined ? {} : { partitions })
+        })
+      }
 
       const nc = yield* natsConnection(natsUrl, { name: `${names.job}/chaos` })
       const store = yield* CheckpointStore.open(nc, names.job)
@@ -225,9 +267,7 @@ export const runChaos = (o: ChaosOptions) =>
         {
           EXACTOR_NATS_URL: natsUrl,
           EXACTOR_AMQP_URL: urls.amqpUrl,
-          ...(rabbit
-            ? { EXACTOR_STREAM_URL: `rabbitmq-stream://guest:guest@127.0.0.1:${rabbit.streamPort}/` }
-            : {}),
+          ...(rabbit ? { EXACTOR_STREAM_URL: streamUrl } : {}),
           // the job's restart strategy must outlast the faults: many attempts, a short backoff cap
           EXACTOR_RESTART_ATTEMPTS: "100000",
           EXACTOR_RESTART_MAX_DELAY: "2000",

@@ -87,6 +87,21 @@ export const stopGroup = async (child: ChildProcess): Promise<void> => {
 }
 
 /** Deletes the job's stream, buckets and queues on the shared brokers; a failure is logged, not hidden. */
+/** Deletes these queues or streams on the AMQP broker (missing ones are fine); never fails. */
+export const deleteQueues = (amqpUrl: string, queues: ReadonlyArray<string>) =>
+  Effect.promise(async () => {
+    const conn = await amqp.connect(amqpUrl).catch(() => undefined)
+    if (!conn) return
+    try {
+      const ch = await conn.createChannel()
+      for (const q of queues) await ch.deleteQueue(q)
+    } catch {
+      // a broker that went away leaves them; nothing more to do here
+    } finally {
+      await conn.close().catch(() => undefined)
+    }
+  })
+
 export const cleanupJob = (
   urls: Urls,
   log: (line: string) => void,
