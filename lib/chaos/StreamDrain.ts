@@ -1,11 +1,13 @@
 /**
  * The independent reader of a RabbitMQ stream for the output check: plain AMQP 0-9-1 (prefetch,
  * manual acks, `x-stream-offset: first`), since a stream has no "empty": the drain stops once it has
- * `expected` messages and then nothing more for `idleMs`, or after `idleMs` of silence before that.
+ * `expected` messages and then nothing more for `idleMs`, or after `idleMs` of silence before that;
+ * a read that fails (the node still starting) is tried again, every 2 s for up to 60 s.
  * Invariant: it never writes or deletes; `messageCount` is never used (it lags and counts non-messages).
  */
 import amqp from "amqplib"
 import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
 import { OutputUnreadable, type OutputMessage } from "./OutputCheck.ts"
 
 export interface StreamMessage extends OutputMessage {
@@ -18,6 +20,9 @@ export const drainStream = (url: string, stream: string, expected: number, idleM
   Effect.tryPromise({
     try: async () => {
       const conn = await amqp.connect(url)
+      // a channel error (a stream whose node just restarted is "down or inaccessible") is also
+      // emitted on the connection: the promise below fails with it instead
+      conn.on("error", () => {})
       try {
         const ch = await conn.createChannel()
         await ch.assertQueue(stream, { durable: true, arguments: { "x-queue-type": "stream" } })
@@ -53,4 +58,7 @@ export const drainStream = (url: string, stream: string, expected: number, idleM
       }
     },
     catch: (cause) => new OutputUnreadable({ queue: stream, cause })
-  })
+  }).pipe(
+    // right after a node restart its streams take a few seconds to come back: retried for up to 60 s
+    Effect.retry({ schedule: Schedule.spaced("2 seconds"), times: 30 })
+  )
