@@ -23,7 +23,10 @@ import { launch, parseInstances, prepareStart, type StartFrom } from "../process
 import { logLayer } from "../runtime/LogFormat.ts"
 import { natsConnection } from "../runtime/Nats.ts"
 import { loadPipeline } from "../api/PipelineModule.ts"
-import { produce } from "../connectors/jetstream/Producer.ts"
+import { produce, readInputRecords } from "../connectors/jetstream/Producer.ts"
+import { streamUrlFor } from "../connectors/rabbitmq-stream/StreamClient.ts"
+import { writeStreamInput } from "../connectors/rabbitmq-stream/StreamInput.ts"
+import { partitionStreams } from "../connectors/rabbitmq-stream/StreamPartitioning.ts"
 import { requestSavepoint } from "../checkpoint/SavepointRequest.ts"
 import { formatStatus } from "./formatStatus.ts"
 import { lifecycleCommands } from "./lifecycleCommands.ts"
@@ -245,6 +248,12 @@ const produceCmd = Command.make(
     key: Flag.String("key").pipe(
       Flag.withDescription("the field whose value picks a record's partition: murmur3(value) mod P"),
       Flag.optional
+    ),
+    to: Flag.Literals("to", ["jetstream", "rabbitmq-stream"]).pipe(
+      Flag.withDescription(
+        "jetstream (default), or the RabbitMQ stream(s) <stream> / <stream>-<k> a rabbitmqStreamSource reads"
+      ),
+      Flag.withDefault("jetstream")
     )
   },
   (f) =>
@@ -266,6 +275,18 @@ const produceCmd = Command.make(
         Option.isSome(f.partitions) && Option.isSome(f.key)
           ? { partitions: { count: f.partitions.value, key: f.key.value } }
           : {}
+      if (f.to === "rabbitmq-stream") {
+        const records = yield* readInputRecords(input, partitions.partitions)
+        yield* writeStreamInput({
+          streamUrl: streamUrlFor(urls.amqpUrl),
+          stream: f.stream,
+          records,
+          ...partitions
+        })
+        return yield* Console.log(
+          `${f.stream}: ${records.length} records written to ${partitionStreams(f.stream, partitions.partitions?.count).join(", ")}`
+        )
+      }
       const r = yield* produce({ natsUrl: urls.natsUrl, stream: f.stream, input, ...partitions })
       yield* Console.log(
         `${r.stream}: ${r.published} published, ${r.duplicates} already there, last sequence ${r.lastSeq}`

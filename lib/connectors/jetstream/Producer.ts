@@ -236,6 +236,33 @@ const validateFile = (file: string, partitions: ProduceOptions["partitions"]) =>
     )
   )
 
+/**
+ * The records of an input as values, for a writer other than JetStream (the RabbitMQ stream input):
+ * a file is validated whole first, as `produce` does, so a bad line means nothing is returned.
+ */
+export const readInputRecords = (
+  input: ProduceOptions["input"],
+  partitions?: ProduceOptions["partitions"]
+): Effect.Effect<Array<unknown>, MalformedInputLine | InputUnreadable> => {
+  if ("generate" in input) {
+    const g = input.generate
+    return Effect.succeed(Array.from({ length: g.count }, (_, i) => generateOrder(i, g.seed, g.customers)))
+  }
+  const file = input.file
+  return validateFile(file, partitions).pipe(
+    Effect.andThen(
+      Effect.tryPromise({
+        try: async () => {
+          const records: Array<unknown> = []
+          for await (const text of lines(file)) if (text.trim().length > 0) records.push(JSON.parse(text))
+          return records
+        },
+        catch: (cause) => new InputUnreadable({ file, cause })
+      })
+    )
+  )
+}
+
 async function* fileRecords(
   file: string,
   stream: string,

@@ -4,8 +4,13 @@
  * re-split over more instances) continues without loss or duplicate, a malformed payload is a typed
  * error naming stream and offset, options and positions that do not fit are errors naming the
  * field, and the orders stream-to-stream job rescales its source 1 -> 2 instances from a checkpoint
- * of a running job with exactly-once output.
+ * of a running job with exactly-once output; `exactor produce --to rabbitmq-stream` fills the
+ * partition streams and names a malformed line.
  */
+import { spawnSync } from "node:child_process"
+import { mkdtempSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { Effect, Exit, Scope } from "effect"
 import t from "tap"
@@ -308,3 +313,48 @@ t.test("options and positions that do not fit are typed errors naming the field"
     "a merge gives instance 1 of 2 its partitions' offsets and the ends"
   )
 })
+
+t.test(
+  "exactor produce --to rabbitmq-stream: the orders in the partition streams; a bad line is named",
+  async (t) => {
+    const cli = fileURLToPath(new URL("../../../lib/cli/exactor.ts", import.meta.url))
+    const env = { ...process.env, EXACTOR_STREAM_URL: streamUrl(), EXACTOR_AMQP_URL: node.amqpUrl }
+    const exactor = (args: ReadonlyArray<string>) => {
+      const r = spawnSync(process.execPath, [cli, ...args], { env, encoding: "utf8", timeout: 120_000 })
+      return { code: r.status, output: `${r.stdout}${r.stderr}` }
+    }
+    const name = uniqueName("produce")
+    const r = exactor([
+      "produce",
+      name,
+      "--generate",
+      "600",
+      "--partitions",
+      "2",
+      "--key",
+      "customer",
+      "--to",
+      "rabbitmq-stream"
+    ])
+    t.equal(r.code, 0, r.output)
+    t.match(r.output, new RegExp(`600 records written to ${name}-0, ${name}-1`))
+    const parts = await Promise.all(
+      [0, 1].map((k) => Effect.runPromise(drainStream(node.amqpUrl, `${name}-${k}`, 600, 1000)))
+    )
+    t.equal(
+      parts[0]!.length + parts[1]!.length,
+      600,
+      `600 orders over 2 streams (${parts[0]!.length} + ${parts[1]!.length})`
+    )
+    const dir = mkdtempSync(join(tmpdir(), "exactor-produce-"))
+    const file = join(dir, "orders.ndjson")
+    writeFileSync(file, '{"id":1,"customer":"c1","amount":2}\n{"id":2,\n')
+    const bad = exactor(["produce", uniqueName("produce-bad"), "--file", file, "--to", "rabbitmq-stream"])
+    t.not(bad.code, 0, "a malformed line fails the command")
+    t.match(
+      bad.output,
+      /orders\.ndjson:2: not a JSON record/,
+      `the line is named: ${bad.output.split("\n").find((l) => l.includes("MalformedInputLine"))}`
+    )
+  }
+)
