@@ -4,6 +4,7 @@
  * broker also says what to install, start or set.
  */
 import * as Data from "effect/Data"
+import { redactUrl } from "../internal/redactUrl.ts"
 
 export type BrokerName = "NATS" | "RabbitMQ"
 
@@ -19,7 +20,7 @@ export class BrokerUrlInvalid extends Data.TaggedError("BrokerUrlInvalid")<{
   readonly reason: string
 }> {
   override get message(): string {
-    return `${this.option}=${this.url} is not a valid ${this.broker} URL: ${this.reason}`
+    return `${this.option}=${redactUrl(this.url)} is not a valid ${this.broker} URL: ${this.reason}`
   }
 }
 
@@ -33,7 +34,7 @@ export class BrokerUnavailable extends Data.TaggedError("BrokerUnavailable")<{
   readonly remedy: string
 }> {
   override get message(): string {
-    return `${this.broker} at ${this.url} is not reachable (${this.reason}); ${this.remedy}`
+    return `${this.broker} at ${redactUrl(this.url)} is not reachable (${this.reason}); ${this.remedy}`
   }
 }
 
@@ -45,7 +46,7 @@ export class BrokerStartFailed extends Data.TaggedError("BrokerStartFailed")<{
   readonly detail: string
 }> {
   override get message(): string {
-    return `${this.broker} at ${this.url}: starting it with ${this.method} failed: ${this.detail}`
+    return `${this.broker} at ${redactUrl(this.url)}: starting it with ${this.method} failed: ${this.detail}`
   }
 }
 

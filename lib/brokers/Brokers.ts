@@ -26,6 +26,7 @@ import {
 import { type ProbeFailed, probeAmqp, probeNats } from "./BrokerProbe.ts"
 import { brokerUrlsFromEnv, defaultAmqpUrl, defaultNatsUrl } from "./BrokerUrls.ts"
 import { causeMessage } from "../internal/causeMessage.ts"
+import { redactUrl } from "../internal/redactUrl.ts"
 import {
   amqpPort,
   findExecutable,
@@ -71,13 +72,8 @@ export const natsBootSchedule = Schedule.spaced("250 millis").pipe(Schedule.upTo
 /** Waits for a freshly started RabbitMQ, which is slow to boot: every second for up to 60 s. */
 export const rabbitBootSchedule = Schedule.spaced("1 second").pipe(Schedule.upTo({ duration: "60 seconds" }))
 
-/** Hides the password of an AMQP URL in log lines and errors. */
-const shown = (url: URL): string => {
-  if (url.password === "") return url.href
-  const copy = new URL(url.href)
-  copy.password = "***"
-  return copy.href
-}
+/** Hides the password (or NATS token) of a URL in log lines and errors. */
+const shown = (url: URL): string => redactUrl(url.href)
 
 // --- starting ---------------------------------------------------------------------------------
 
@@ -293,7 +289,9 @@ const ensureOne = (
       new BrokerUnavailable({ broker, url: printable, reason: first.failure.reason, remedy })
     if (first.failure.unusable)
       return yield* unavailable(
-        `restart it with -js (JetStream), or set ${spec.envVar} to a nats-server that has JetStream`
+        /JetStream/.test(first.failure.reason)
+          ? `restart it with -js (JetStream), or set ${spec.envVar} to a nats-server that has JetStream`
+          : `check the credentials and TLS settings of ${broker} (docs/security.md)`
       )
     if (options.start === false)
       return yield* unavailable(`start it (npm run brokers) or set ${spec.envVar} to a running one`)

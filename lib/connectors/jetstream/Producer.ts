@@ -21,7 +21,12 @@ import * as Effect from "effect/Effect"
 import { brokerUrlsFromEnv } from "../../brokers/BrokerUrls.ts"
 import { maxPartitions } from "./JetStreamSourceOptions.ts"
 import { type Partitioning, partitionOf } from "./Partitioning.ts"
-import { type NatsConnection, natsConnection, type NatsUnavailable } from "../../runtime/Nats.ts"
+import {
+  type NatsConnection,
+  type NatsSettingInvalid,
+  natsConnection,
+  type NatsUnavailable
+} from "../../runtime/Nats.ts"
 import { causeMessage } from "../../internal/causeMessage.ts"
 
 /** An option that is missing or out of range. */
@@ -82,6 +87,7 @@ export type ProducerError =
   | InputUnreadable
   | PublishFailed
   | NatsUnavailable
+  | NatsSettingInvalid
 
 /** One generated order; `amount` is in cents. */
 export interface Order {

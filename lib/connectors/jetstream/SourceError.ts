@@ -4,7 +4,7 @@
  * Invariant: a JetStream source fails only with a `SourceError`; a decoder's rejection is a value.
  */
 import * as Data from "effect/Data"
-import type { NatsUnavailable } from "../../runtime/Nats.ts"
+import type { NatsSettingInvalid, NatsUnavailable } from "../../runtime/Nats.ts"
 import { causeMessage } from "../../internal/causeMessage.ts"
 
 /** An option (or a field of the source context) that is missing or out of range. */
@@ -61,6 +61,7 @@ export type SourceError =
   | MalformedRecord
   | SourceReadFailed
   | NatsUnavailable
+  | NatsSettingInvalid
 
 /** What a decoder returns for a payload that is not a record. */
 export class DecodeFailure extends Data.TaggedClass("DecodeFailure")<{ readonly reason: string }> {}

@@ -15,7 +15,7 @@ import type * as Scope from "effect/Scope"
 import { keyGroupRange } from "../../core/KeyGroups.ts"
 import { causeMessage } from "../../internal/causeMessage.ts"
 import { isPositiveInt } from "../../internal/isPositiveInt.ts"
-import { type NatsUnavailable, natsConnection } from "../../runtime/Nats.ts"
+import { type NatsSettingInvalid, type NatsUnavailable, natsConnection } from "../../runtime/Nats.ts"
 import { agreeOnStreamEnds } from "./StreamBoundedEnd.ts"
 import { closeClient, connectClient } from "./StreamClient.ts"
 import { StreamCallFailed, StreamOptionsInvalid } from "./StreamErrors.ts"
@@ -54,6 +54,7 @@ export type StreamSourceError =
   | StreamRecordMalformed
   | StreamCallFailed
   | NatsUnavailable
+  | NatsSettingInvalid
 
 export interface RabbitMqStreamSourceReader<A> {
   readonly read: (
