@@ -9,7 +9,6 @@ import { closeSync, openSync } from "node:fs"
 import { jetstreamManager } from "@nats-io/jetstream"
 import { Kvm } from "@nats-io/kv"
 import { Objm } from "@nats-io/obj"
-import amqp from "amqplib"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import type { Urls } from "../process/JobRunner.ts"
@@ -18,6 +17,7 @@ import { natsConnection } from "../runtime/Nats.ts"
 import type { JobPlan } from "../api/Pipeline.ts"
 import { lockQueueName, markerQueueName } from "../connectors/rabbitmq/RabbitMqSinkWire.ts"
 import { causeMessage } from "../internal/causeMessage.ts"
+import { amqpConnect } from "../internal/AmqpConnectOptions.ts"
 
 export class ChaosSetupFailed extends Data.TaggedError("ChaosSetupFailed")<{
   readonly step: string
@@ -90,7 +90,7 @@ export const stopGroup = async (child: ChildProcess): Promise<void> => {
 /** Deletes these queues or streams on the AMQP broker (missing ones are fine); never fails. */
 export const deleteQueues = (amqpUrl: string, queues: ReadonlyArray<string>) =>
   Effect.promise(async () => {
-    const conn = await amqp.connect(amqpUrl).catch(() => undefined)
+    const conn = await amqpConnect(amqpUrl).catch(() => undefined)
     if (!conn) return
     try {
       const ch = await conn.createChannel()
@@ -118,7 +118,7 @@ export const cleanupJob = (
         await (await new Objm(nc).create(`exactor-${names.job}`)).destroy()
       })
       yield* io("deleting the output, lock and marker queues", async () => {
-        const conn = await amqp.connect(urls.amqpUrl)
+        const conn = await amqpConnect(urls.amqpUrl)
         try {
           const ch = await conn.createChannel()
           await ch.deleteQueue(names.queue)

@@ -5,9 +5,9 @@
  * stateful check of the orders example: per customer, the running totals form one unbroken
  * chain ending at the true total. Exactly-once means lost, duplicated and unexpected are 0.
  */
-import amqp from "amqplib"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
+import { amqpConnect } from "../internal/AmqpConnectOptions.ts"
 import { causeMessage } from "../internal/causeMessage.ts"
 
 export class OutputUnreadable extends Data.TaggedError("OutputUnreadable")<{
@@ -28,7 +28,7 @@ export interface OutputMessage {
 export const drainQueue = (url: string, queue: string, idleMs = 1000) =>
   Effect.tryPromise({
     try: async () => {
-      const conn = await amqp.connect(url)
+      const conn = await amqpConnect(url)
       try {
         const ch = await conn.createChannel()
         await ch.prefetch(1000)
@@ -61,7 +61,7 @@ export const drainQueue = (url: string, queue: string, idleMs = 1000) =>
 export const purgeQueue = (url: string, queue: string) =>
   Effect.tryPromise({
     try: async () => {
-      const conn = await amqp.connect(url)
+      const conn = await amqpConnect(url)
       try {
         const ch = await conn.createChannel()
         ch.on("error", () => undefined)

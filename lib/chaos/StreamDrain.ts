@@ -5,9 +5,9 @@
  * a read that fails (the node still starting) is tried again, every 2 s for up to 60 s.
  * Invariant: it never writes or deletes; `messageCount` is never used (it lags and counts non-messages).
  */
-import amqp from "amqplib"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
+import { amqpConnect } from "../internal/AmqpConnectOptions.ts"
 import { OutputUnreadable, type OutputMessage } from "./OutputCheck.ts"
 
 export interface StreamMessage extends OutputMessage {
@@ -19,7 +19,7 @@ export interface StreamMessage extends OutputMessage {
 export const drainStream = (url: string, stream: string, expected: number, idleMs = 2000) =>
   Effect.tryPromise({
     try: async () => {
-      const conn = await amqp.connect(url)
+      const conn = await amqpConnect(url)
       // a channel error (a stream whose node just restarted is "down or inaccessible") is also
       // emitted on the connection: the promise below fails with it instead
       conn.on("error", () => {})

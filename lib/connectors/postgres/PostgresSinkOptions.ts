@@ -7,6 +7,7 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import { redactUrl } from "../../internal/redactUrl.ts"
 import { PgSinkOptionsInvalid } from "./PostgresSinkErrors.ts"
 
 /** A user-supplied statement run once per record (e.g. an upsert), `$1..$n` bound from `params(record)`. */
@@ -101,7 +102,11 @@ export const resolveOptions = <A>(
       Effect.fail(new PgSinkOptionsInvalid({ field, value, reason }))
     const url = typeof o.url === "string" && URL.canParse(o.url) ? new URL(o.url) : undefined
     if (!url || (url.protocol !== "postgres:" && url.protocol !== "postgresql:"))
-      return yield* bad("url", o.url, "must be a postgres:// or postgresql:// URL")
+      return yield* bad(
+        "url",
+        typeof o.url === "string" ? redactUrl(o.url) : o.url,
+        "must be a postgres:// or postgresql:// URL"
+      )
     const token = /^[^/\s]{1,100}$/
     if (typeof o.job !== "string" || !token.test(o.job))
       return yield* bad("job", o.job, "must be 1-100 chars without / or whitespace")

@@ -7,12 +7,12 @@
  * own crash; nothing is published unless this process holds the instance's exclusive lock queue,
  * checked by a round trip right before every commit.
  */
-import amqp from "amqplib"
 import type { Channel, ChannelModel } from "amqplib"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
+import { amqpConnect } from "../../internal/AmqpConnectOptions.ts"
 import { causeMessage } from "../../internal/causeMessage.ts"
 import {
   makeTwoPhaseCommitSink,
@@ -107,7 +107,7 @@ const makeResource = (o: ResolvedStreamSink) => {
 
   const connectLock = Effect.tryPromise({
     try: () =>
-      amqp.connect(o.amqpUrl, { clientProperties: { connection_name: `exactor stream sink ${sink}` } }),
+      amqpConnect(o.amqpUrl, { clientProperties: { connection_name: `exactor stream sink ${sink}` } }),
     catch: fail("connecting for the lock")
   }).pipe(
     Effect.timeoutOrElse({

@@ -13,6 +13,7 @@
 import * as Effect from "effect/Effect"
 import { Connection } from "rabbitmq-stream-js-client/dist/connection.js"
 import { type Client, connect, type Publisher } from "rabbitmq-stream-js-client"
+import { streamSsl } from "../../internal/AmqpConnectOptions.ts"
 import { StreamCallFailed, StreamPublishFailed } from "./StreamErrors.ts"
 
 // ---------------------------------------------------------------------------------------------
@@ -62,31 +63,43 @@ export interface StreamEndpoint {
   readonly username: string
   readonly password: string
   readonly vhost: string
+  /** TLS (`rabbitmq-stream+tls://`), with the CA and client certificate of `EXACTOR_AMQP_TLS_*` */
+  readonly tls: boolean
 }
 
-/** `rabbitmq-stream://user:pass@host:port/vhost` (port default 5552, vhost default `/`), or undefined if not one. */
+/**
+ * `rabbitmq-stream://user:pass@host:port/vhost` (port default 5552) or `rabbitmq-stream+tls://…`
+ * (port default 5551), vhost default `/`; undefined if not one.
+ */
 export const parseStreamUrl = (url: string): StreamEndpoint | undefined => {
   if (!URL.canParse(url)) return undefined
   const u = new URL(url)
-  if (u.protocol !== "rabbitmq-stream:") return undefined
+  if (u.protocol !== "rabbitmq-stream:" && u.protocol !== "rabbitmq-stream+tls:") return undefined
+  const tls = u.protocol === "rabbitmq-stream+tls:"
   const vhost = decodeURIComponent(u.pathname.replace(/^\//, ""))
   return {
     hostname: u.hostname,
-    port: u.port === "" ? 5552 : Number(u.port),
+    port: u.port === "" ? (tls ? 5551 : 5552) : Number(u.port),
     username: decodeURIComponent(u.username || "guest"),
     password: decodeURIComponent(u.password || "guest"),
-    vhost: vhost === "" ? "/" : vhost
+    vhost: vhost === "" ? "/" : vhost,
+    tls
   }
 }
 
-/** The stream URL of the broker at `amqpUrl`: `EXACTOR_STREAM_URL`, else the same host and credentials on 5552. */
+/**
+ * The stream URL of the broker at `amqpUrl`: `EXACTOR_STREAM_URL`, else the same host, credentials
+ * and vhost on 5552 (`amqps://`: `rabbitmq-stream+tls://` on 5551).
+ */
 export const streamUrlFor = (amqpUrl: string): string => {
   const fromEnv = process.env.EXACTOR_STREAM_URL
   if (fromEnv !== undefined && fromEnv !== "") return fromEnv
   const u = new URL(amqpUrl)
   const user = u.username === "" ? "guest:guest@" : `${u.username}:${u.password}@`
   const vhost = u.pathname === "" || u.pathname === "/" ? "/" : u.pathname
-  return `rabbitmq-stream://${user}${u.hostname}:5552${vhost}`
+  return u.protocol === "amqps:"
+    ? `rabbitmq-stream+tls://${user}${u.hostname}:5551${vhost}`
+    : `rabbitmq-stream://${user}${u.hostname}:5552${vhost}`
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -122,9 +135,11 @@ export const connectClient = (
 ): Effect.Effect<Client, StreamCallFailed> =>
   Effect.suspend(() => {
     applyCompatibility()
+    const { tls, ...params } = endpoint
     return call(owner, stream, "connect", timeoutMs, () =>
       connect({
-        ...endpoint,
+        ...params,
+        ...(tls ? { ssl: streamSsl() } : {}),
         heartbeat: heartbeatSeconds,
         connectionName: `exactor ${owner}`,
         listeners: { connection_closed: onClosed }

@@ -6,11 +6,12 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import { redactUrl } from "../../internal/redactUrl.ts"
 import { parseStreamUrl, type StreamEndpoint } from "./StreamClient.ts"
 import { StreamOptionsInvalid } from "./StreamErrors.ts"
 
 export interface RabbitMqStreamSinkOptions {
-  /** Stream-protocol URL, `rabbitmq-stream://user:pass@host:5552/vhost`. Required. */
+  /** Stream-protocol URL, `rabbitmq-stream://user:pass@host:5552/vhost` (TLS: `rabbitmq-stream+tls://…:5551/vhost`). Required. */
   readonly streamUrl: string
   /** AMQP URL of the same broker: the instance's exclusive lock queue lives there. Required. */
   readonly amqpUrl: string
@@ -82,7 +83,11 @@ export const resolveStreamSinkOptions = (
       Effect.fail(new StreamOptionsInvalid({ field, value, reason }))
     const endpoint = typeof o.streamUrl === "string" ? parseStreamUrl(o.streamUrl) : undefined
     if (endpoint === undefined)
-      return yield* bad("streamUrl", o.streamUrl, "must be a rabbitmq-stream://user:pass@host:port/vhost URL")
+      return yield* bad(
+        "streamUrl",
+        typeof o.streamUrl === "string" ? redactUrl(o.streamUrl) : o.streamUrl,
+        "must be a rabbitmq-stream:// or rabbitmq-stream+tls://user:pass@host:port/vhost URL"
+      )
     const amqp = typeof o.amqpUrl === "string" && URL.canParse(o.amqpUrl) ? new URL(o.amqpUrl) : undefined
     if (!amqp || (amqp.protocol !== "amqp:" && amqp.protocol !== "amqps:"))
       return yield* bad("amqpUrl", o.amqpUrl, "must be an amqp:// or amqps:// URL")

@@ -5,13 +5,14 @@
  */
 import { causeMessage } from "../../internal/causeMessage.ts"
 import { isPositiveInt } from "../../internal/isPositiveInt.ts"
+import { redactUrl } from "../../internal/redactUrl.ts"
 import { parseStreamUrl, type StreamEndpoint } from "./StreamClient.ts"
 import { StreamOptionsInvalid } from "./StreamErrors.ts"
 import { StreamDecodeFailure } from "./StreamSourceErrors.ts"
 import { maxStreamPartitions, partitionStreams } from "./StreamPartitioning.ts"
 
 export interface RabbitMqStreamSourceOptions<A> {
-  /** Stream-protocol URL, `rabbitmq-stream://user:pass@host:5552/vhost`. Required. */
+  /** Stream-protocol URL, `rabbitmq-stream://user:pass@host:5552/vhost` (TLS: `rabbitmq-stream+tls://…:5551/vhost`). Required. */
   readonly streamUrl: string
   /** Stream to read; with `partitions`, the prefix of the partition streams `<stream>-<k>`. Required. */
   readonly stream: string
@@ -77,7 +78,11 @@ export const resolveStreamSourceOptions = <A>(
     new StreamOptionsInvalid({ field, value, reason })
   const endpoint = typeof o.streamUrl === "string" ? parseStreamUrl(o.streamUrl) : undefined
   if (endpoint === undefined)
-    return bad("streamUrl", o.streamUrl, "must be a rabbitmq-stream://user:pass@host:port/vhost URL")
+    return bad(
+      "streamUrl",
+      typeof o.streamUrl === "string" ? redactUrl(o.streamUrl) : o.streamUrl,
+      "must be a rabbitmq-stream:// or rabbitmq-stream+tls://user:pass@host:port/vhost URL"
+    )
   if (typeof o.stream !== "string" || !streamNameOk.test(o.stream))
     return bad("stream", o.stream, "must be 1-200 characters without whitespace, '/' or '\\'")
   if (o.partitions !== undefined && (!isPositiveInt(o.partitions) || o.partitions > maxStreamPartitions))

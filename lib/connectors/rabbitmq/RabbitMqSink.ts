@@ -9,8 +9,7 @@
  * a commit that fails or times out is in doubt and is resolved by reading the marker on a fresh
  * connection (never a blind republish); every record has the deterministic id `<job>/<sink>/<i>/<n>/<seq>`.
  */
-import amqp from "amqplib"
-import type { Channel, ChannelModel } from "amqplib"
+import type { Channel, ChannelModel, Message } from "amqplib"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -18,6 +17,8 @@ import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import { batchSocketWrites, destroySocket } from "./AmqpSocket.ts"
 import { txCommit, txSelect } from "./AmqpTx.ts"
+import { amqpConnect } from "../../internal/AmqpConnectOptions.ts"
+import { redactUrl } from "../../internal/redactUrl.ts"
 import { causeMessage } from "../../internal/causeMessage.ts"
 import {
   type RabbitMqSinkError,
@@ -147,13 +148,13 @@ const makeResource = (o: Resolved) => {
 
   const connect = Effect.tryPromise({
     try: async () => {
-      const conn = await amqp.connect(o.url, {
+      const conn = await amqpConnect(o.url, {
         clientProperties: { connection_name: `exactor sink ${sink}` }
       })
       batchSocketWrites(conn)
       return conn
     },
-    catch: (cause) => new SinkConnectFailed({ sink, url: o.url.replace(/\/\/[^@/]*@/, "//"), cause })
+    catch: (cause) => new SinkConnectFailed({ sink, url: redactUrl(o.url), cause })
   })
 
   /** The live session, else a new connection that takes the lock before anything else. */
@@ -236,7 +237,7 @@ const makeResource = (o: Resolved) => {
       }
       channel.on("error", (e: Error) => (t.failure ??= e))
       channel.on("close", () => (t.closed = true))
-      channel.on("return", (m: amqp.Message) => t.returned.push(String(m.properties.messageId)))
+      channel.on("return", (m: Message) => t.returned.push(String(m.properties.messageId)))
       yield* txSelect(channel).pipe(Effect.mapError(chanErr(n, "tx.select")))
       return t
     })

@@ -6,6 +6,7 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import { redactUrl } from "../../internal/redactUrl.ts"
 import { SinkOptionsInvalid } from "./RabbitMqSinkErrors.ts"
 import { lockQueueName, markerQueueName } from "./RabbitMqSinkWire.ts"
 
@@ -80,7 +81,11 @@ export const resolveOptions = (o: RabbitMqSinkOptions): Effect.Effect<Resolved, 
       Effect.fail(new SinkOptionsInvalid({ field, value, reason }))
     const url = typeof o.url === "string" && URL.canParse(o.url) ? new URL(o.url) : undefined
     if (!url || (url.protocol !== "amqp:" && url.protocol !== "amqps:"))
-      return yield* bad("url", o.url, "must be an amqp:// or amqps:// URL")
+      return yield* bad(
+        "url",
+        typeof o.url === "string" ? redactUrl(o.url) : o.url,
+        "must be an amqp:// or amqps:// URL"
+      )
     const token = /^[^/\s]{1,100}$/
     if (typeof o.job !== "string" || !token.test(o.job))
       return yield* bad("job", o.job, "must be 1-100 chars without / or whitespace")

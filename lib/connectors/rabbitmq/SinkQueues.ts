@@ -5,10 +5,12 @@
  * fails with `SinkQueuesInUse` before deleting anything of that instance. The output queue is the
  * user's data and is left alone.
  */
-import amqp from "amqplib"
+import type { ChannelModel } from "amqplib"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
+import { amqpConnect } from "../../internal/AmqpConnectOptions.ts"
 import { causeMessage } from "../../internal/causeMessage.ts"
+import { redactUrl } from "../../internal/redactUrl.ts"
 import { lockQueueName, markerQueueName } from "./RabbitMqSinkWire.ts"
 
 export class SinkQueuesInUse extends Data.TaggedError("SinkQueuesInUse")<{
@@ -25,12 +27,12 @@ export class SinkQueuesRemovalFailed extends Data.TaggedError("SinkQueuesRemoval
   readonly cause: unknown
 }> {
   override get message(): string {
-    return `${this.operation} at ${this.url}: ${causeMessage(this.cause)}`
+    return `${this.operation} at ${redactUrl(this.url)}: ${causeMessage(this.cause)}`
   }
 }
 
 /** A passive declare's answer: the queue is there, absent (404), or exclusively held by another connection (405). */
-const probe = async (conn: amqp.ChannelModel, queue: string): Promise<"present" | "absent" | "locked"> => {
+const probe = async (conn: ChannelModel, queue: string): Promise<"present" | "absent" | "locked"> => {
   const ch = await conn.createChannel()
   ch.on("error", () => undefined)
   try {
@@ -59,7 +61,7 @@ export const deleteSinkQueues = (
     const fail = (operation: string) => (cause: unknown) =>
       new SinkQueuesRemovalFailed({ url, operation, cause })
     const conn = yield* Effect.acquireRelease(
-      Effect.tryPromise({ try: () => amqp.connect(url), catch: fail("connect") }),
+      Effect.tryPromise({ try: () => amqpConnect(url), catch: fail("connect") }),
       (c) => Effect.promise(() => c.close().catch(() => undefined))
     )
     const deleted: Array<string> = []
