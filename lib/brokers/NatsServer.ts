@@ -1,12 +1,13 @@
 /**
  * Throwaway nats-server (with JetStream) for fault tests and `exactor chaos --nats-restarts`: a
  * random loopback port and a store in a fresh temp dir, killable and restartable on the SAME port
- * and store, so clients can reconnect.
+ * and store, so clients can reconnect. A config file text (TLS, authorization, ...) may be given;
+ * its `port`, `host` and JetStream store are set by the command line.
  * Invariant: it never touches the machine's shared server on 4222; every process it starts is
  * killed when this process exits, and `stop()` leaves nothing behind (process or temp dir).
  */
 import { type ChildProcess, spawn } from "node:child_process"
-import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { rm } from "node:fs/promises"
 import { connect as tcpConnect } from "node:net"
 import { tmpdir } from "node:os"
@@ -29,8 +30,17 @@ export class NatsServerError extends Data.TaggedError("NatsServerError")<{
   }
 }
 
+export interface NatsServerOptions {
+  /** nats-server config file text (e.g. `tls { ... }`, `authorization { ... }`), passed with `-c` */
+  readonly config?: string
+  /** the server requires TLS: `url` is `tls://<host>:<port>` */
+  readonly tls?: boolean
+  /** the host name in `url` (default 127.0.0.1; use one the server certificate names) */
+  readonly urlHost?: string
+}
+
 export interface TestNatsServer {
-  /** `nats://127.0.0.1:<port>`; the same after `restart()` */
+  /** `nats://127.0.0.1:<port>` (`tls://…` for a TLS server); the same after `restart()` */
   readonly url: string
   readonly port: number
   /** the JetStream store dir (`-sd`), kept across `kill()` / `restart()` */
@@ -92,19 +102,22 @@ class NatsServerProcess implements TestNatsServer {
   readonly dir: string
   readonly storeDir: string
   readonly binary: string
+  readonly options: NatsServerOptions
   port = 0
   #child: ChildProcess | undefined
   #stderr: Array<string> = []
   #stopped = false
 
-  constructor(dir: string, binary: string) {
+  constructor(dir: string, binary: string, options: NatsServerOptions) {
     this.dir = dir
     this.storeDir = join(dir, "js")
     this.binary = binary
+    this.options = options
+    if (options.config !== undefined) writeFileSync(join(dir, "server.conf"), options.config)
   }
 
   get url(): string {
-    return `nats://127.0.0.1:${this.port}`
+    return `${this.options.tls === true ? "tls" : "nats"}://${this.options.urlHost ?? "127.0.0.1"}:${this.port}`
   }
 
   get pid(): number | undefined {
@@ -118,7 +131,10 @@ class NatsServerProcess implements TestNatsServer {
   /** Spawns on `this.port` (0 = random) and resolves once it listens. */
   async launch(): Promise<void> {
     const port = this.port === 0 ? "-1" : String(this.port)
-    const args = ["-js", "-sd", this.storeDir, "-a", "127.0.0.1", "-p", port, "--ports_file_dir", this.dir]
+    const args = [
+      ...(this.options.config === undefined ? [] : ["-c", join(this.dir, "server.conf")]),
+      ...["-js", "-sd", this.storeDir, "-a", "127.0.0.1", "-p", port, "--ports_file_dir", this.dir]
+    ]
     this.#stderr = []
     const child = spawn(this.binary, args, { stdio: ["ignore", "ignore", "pipe"] })
     this.#child = child
@@ -192,7 +208,7 @@ class NatsServerProcess implements TestNatsServer {
 }
 
 /** Starts a throwaway JetStream-enabled nats-server on a random loopback port. */
-export const startNatsServer = async (): Promise<TestNatsServer> => {
+export const startNatsServer = async (options: NatsServerOptions = {}): Promise<TestNatsServer> => {
   const binary = natsServerBinary()
   if (binary === undefined)
     throw new NatsServerError({
@@ -202,7 +218,7 @@ export const startNatsServer = async (): Promise<TestNatsServer> => {
   installExitHook()
   const dir = mkdtempSync(join(tmpdir(), "exactor-nats-test-"))
   tempDirs.add(dir)
-  const server = new NatsServerProcess(dir, binary)
+  const server = new NatsServerProcess(dir, binary, options)
   try {
     await server.launch()
   } catch (error) {
@@ -217,7 +233,7 @@ export const NatsServer = {
   start: startNatsServer,
   scoped: Effect.acquireRelease(
     Effect.tryPromise({
-      try: startNatsServer,
+      try: () => startNatsServer(),
       catch: (cause) =>
         cause instanceof NatsServerError
           ? cause

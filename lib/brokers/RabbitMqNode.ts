@@ -2,10 +2,11 @@
  * A private, killable RabbitMQ node (with the stream plugin) for fault tests and
  * `exactor chaos --rabbitmq-crashes`: free loopback ports (AMQP, stream, distribution), its own data
  * directory, node name, Erlang cookie and enabled-plugins file, killable with SIGKILL and restartable
- * on the same ports and data. Invariant: it never touches the shared node or its files
+ * on the same ports and data; optionally with TLS listeners (AMQP and stream) next to the plain ones,
+ * and `rabbitmqctl` against it (`ctl`) for vhosts and users. Invariant: it never touches the shared node or its files
  * (/etc/rabbitmq/enabled_plugins included); `stop()` leaves no process and no directory behind.
  */
-import { type ChildProcess, spawn } from "node:child_process"
+import { type ChildProcess, execFile, spawn } from "node:child_process"
 import { accessSync, constants, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { rm } from "node:fs/promises"
 import { connect as tcpConnect, createServer } from "node:net"
@@ -26,12 +27,31 @@ export class RabbitMqNodeError extends Data.TaggedError("RabbitMqNodeError")<{
   }
 }
 
+/** TLS listeners for AMQP (`amqps://`) and streams (`rabbitmq-stream+tls://`), with these PEM files. */
+export interface RabbitMqNodeTls {
+  readonly caFile: string
+  readonly certFile: string
+  readonly keyFile: string
+  /** require a client certificate signed by the CA (verify_peer, fail_if_no_peer_cert). Default false. */
+  readonly verifyPeer?: boolean
+}
+
+export interface RabbitMqNodeOptions {
+  readonly tls?: RabbitMqNodeTls
+}
+
 export interface PrivateRabbitMqNode {
   /** `amqp://guest:guest@127.0.0.1:<port>`; the same after `restart()` */
   readonly amqpUrl: string
   readonly amqpPort: number
   /** the stream protocol port (advertised as 127.0.0.1:<port>) */
   readonly streamPort: number
+  /** the AMQP TLS port (`amqps://`), when started with `tls` */
+  readonly amqpsPort: number | undefined
+  /** the stream TLS port (advertised as 127.0.0.1:<port>), when started with `tls` */
+  readonly streamTlsPort: number | undefined
+  /** Runs `rabbitmqctl <args>` against this node (add_vhost, add_user, set_permissions, ...); rejects with its output. */
+  ctl(args: ReadonlyArray<string>): Promise<string>
   /** the node's own data directory (streams live under `<dataDir>/stream/`) */
   readonly dataDir: string
   /** pid of the node's beam.smp, undefined while it is down */
@@ -115,25 +135,71 @@ class RabbitMqNodeProcess implements PrivateRabbitMqNode {
   readonly streamPort: number
   readonly distPort: number
   readonly nodeName: string
+  readonly amqpsPort: number | undefined
+  readonly streamTlsPort: number | undefined
   #wrapper: ChildProcess | undefined
   #beam: number | undefined
   #stopped = false
 
-  constructor(dir: string, ports: readonly [number, number, number]) {
+  constructor(
+    dir: string,
+    ports: readonly [number, number, number],
+    tls?: { readonly options: RabbitMqNodeTls; readonly ports: readonly [number, number] }
+  ) {
     this.dir = dir
     ;[this.amqpPort, this.streamPort, this.distPort] = ports
+    ;[this.amqpsPort, this.streamTlsPort] = tls?.ports ?? [undefined, undefined]
     this.nodeName = `exactor${process.pid}x${this.amqpPort}@localhost`
     mkdirSync(join(dir, "home"), { recursive: true })
     writeFileSync(join(dir, "rabbitmq-env.conf"), "")
     writeFileSync(join(dir, "enabled_plugins"), "[rabbitmq_stream].\n")
+    const t = tls?.options
+    const tlsLines =
+      t === undefined
+        ? []
+        : [
+            `listeners.ssl.default = 127.0.0.1:${this.amqpsPort}`,
+            `ssl_options.cacertfile = ${t.caFile}`,
+            `ssl_options.certfile = ${t.certFile}`,
+            `ssl_options.keyfile = ${t.keyFile}`,
+            `ssl_options.verify = ${t.verifyPeer === true ? "verify_peer" : "verify_none"}`,
+            `ssl_options.fail_if_no_peer_cert = ${t.verifyPeer === true}`,
+            `stream.listeners.ssl.1 = 127.0.0.1:${this.streamTlsPort}`,
+            "stream.advertised_tls_host = 127.0.0.1",
+            `stream.advertised_tls_port = ${this.streamTlsPort}`
+          ]
     writeFileSync(
       join(dir, "rabbitmq.conf"),
       [
         `stream.listeners.tcp.1 = 127.0.0.1:${this.streamPort}`,
         "stream.advertised_host = 127.0.0.1",
         `stream.advertised_port = ${this.streamPort}`,
+        ...tlsLines,
         ""
       ].join("\n")
+    )
+  }
+
+  ctl(args: ReadonlyArray<string>): Promise<string> {
+    return new Promise((resolve, reject) =>
+      execFile(
+        "/usr/lib/rabbitmq/bin/rabbitmqctl",
+        ["-n", this.nodeName, ...args],
+        {
+          env: {
+            PATH: process.env.PATH ?? "/usr/bin:/bin",
+            HOME: join(this.dir, "home"),
+            RABBITMQ_CONF_ENV_FILE: join(this.dir, "rabbitmq-env.conf")
+          },
+          timeout: 60_000
+        },
+        (error, stdout, stderr) =>
+          error === null
+            ? resolve(stdout)
+            : reject(
+                this.#failed(`rabbitmqctl ${args[0] ?? ""} failed: ${stderr || stdout || error.message}`)
+              )
+      )
     )
   }
 
@@ -199,7 +265,13 @@ class RabbitMqNodeProcess implements PrivateRabbitMqNode {
           // not written yet
         }
       }
-      if (this.#beam !== undefined && (await accepts(this.amqpPort)) && (await accepts(this.streamPort)))
+      if (
+        this.#beam !== undefined &&
+        (await accepts(this.amqpPort)) &&
+        (await accepts(this.streamPort)) &&
+        (this.amqpsPort === undefined || (await accepts(this.amqpsPort))) &&
+        (this.streamTlsPort === undefined || (await accepts(this.streamTlsPort)))
+      )
         return
       if (child.exitCode !== null && this.#beam === undefined)
         throw this.#failed(`rabbitmq-server exited (${child.exitCode}) while starting`)
@@ -260,8 +332,8 @@ class RabbitMqNodeProcess implements PrivateRabbitMqNode {
   }
 }
 
-/** Starts a private RabbitMQ node with the stream plugin on free loopback ports. */
-export const startRabbitMqNode = async (): Promise<PrivateRabbitMqNode> => {
+/** Starts a private RabbitMQ node with the stream plugin on free loopback ports (and TLS listeners with `tls`). */
+export const startRabbitMqNode = async (options: RabbitMqNodeOptions = {}): Promise<PrivateRabbitMqNode> => {
   if (!rabbitMqNodeAvailable())
     throw new RabbitMqNodeError({
       reason: `${serverBinary} is not installed (apt-get install rabbitmq-server)`,
@@ -270,7 +342,14 @@ export const startRabbitMqNode = async (): Promise<PrivateRabbitMqNode> => {
   installExitHook()
   const dir = mkdtempSync(join(tmpdir(), "exactor-rabbitmq-"))
   tempDirs.add(dir)
-  const node = new RabbitMqNodeProcess(dir, [await freePort(), await freePort(), await freePort()])
+  const ports = [await freePort(), await freePort(), await freePort()] as const
+  const node = new RabbitMqNodeProcess(
+    dir,
+    ports,
+    options.tls === undefined
+      ? undefined
+      : { options: options.tls, ports: [await freePort(), await freePort()] as const }
+  )
   try {
     await node.launch()
   } catch (error) {

@@ -8,7 +8,7 @@ import { causeMessage } from "../internal/causeMessage.ts"
 
 export const privateRabbitMqNode = Effect.acquireRelease(
   Effect.tryPromise({
-    try: startRabbitMqNode,
+    try: () => startRabbitMqNode(),
     catch: (cause) =>
       cause instanceof RabbitMqNodeError
         ? cause

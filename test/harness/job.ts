@@ -10,7 +10,6 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream"
 import { Kvm } from "@nats-io/kv"
 import { Objm } from "@nats-io/obj"
 import { connect, type NatsConnection } from "@nats-io/transport-node"
-import amqp from "amqplib"
 import { Effect } from "effect"
 import type { HeartbeatBody } from "../../lib/runtime/Actor.ts"
 import { Subjects } from "../../lib/core/Address.ts"
@@ -20,7 +19,13 @@ import { generateOrder, produce } from "../../lib/connectors/jetstream/Producer.
 import { ordersPartitioning } from "../../lib/connectors/jetstream/Partitioning.ts"
 import { drainStream } from "../../lib/chaos/StreamDrain.ts"
 import { writeStreamInput } from "../../lib/connectors/rabbitmq-stream/StreamInput.ts"
-import { amqpUrl, natsUrl, uniqueName } from "./env.ts"
+import { amqpConnect } from "../../lib/internal/AmqpConnectOptions.ts"
+import {
+  NatsSettingInvalid,
+  natsConnectOptions,
+  readNatsSecurity
+} from "../../lib/internal/NatsConnectOptions.ts"
+import { amqpUrl as sharedAmqpUrl, natsUrl as sharedNatsUrl, uniqueName } from "./env.ts"
 
 export const cli = fileURLToPath(new URL("../../lib/cli/exactor.ts", import.meta.url))
 export const ordersModule = fileURLToPath(new URL("../../actors/examples/orders.ts", import.meta.url))
@@ -53,8 +58,11 @@ export interface OrdersJob {
     args?: ReadonlyArray<string>,
     env?: Readonly<Record<string, string>>
   ): { readonly child: ChildProcess; readonly exit: Promise<number>; output: () => string }
-  /** runs another `exactor` command (status, savepoint, ...) to completion */
-  cli(args: ReadonlyArray<string>): Promise<{ readonly code: number; readonly output: string }>
+  /** runs another `exactor` command (status, savepoint, ...) to completion, `env` on top of the job's */
+  cli(
+    args: ReadonlyArray<string>,
+    env?: Readonly<Record<string, string>>
+  ): Promise<{ readonly code: number; readonly output: string }>
   /** waits until `instance` has a heartbeat with phase running (in an epoch > `afterEpoch`) */
   running(instance: string, afterEpoch?: number, timeoutMs?: number): Promise<Seen>
   verdict(): Promise<Verdict>
@@ -104,14 +112,18 @@ export const startOrdersJob = async (options: {
   const queue = uniqueName("totals")
   const outStream = uniqueName("out")
   const env: Record<string, string> = {
-    EXACTOR_NATS_URL: natsUrl,
-    EXACTOR_AMQP_URL: amqpUrl,
+    EXACTOR_NATS_URL: sharedNatsUrl,
+    EXACTOR_AMQP_URL: sharedAmqpUrl,
     EXACTOR_ORDERS_JOB: job,
     EXACTOR_ORDERS_STREAM: stream,
     EXACTOR_ORDERS_QUEUE: queue,
     EXACTOR_OUTPUT_SUBJECT: `${outStream}.records`,
     ...options.env
   }
+  // the brokers of this job: the shared ones unless `env` names others (then this process's
+  // EXACTOR_NATS_* / EXACTOR_AMQP_TLS_* variables say how to authenticate, as for the job's processes)
+  const natsUrl = env.EXACTOR_NATS_URL ?? sharedNatsUrl
+  const amqpUrl = env.EXACTOR_AMQP_URL ?? sharedAmqpUrl
   const partitions = ordersPartitioning(env)
   if (options.input === "rabbitmq-stream")
     await Effect.runPromise(
@@ -131,7 +143,9 @@ export const startOrdersJob = async (options: {
         ...(partitions === undefined ? {} : { partitions })
       })
     )
-  const nc = await connect({ servers: natsUrl, name: `${job}/test` })
+  const security = readNatsSecurity({ ...process.env, ...env })
+  if (security instanceof NatsSettingInvalid) throw security
+  const nc = await connect(natsConnectOptions(natsUrl, security, { name: `${job}/test` }))
   if (output === "jetstream")
     await (await jetstreamManager(nc)).streams.add({
       name: outStream,
@@ -189,9 +203,11 @@ export const startOrdersJob = async (options: {
       )
       return { child, exit, output: () => out }
     },
-    cli(args) {
+    cli(args, extra = {}) {
       return new Promise((resolve) => {
-        const child = spawn(...withoutTapLoaders([cli, ...args]), { env: { ...process.env, ...env } })
+        const child = spawn(...withoutTapLoaders([cli, ...args]), {
+          env: { ...process.env, ...env, ...extra }
+        })
         let output = ""
         child.stdout.on("data", (d: Buffer) => {
           output += d.toString()
@@ -217,7 +233,7 @@ export const startOrdersJob = async (options: {
         output === "rabbitmq"
           ? await Effect.runPromise(drainQueue(amqpUrl, queue))
           : output === "rabbitmq-stream"
-            ? await Effect.runPromise(drainStream(env.EXACTOR_AMQP_URL ?? amqpUrl, queue, options.orders))
+            ? await Effect.runPromise(drainStream(amqpUrl, queue, options.orders))
             : await readStream(nc, outStream)
       const input = Array.from({ length: options.orders }, (_, i) => generateOrder(i))
       return checkOrders(input, out)
@@ -241,7 +257,7 @@ export const startOrdersJob = async (options: {
         .create(`exactor-${job}`)
         .then((os) => os.destroy())
         .catch(() => false)
-      const conn = await amqp.connect(amqpUrl)
+      const conn = await amqpConnect(amqpUrl)
       const ch = await conn.createChannel()
       ch.on("error", () => undefined)
       await ch.deleteQueue(queue).catch(() => undefined)
