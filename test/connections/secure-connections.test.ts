@@ -112,7 +112,10 @@ t.test(
     }
     t.ok(titles.split("\n").filter((l) => l.trim() !== "").length >= 2, "ps shows the job's processes")
     t.equal(await run.exit, 0, "the job FINISHED")
-    exactlyOnce(t, await job.verdict(), orders)
+    // a TLS consumer on a loaded 2-core machine can be slow to get its first delivery: a longer idle
+    const v = await job.verdict(3000)
+    t.comment(JSON.stringify({ ...v, examples: v.examples.slice(0, 3) }))
+    exactlyOnce(t, v, orders)
     const s = await status(job)
     t.equal(s?.state, "FINISHED")
     const printed = await job.cli(["status", job.job])

@@ -65,7 +65,8 @@ export interface OrdersJob {
   ): Promise<{ readonly code: number; readonly output: string }>
   /** waits until `instance` has a heartbeat with phase running (in an epoch > `afterEpoch`) */
   running(instance: string, afterEpoch?: number, timeoutMs?: number): Promise<Seen>
-  verdict(): Promise<Verdict>
+  /** drains the output (RabbitMQ: until it was idle for `idleMs`, default 1 s) and checks it against the input */
+  verdict(idleMs?: number): Promise<Verdict>
   cleanup(): Promise<void>
 }
 
@@ -228,10 +229,10 @@ export const startOrdersJob = async (options: {
         await new Promise((r) => setTimeout(r, 50))
       }
     },
-    async verdict() {
+    async verdict(idleMs) {
       const out =
         output === "rabbitmq"
-          ? await Effect.runPromise(drainQueue(amqpUrl, queue))
+          ? await Effect.runPromise(drainQueue(amqpUrl, queue, idleMs))
           : output === "rabbitmq-stream"
             ? await Effect.runPromise(drainStream(amqpUrl, queue, options.orders))
             : await readStream(nc, outStream)
