@@ -62,6 +62,7 @@ import { ordersPartitioning } from "../connectors/jetstream/Partitioning.ts"
 import { streamUrlFor } from "../connectors/rabbitmq-stream/StreamClient.ts"
 import { writeStreamInput } from "../connectors/rabbitmq-stream/StreamInput.ts"
 import { partitionStreams } from "../connectors/rabbitmq-stream/StreamPartitioning.ts"
+import { redactUrl } from "../internal/redactUrl.ts"
 
 export interface ChaosOptions {
   readonly module: string
@@ -202,7 +203,7 @@ export const runChaos = (o: ChaosOptions) =>
         (op) => (op.declaration as { readonly output?: unknown }).output === "stream"
       )
       o.log(
-        `chaos: seed ${o.seed}; job ${names.job} on ${natsUrl}; publishing ${o.records} orders into ${names.stream}`
+        `chaos: seed ${o.seed}; job ${names.job} on ${redactUrl(natsUrl)}; publishing ${o.records} orders into ${names.stream}`
       )
       // a RabbitMQ stream source (actors/rabbitmqStreamSource.ts) names its input streams: written there
       const streamInput = streamInputOf(plan)

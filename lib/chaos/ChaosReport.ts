@@ -7,6 +7,7 @@
 import { exactlyOnce, formatVerdict, type Verdict } from "./OutputCheck.ts"
 import type { KilledKind } from "./Nemesis.ts"
 import { type PostgresOutputCounts, postgresOutputOk } from "./PostgresOutputCheck.ts"
+import { redactUrl } from "../internal/redactUrl.ts"
 
 /** One fault as it was done, `at` ms after the first `running` heartbeats. */
 export interface FaultEvent {
@@ -100,7 +101,7 @@ export const formatChaosReport = (r: ChaosReport): string => {
     rule("faults"),
     `${"kills".padEnd(12)}${killed}: source ${k.source}, keyed ${k.keyed}, sink ${k.sink}, coordinator ${k.coordinator}, other ${k.other}`,
     `${"pauses".padEnd(12)}${r.pauses} SIGSTOP/SIGCONT (${r.longPauses} longer than the heartbeat timeout)`,
-    `${"NATS".padEnd(12)}${r.natsRestarts} restarts${r.natsRestartsEnabled ? ` of the private server ${r.natsUrl}` : ""}`,
+    `${"NATS".padEnd(12)}${r.natsRestarts} restarts${r.natsRestartsEnabled ? ` of the private server ${redactUrl(r.natsUrl)}` : ""}`,
     ...(r.rabbitmqCrashes
       ? [
           `${"RabbitMQ".padEnd(12)}${r.rabbitmqCrashes.done} of ${r.rabbitmqCrashes.asked} kill -9 + restarts of the private node (output: a ${r.rabbitmqCrashes.output})`
