@@ -63,19 +63,27 @@ export class RejectedMessages {
    * every interval so that the count of a flood that stopped is still told.
    */
   flush(now: number = Date.now()): void {
-    if (this.suppressed === 0 || now - this.windowStart < this.options.intervalMs) return
+    const line = this.summary(now)
+    if (line !== undefined) this.warn(line)
+  }
+
+  /**
+   * The summary line of what was not logged (and forgets it), or undefined when there is none or,
+   * unless `final` (the process is stopping), the interval has not ended yet.
+   */
+  summary(now: number = Date.now(), final = false): string | undefined {
+    if (this.suppressed === 0 || (!final && now - this.windowStart < this.options.intervalMs))
+      return undefined
     const busiest = [...this.suppressedBySubject]
       .sort((a, b) => b[1] - a[1])
       .slice(0, summarySubjects)
       .map(([s, n]) => `${n} on ${s}`)
       .join(", ")
     const more = this.suppressedBySubject.size > summarySubjects ? ", …" : ""
-    this.warn(
-      `${this.who}: ${this.suppressed} more messages rejected in ${Math.round(
-        (now - this.windowStart) / 1000
-      )} s, not logged one by one (${busiest}${more}); ${this.total} rejected since start`
-    )
+    const seconds = Math.max(1, Math.round((now - this.windowStart) / 1000))
+    const line = `${this.who}: ${this.suppressed} more messages rejected in ${seconds} s, not logged one by one (${busiest}${more}); ${this.total} rejected since start`
     this.suppressed = 0
     this.suppressedBySubject.clear()
+    return line
   }
 }
