@@ -53,5 +53,6 @@ export const requestCancel = (
     if (r.k !== "reply") return yield* fail(`unexpected answer ${r.k}`)
     if (!r.ok) return yield* fail(r.err ?? "refused")
     const body = ("b" in r ? r.b : undefined) as { checkpoint?: number } | undefined
-    return { checkpoint: body?.checkpoint }
+    // the answer came off the wire: a checkpoint id that is not a number is no id
+    return { checkpoint: typeof body?.checkpoint === "number" ? body.checkpoint : undefined }
   })

@@ -14,6 +14,20 @@ export interface AckBody {
   readonly committed?: number
 }
 
+/** Why an ack's body (off the wire) is not an `AckBody`, or undefined. */
+export const ackBodyProblem = (b: unknown): string | undefined => {
+  if (typeof b !== "object" || b === null || Array.isArray(b)) return "ack body is not a map"
+  const o = b as Record<string, unknown>
+  // finite, not necessarily >= 0: a wall clock stepped back must not drop a real ack
+  for (const f of ["alignmentMs", "durationMs"])
+    if (typeof o[f] !== "number" || !Number.isFinite(o[f])) return `ack body: ${f} is not a duration`
+  if (o.committed !== undefined && !(Number.isSafeInteger(o.committed) && (o.committed as number) >= 0))
+    return "ack body: committed is not a whole number"
+  if (o.handle !== undefined && (typeof o.handle !== "object" || o.handle === null))
+    return "ack body: handle is not a map"
+  return undefined
+}
+
 export type CheckpointKind = "checkpoint" | "savepoint" | "final"
 
 export interface PendingCheckpoint {

@@ -14,14 +14,21 @@
 import type { Msg } from "@nats-io/transport-node"
 import * as Effect from "effect/Effect"
 import * as Queue from "effect/Queue"
+import * as Schedule from "effect/Schedule"
 import type { HeartbeatBody } from "../runtime/Actor.ts"
 import { Subjects } from "../core/Address.ts"
 import type { CheckpointStore, Manifest } from "./CheckpointStore.ts"
-import { type AckBody, CheckpointTracker, type PendingCheckpoint } from "./CheckpointTracker.ts"
+import {
+  type AckBody,
+  ackBodyProblem,
+  CheckpointTracker,
+  type PendingCheckpoint
+} from "./CheckpointTracker.ts"
 import { coordinatorCommands } from "./CoordinatorCommands.ts"
 import { coordinatorInbox } from "./CoordinatorInbox.ts"
-import { encode, type ReportEnvelope } from "../runtime/Envelope.ts"
+import { EnvelopeDecodeError, encode, type ReportEnvelope } from "../runtime/Envelope.ts"
 import type { NatsConnection } from "../runtime/Nats.ts"
+import { RejectedMessages } from "../runtime/RejectedMessages.ts"
 import type { JobPlan } from "../api/Pipeline.ts"
 import { prometheusText, recordCheckpoint, recordEpoch, recordRecovery } from "./JobMetrics.ts"
 import { applyHeartbeat, endedOutcome, jobGraph, jobStatus, newInstanceView } from "./JobStatus.ts"
@@ -38,6 +45,18 @@ export interface CoordinatorOptions {
   readonly fromSavepoint?: string
   /** how long to wait for every instance to say hello at start, ms (default 120 s) */
   readonly startTimeout?: number
+}
+
+/**
+ * A report body as text for a recovery cause: a string as it is, anything else as JSON (a BigInt,
+ * which msgpack can carry, as digits); at most 500 characters, so a forged body cannot bloat the status.
+ */
+const bodyText = (b: unknown): string => {
+  const text =
+    typeof b === "string"
+      ? b
+      : (JSON.stringify(b, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v)) ?? String(b))
+  return text.length > 500 ? `${text.slice(0, 500)}…` : text
 }
 
 export const runCoordinator = (o: CoordinatorOptions) =>
@@ -69,7 +88,26 @@ export const runCoordinator = (o: CoordinatorOptions) =>
       revision: 0
     }
 
-    const events = yield* coordinatorInbox(nc, subjects, () => epoch)
+    // what comes off the coordinator and admin subjects malformed is counted (status `rejected`) and logged, rate-limited
+    const services = yield* Effect.context<never>()
+    const rejects = new RejectedMessages("coordinator", (line) => {
+      Effect.runForkWith(services)(Effect.logWarning(line))
+    })
+    yield* Effect.forkScoped(
+      Effect.sync(() => rejects.flush()).pipe(Effect.repeat(Schedule.spaced("1 second")))
+    )
+    // what the last interval did not log is told when the process stops, not lost
+    yield* Effect.addFinalizer(() =>
+      Effect.suspend(() => {
+        const line = rejects.summary(Date.now(), true)
+        return line === undefined ? Effect.void : Effect.logWarning(line)
+      })
+    )
+    const events = yield* coordinatorInbox(nc, subjects, () => epoch, rejects)
+    const rejectReport = (r: ReportEnvelope, reason: string) =>
+      rejects.reject(
+        new EnvelopeDecodeError({ subject: subjects.coordinator, reason: `${r.k} from ${r.c}: ${reason}` })
+      )
 
     const tracker = new CheckpointTracker(ids, 1)
     const savepointReplies = new Map<number, Msg>()
@@ -128,6 +166,7 @@ export const runCoordinator = (o: CoordinatorOptions) =>
           recoveryLog,
           views,
           tracker,
+          rejected: rejects.total,
           latest: restoredFrom.manifest?.checkpoint
         },
         Date.now()
@@ -319,11 +358,11 @@ export const runCoordinator = (o: CoordinatorOptions) =>
     const onReport = (r: ReportEnvelope) =>
       Effect.gen(function* () {
         const v = views.get(r.c)
-        if (!v) return
+        if (!v) return rejectReport(r, "not an instance of this job")
         if (r.k === "exited") {
           if (live()) {
             v.restarts++
-            return yield* failJob(`${r.c} exited (${JSON.stringify(r.b)})`)
+            return yield* failJob(`${r.c} exited (${bodyText(r.b)})`)
           }
           return
         }
@@ -345,9 +384,11 @@ export const runCoordinator = (o: CoordinatorOptions) =>
         if (r.e !== epoch || !live()) return
         if (r.k === "fail" || (r.k === "heartbeat" && hb?.phase === "failed"))
           return yield* failJob(
-            `${r.c}: ${(r.b as { reason?: string; failure?: string })?.reason ?? hb?.failure ?? "failed"}`
+            `${r.c}: ${bodyText((r.b as { reason?: unknown } | undefined)?.reason ?? hb?.failure ?? "failed")}`
           )
         if (r.k === "ack" && r.n !== undefined) {
+          const problem = ackBodyProblem(r.b)
+          if (problem !== undefined) return rejectReport(r, problem)
           const done = tracker.ack(r.n, r.e, r.c, r.b as AckBody)
           if (done) yield* completeCheckpoint(done)
         }

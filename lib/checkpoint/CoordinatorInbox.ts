@@ -1,9 +1,9 @@
 /**
  * The coordinator's inbox: reports from instances on the coordinator subject, savepoint requests
  * on the admin subject and a tick every 100 ms, merged into one queue that one loop reads.
- * Invariant: only report kinds reach the queue (anything else is dropped), and an admin request
- * that is neither `{ savepoint: name }` nor `{ cancel: true, savepoint?: name }` is refused at
- * once, never queued.
+ * Invariant: only report kinds reach the queue (anything else is rejected: counted in `rejects`,
+ * logged, dropped), and an admin request that is neither `{ savepoint: name }` nor
+ * `{ cancel: true, savepoint?: name }` is refused at once (and counted), never queued.
  */
 import type { Msg } from "@nats-io/transport-node"
 import * as Effect from "effect/Effect"
@@ -12,6 +12,7 @@ import * as Schedule from "effect/Schedule"
 import type { Subjects } from "../core/Address.ts"
 import { decode, EnvelopeDecodeError, encode, type ReportEnvelope } from "../runtime/Envelope.ts"
 import type { NatsConnection } from "../runtime/Nats.ts"
+import type { RejectedMessages } from "../runtime/RejectedMessages.ts"
 
 export type CoordinatorEvent =
   | { readonly kind: "report"; readonly report: ReportEnvelope }
@@ -23,9 +24,14 @@ export type CoordinatorEvent =
 
 /**
  * Subscribes to both subjects (until the scope closes), flushes, and starts the tick; `epoch` is
- * read when a malformed admin request is refused.
+ * read when a malformed admin request is refused; `rejects` counts and logs what is rejected.
  */
-export const coordinatorInbox = (nc: NatsConnection, subjects: Subjects, epoch: () => number) =>
+export const coordinatorInbox = (
+  nc: NatsConnection,
+  subjects: Subjects,
+  epoch: () => number,
+  rejects: RejectedMessages
+) =>
   Effect.gen(function* () {
     const events = yield* Queue.unbounded<CoordinatorEvent>()
     const subscribe = (subject: string, f: (msg: Msg) => void) =>
@@ -35,7 +41,7 @@ export const coordinatorInbox = (nc: NatsConnection, subjects: Subjects, epoch: 
       )
     yield* subscribe(subjects.coordinator, (msg) => {
       const r = decode(subjects.coordinator, msg.data)
-      if (r instanceof EnvelopeDecodeError) return
+      if (r instanceof EnvelopeDecodeError) return rejects.reject(r)
       if (
         r.k === "hello" ||
         r.k === "heartbeat" ||
@@ -46,6 +52,13 @@ export const coordinatorInbox = (nc: NatsConnection, subjects: Subjects, epoch: 
         r.k === "wantCheckpoint"
       )
         Queue.offerUnsafe(events, { kind: "report", report: r })
+      else
+        rejects.reject(
+          new EnvelopeDecodeError({
+            subject: subjects.coordinator,
+            reason: `kind ${r.k} does not belong on the coordinator subject`
+          })
+        )
     })
     yield* subscribe(subjects.admin, (msg) => {
       const r = decode(subjects.admin, msg.data)
@@ -55,16 +68,26 @@ export const coordinatorInbox = (nc: NatsConnection, subjects: Subjects, epoch: 
         Queue.offerUnsafe(events, { kind: "cancel", msg, savepoint })
       else if (typeof savepoint === "string")
         Queue.offerUnsafe(events, { kind: "admin", msg, name: savepoint })
-      else
-        msg.respond(
-          encode({
-            k: "reply",
-            e: epoch(),
-            c: "coordinator",
-            ok: false,
-            err: "expected { savepoint: name } or { cancel: true, savepoint?: name }"
-          })
+      else {
+        rejects.reject(
+          r instanceof EnvelopeDecodeError
+            ? r
+            : new EnvelopeDecodeError({
+                subject: subjects.admin,
+                reason: "expected { savepoint: name } or { cancel: true, savepoint?: name }"
+              })
         )
+        if (msg.reply)
+          msg.respond(
+            encode({
+              k: "reply",
+              e: epoch(),
+              c: "coordinator",
+              ok: false,
+              err: "expected { savepoint: name } or { cancel: true, savepoint?: name }"
+            })
+          )
+      }
     })
     yield* Effect.promise(() => nc.flush())
     yield* Effect.forkScoped(

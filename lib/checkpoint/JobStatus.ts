@@ -48,6 +48,8 @@ export interface InstanceView {
   rssMb: number
   heapMb: number
   externalMb: number
+  /** from the last heartbeat: messages its process rejected off the wire since it started */
+  rejected: number
 }
 
 /** The job's operator graph as a status shows it: operators in topological order, and edges. */
@@ -89,6 +91,8 @@ export interface JobStatus {
   readonly lastRecoveryReason?: string
   /** the coordinator process */
   readonly pid: number
+  /** messages the coordinator rejected on the coordinator and admin subjects (absent before it counted) */
+  readonly rejected?: number
   /** the same figures as Prometheus metrics (text exposition format) */
   readonly metrics?: string
   readonly instances: ReadonlyArray<InstanceView>
@@ -138,8 +142,19 @@ export const newInstanceView = (id: string): InstanceView => ({
   host: "",
   rssMb: 0,
   heapMb: 0,
-  externalMb: 0
+  externalMb: 0,
+  rejected: 0
 })
+
+const phases: ReadonlySet<string> = new Set<InstancePhase>([
+  "idle",
+  "restoring",
+  "restored",
+  "running",
+  "failed"
+])
+/** A figure a heartbeat may carry: finite (a forged NaN or Infinity is not a count). */
+const figure = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v)
 
 /** Copies what a report's heartbeat body says into the view; a field it lacks keeps its value. */
 export const applyHeartbeat = (
@@ -147,8 +162,10 @@ export const applyHeartbeat = (
   hb: Partial<HeartbeatBody> | undefined,
   now = Date.now()
 ): void => {
-  if (hb?.phase) v.phase = hb.phase
-  if (typeof hb?.creditWaitMs === "number") {
+  // the body came off the wire: only fields of the right type are taken
+  if (typeof hb !== "object" || hb === null) return
+  if (typeof hb.phase === "string" && phases.has(hb.phase)) v.phase = hb.phase
+  if (figure(hb.creditWaitMs)) {
     // the wait restarts at 0 in every epoch; a drop is a new epoch, not negative backpressure
     const waited = hb.creditWaitMs >= v.creditWaitMs ? hb.creditWaitMs - v.creditWaitMs : hb.creditWaitMs
     const elapsed = now - v.creditWaitAt
@@ -157,17 +174,17 @@ export const applyHeartbeat = (
     v.creditWaitAt = now
   }
   // never down: a heartbeat sent before a commit's answer may arrive after the coordinator counted it
-  if (typeof hb?.recordsCommitted === "number")
-    v.recordsCommitted = Math.max(v.recordsCommitted, hb.recordsCommitted)
-  if (typeof hb?.lastCheckpoint === "number") v.lastCheckpoint = hb.lastCheckpoint
-  if (typeof hb?.lastAlignmentMs === "number") v.lastAlignmentMs = hb.lastAlignmentMs
-  if (typeof hb?.recordsIn === "number") v.recordsIn = hb.recordsIn
-  if (typeof hb?.recordsOut === "number") v.recordsOut = hb.recordsOut
-  if (typeof hb?.pid === "number") v.pid = hb.pid
-  if (typeof hb?.host === "string") v.host = hb.host
-  if (typeof hb?.rssMb === "number") v.rssMb = hb.rssMb
-  if (typeof hb?.heapMb === "number") v.heapMb = hb.heapMb
-  if (typeof hb?.externalMb === "number") v.externalMb = hb.externalMb
+  if (figure(hb.recordsCommitted)) v.recordsCommitted = Math.max(v.recordsCommitted, hb.recordsCommitted)
+  if (figure(hb.lastCheckpoint)) v.lastCheckpoint = hb.lastCheckpoint
+  if (figure(hb.lastAlignmentMs)) v.lastAlignmentMs = hb.lastAlignmentMs
+  if (figure(hb.recordsIn)) v.recordsIn = hb.recordsIn
+  if (figure(hb.recordsOut)) v.recordsOut = hb.recordsOut
+  if (figure(hb.pid)) v.pid = hb.pid
+  if (typeof hb.host === "string") v.host = hb.host.slice(0, 255)
+  if (figure(hb.rssMb)) v.rssMb = hb.rssMb
+  if (figure(hb.heapMb)) v.heapMb = hb.heapMb
+  if (figure(hb.externalMb)) v.externalMb = hb.externalMb
+  if (figure(hb.rejected)) v.rejected = hb.rejected
 }
 
 /** The part of the coordinator's state that a status shows. */
@@ -183,6 +200,8 @@ export interface CoordinatorState {
   readonly recoveryLog: ReadonlyArray<RecoveryEvent>
   readonly views: ReadonlyMap<string, InstanceView>
   readonly tracker: CheckpointTracker
+  /** messages the coordinator rejected off the wire */
+  readonly rejected: number
   /** the checkpoint the job last restored from or completed */
   readonly latest: number | undefined
 }
@@ -197,6 +216,7 @@ export const jobStatus = (s: CoordinatorState, now: number): JobStatus => ({
   startedAt: s.startedAt,
   recoveries: s.recoveries,
   pid: process.pid,
+  rejected: s.rejected,
   ...(s.lastRecoveryReason === undefined ? {} : { lastRecoveryReason: s.lastRecoveryReason }),
   instances: [...s.views.values()],
   graph: s.graph,

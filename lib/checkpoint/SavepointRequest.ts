@@ -63,7 +63,8 @@ const attempt = (nc: NatsConnection, job: string, name: string) =>
       const reason = r.err ?? "refused"
       return yield* new SavepointFailed({ job, name, aborted: body?.aborted === true, reason })
     }
-    return body?.checkpoint ?? -1
+    // the answer came off the wire: a checkpoint id that is not a number is no id
+    return typeof body?.checkpoint === "number" ? body.checkpoint : -1
   })
 
 /** Asks for savepoint `name`, again after an abort; `onAbort` is told of each abort that is retried. */

@@ -76,13 +76,16 @@ export const liveView = (nc: NatsConnection, plan: JobPlan, expected: number | u
             const r = decode(subjects.coordinator, msg.data)
             if (r instanceof EnvelopeDecodeError || r.k !== "heartbeat") return
             const b = ("b" in r ? r.b : undefined) as Partial<HeartbeatBody> | undefined
+            // the body came off the wire: a field of the wrong type counts as absent
+            const n = (v: unknown, otherwise: number) =>
+              typeof v === "number" && Number.isFinite(v) ? v : otherwise
             seen.set(r.c, {
-              recordsIn: b?.recordsIn ?? 0,
-              recordsOut: b?.recordsOut ?? 0,
-              recordsCommitted: b?.recordsCommitted ?? 0,
-              phase: b?.phase ?? "?",
+              recordsIn: n(b?.recordsIn, 0),
+              recordsOut: n(b?.recordsOut, 0),
+              recordsCommitted: n(b?.recordsCommitted, 0),
+              phase: typeof b?.phase === "string" ? b.phase : "?",
               epoch: r.e,
-              lastCheckpoint: b?.lastCheckpoint ?? -1
+              lastCheckpoint: n(b?.lastCheckpoint, -1)
             })
           }
         })

@@ -1,7 +1,7 @@
 /**
  * Renders a job's status record (written by its coordinator every second) as the text of
  * `exactor status`: state, epoch, committed output per sink, instances with records in/out,
- * committed, backpressure and restarts, last checkpoints.
+ * committed, backpressure, restarts and messages rejected off the wire, last checkpoints.
  */
 import { committedBySink, type JobStatus } from "../checkpoint/JobStatus.ts"
 
@@ -12,15 +12,16 @@ export const formatStatus = (s: JobStatus, now = Date.now()): string => {
   const lines = [
     `job ${s.job}: ${s.state}${s.reason ? ` (${s.reason})` : ""}`,
     `epoch ${s.epoch} · recoveries ${s.recoveries}${s.lastRecoveryReason ? ` (last: ${s.lastRecoveryReason})` : ""} · status written ${ago(now - s.updatedAt)} ago`,
+    ...(s.rejected ? [`coordinator rejected ${s.rejected} malformed messages`] : []),
     `checkpoints: ${s.checkpoints.completed} completed, ${s.checkpoints.aborted} aborted${s.checkpoints.latest !== undefined ? `, latest ${s.checkpoints.latest}` : ""}`,
     ...(committed.length > 0
       ? [`committed: ${committed.map((c) => `${c.sink} ${c.committed}`).join(", ")}`]
       : []),
     "",
-    `${"instance".padEnd(16)}${"state".padEnd(11)}${"records in".padStart(12)}${"records out".padStart(13)}${"committed".padStart(11)}${"backpr.".padStart(9)}${"restarts".padStart(10)}${"rss MB".padStart(8)}${"pid".padStart(9)}  host`,
+    `${"instance".padEnd(16)}${"state".padEnd(11)}${"records in".padStart(12)}${"records out".padStart(13)}${"committed".padStart(11)}${"backpr.".padStart(9)}${"restarts".padStart(10)}${"rejected".padStart(10)}${"rss MB".padStart(8)}${"pid".padStart(9)}  host`,
     ...s.instances.map(
       (i) =>
-        `${i.id.padEnd(16)}${String(i.phase).padEnd(11)}${String(i.recordsIn).padStart(12)}${String(i.recordsOut).padStart(13)}${String(i.recordsCommitted ?? 0).padStart(11)}${`${Math.round((i.backpressure ?? 0) * 100)} %`.padStart(9)}${String(i.restarts).padStart(10)}${String(i.rssMb ?? "").padStart(8)}${String(i.pid).padStart(9)}  ${i.host}`
+        `${i.id.padEnd(16)}${String(i.phase).padEnd(11)}${String(i.recordsIn).padStart(12)}${String(i.recordsOut).padStart(13)}${String(i.recordsCommitted ?? 0).padStart(11)}${`${Math.round((i.backpressure ?? 0) * 100)} %`.padStart(9)}${String(i.restarts).padStart(10)}${String(i.rejected ?? 0).padStart(10)}${String(i.rssMb ?? "").padStart(8)}${String(i.pid).padStart(9)}  ${i.host}`
     )
   ]
   if (s.history.length > 0) {

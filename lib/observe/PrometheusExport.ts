@@ -45,7 +45,9 @@ export const exportedMetrics = {
   exactor_recoveries_total: "counter",
   exactor_instance_restarts_total: "counter",
   exactor_heartbeat_age_seconds: "gauge",
-  exactor_instance_resident_memory_bytes: "gauge"
+  exactor_instance_resident_memory_bytes: "gauge",
+  exactor_rejected_messages_total: "counter",
+  exactor_coordinator_rejected_messages_total: "counter"
 } as const
 
 /** A registry whose metrics follow `feed`; `metrics()` renders it. */
@@ -212,6 +214,27 @@ export const prometheusExport = (feed: StatusFeed): Registry => {
     collect() {
       this.reset()
       each((s, i) => this.set({ job: s.job, ...split(i.id) }, (i.rssMb ?? 0) * 1_048_576))
+    }
+  })
+
+  new Counter({
+    name: "exactor_rejected_messages_total",
+    help: "messages an instance's process rejected off the wire (malformed, or on the wrong subject) since it started",
+    labelNames: ["job", "operator", "subtask"],
+    registers,
+    collect() {
+      this.reset()
+      each((s, i) => this.inc({ job: s.job, ...split(i.id) }, i.rejected ?? 0))
+    }
+  })
+  new Counter({
+    name: "exactor_coordinator_rejected_messages_total",
+    help: "messages the job's coordinator rejected on the coordinator and admin subjects since it started",
+    labelNames: ["job"],
+    registers,
+    collect() {
+      this.reset()
+      for (const s of all()) this.inc({ job: s.job }, s.rejected ?? 0)
     }
   })
 

@@ -25,6 +25,33 @@ export interface StatusFeed {
 /** How often the feed looks for jobs it does not watch yet. */
 export const discoverEvery = "2 seconds"
 
+/**
+ * The status record as a `JobStatus`, or undefined when it is not one (not msgpack, or without
+ * the fields every reader of a status relies on): anyone on the NATS server can write the key.
+ */
+const decodeStatus = (bytes: Uint8Array): JobStatus | undefined => {
+  let s: unknown
+  try {
+    s = packr.unpack(bytes)
+  } catch {
+    return undefined
+  }
+  if (typeof s !== "object" || s === null) return undefined
+  const o = s as Record<string, unknown>
+  const shaped =
+    typeof o.job === "string" &&
+    typeof o.state === "string" &&
+    typeof o.epoch === "number" &&
+    Array.isArray(o.instances) &&
+    o.instances.every(
+      (i) => typeof i === "object" && i !== null && typeof (i as { id?: unknown }).id === "string"
+    ) &&
+    Array.isArray(o.history) &&
+    typeof o.checkpoints === "object" &&
+    o.checkpoints !== null
+  return shaped ? (s as JobStatus) : undefined
+}
+
 const storePrefix = "KV_exactor-"
 const notJobs = new Set(["source-bounds"])
 
@@ -34,6 +61,8 @@ export const statusFeed = (nc: NatsConnection) =>
     const statuses = new Map<string, JobStatus>()
     const listeners = new Set<(s: JobStatus) => void>()
     const watched = new Map<string, { stop: () => void }>()
+    /** jobs whose last status record was malformed (warned once) */
+    const malformed = new Set<string>()
     let closed = false
 
     const watch = async (job: string) => {
@@ -43,7 +72,16 @@ export const statusFeed = (nc: NatsConnection) =>
       if (closed) it.stop()
       for await (const e of it) {
         if (e.operation !== "PUT" || e.value.length === 0) continue
-        const s = packr.unpack(e.value) as JobStatus
+        const s = decodeStatus(e.value)
+        if (s === undefined) {
+          // a malformed record is skipped (the last good one stays), not the end of the watch;
+          // told once until a good one comes, so a flood of them cannot fill the log
+          if (!malformed.has(job))
+            Effect.runFork(Effect.logWarning(`status feed: a status record of ${job} is malformed; skipped`))
+          malformed.add(job)
+          continue
+        }
+        malformed.delete(job)
         statuses.set(job, s)
         for (const l of listeners) l(s)
       }

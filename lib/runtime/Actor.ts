@@ -25,6 +25,7 @@ import { InstanceId, Subjects } from "../core/Address.ts"
 import { type ChannelSender, Mailbox, subscribeCredits } from "./Channel.ts"
 import { type ControlEnvelope, decode, EnvelopeDecodeError, encode, type ReportKind } from "./Envelope.ts"
 import { KeyedStateStore, type KeyedSnapshot } from "./KeyedStateStore.ts"
+import { RejectedMessages } from "./RejectedMessages.ts"
 import { failOnDisconnect, type NatsConnection } from "./Nats.ts"
 import type { OperatorContext, SinkWriter } from "../api/Operator.ts"
 import type { Edge, JobPlan } from "../api/Pipeline.ts"
@@ -63,6 +64,19 @@ export interface RestoreBody {
   readonly committed?: number
 }
 
+const wholeOrAbsent = (v: unknown) => v === undefined || (Number.isSafeInteger(v) && (v as number) >= 0)
+
+/** Why a `restore` command's body is not a `RestoreBody` (absent means empty state), or undefined. */
+export const restoreBodyProblem = (b: unknown): string | undefined => {
+  if (b === undefined) return undefined
+  if (typeof b !== "object" || b === null || Array.isArray(b)) return "restore body is not a map"
+  const o = b as Record<string, unknown>
+  if (!Array.isArray(o.handles)) return "restore body: handles is not an array"
+  if (!wholeOrAbsent(o.checkpoint)) return "restore body: checkpoint is not a whole number"
+  if (!wholeOrAbsent(o.committed)) return "restore body: committed is not a whole number"
+  return undefined
+}
+
 export type InstancePhase = "idle" | "restoring" | "restored" | "running" | "failed"
 
 /** What an instance says in its heartbeat. */
@@ -76,6 +90,8 @@ export interface HeartbeatBody extends TaskStats {
   readonly externalMb: number
   /** time this epoch's senders waited for credit, ms: the share of time under backpressure */
   readonly creditWaitMs: number
+  /** messages this process rejected off the wire since it started (mailbox, credit, control) */
+  readonly rejected: number
   readonly failure?: string
 }
 
@@ -147,17 +163,37 @@ export const runActor = (env: ActorEnv) =>
       }
     }
 
+    // every rejected message is counted (heartbeat `rejected`) and logged, rate-limited
+    const services = yield* Effect.context<never>()
+    const rejects = new RejectedMessages(self, (line) => {
+      Effect.runForkWith(services)(Effect.logWarning(line))
+    })
+    const reject = (error: EnvelopeDecodeError) => rejects.reject(error)
+    yield* Effect.forkScoped(
+      Effect.sync(() => rejects.flush()).pipe(Effect.repeat(Schedule.spaced("1 second")))
+    )
+    // what the last interval did not log is told when the process stops, not lost
+    yield* Effect.addFinalizer(() =>
+      Effect.suspend(() => {
+        const line = rejects.summary(Date.now(), true)
+        return line === undefined ? Effect.void : Effect.logWarning(line)
+      })
+    )
+
     const controls = yield* Queue.unbounded<{ readonly env: ControlEnvelope; readonly msg: Msg }>()
     const controlSubject = subjects.control(id)
+    /** Refuses a control message that is not a command this instance can take. */
+    const refuse = (msg: Msg, error: EnvelopeDecodeError) => {
+      reject(error)
+      // a publish without a reply subject (not a request) has nobody to answer
+      if (msg.reply) msg.respond(encode({ k: "reply", e: 0, c: self, ok: false, err: error.message }))
+    }
     yield* Effect.acquireRelease(
       Effect.sync(() =>
         nc.subscribe(controlSubject, {
           callback: (_err, msg) => {
             const e = decode(controlSubject, msg.data)
-            if (e instanceof EnvelopeDecodeError) {
-              msg.respond(encode({ k: "reply", e: 0, c: self, ok: false, err: e.message }))
-              return
-            }
+            if (e instanceof EnvelopeDecodeError) return refuse(msg, e)
             if (
               e.k === "restore" ||
               e.k === "run" ||
@@ -165,8 +201,18 @@ export const runActor = (env: ActorEnv) =>
               e.k === "complete" ||
               e.k === "abort" ||
               e.k === "stop"
-            )
-              Queue.offerUnsafe(controls, { env: e, msg })
+            ) {
+              const problem = e.k === "restore" ? restoreBodyProblem(e.b) : undefined
+              if (problem === undefined) Queue.offerUnsafe(controls, { env: e, msg })
+              else refuse(msg, new EnvelopeDecodeError({ subject: controlSubject, reason: problem }))
+            } else
+              refuse(
+                msg,
+                new EnvelopeDecodeError({
+                  subject: controlSubject,
+                  reason: `kind ${e.k} does not belong on a control subject`
+                })
+              )
           }
         })
       ),
@@ -188,6 +234,7 @@ export const runActor = (env: ActorEnv) =>
         heapMb: mb(memory.heapUsed),
         externalMb: mb(memory.external + memory.arrayBuffers),
         creditWaitMs: Math.round(creditWaitMs),
+        rejected: rejects.total,
         ...(failure === undefined ? {} : { failure })
       }
     }
@@ -272,13 +319,11 @@ export const runActor = (env: ActorEnv) =>
               upstreams,
               e,
               plan.options.channel,
-              (err) => {
-                void Effect.runFork(Effect.logWarning(`${self}: ${err.message} (not delivered)`))
-              }
+              reject
             )
             const router = new Router(nc, subjects, plan, id, e, plan.options.channel)
             senders = router.senders
-            yield* subscribeCredits(nc, subjects, id, e, router.senders)
+            yield* subscribeCredits(nc, subjects, id, e, router.senders, reject)
             return { mailbox, router, state }
           }).pipe(Scope.provide(scope))
         )

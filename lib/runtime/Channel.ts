@@ -139,6 +139,14 @@ export class ChannelSender {
     )
   }
 
+  /**
+   * Whether a receiver can have sent this grant: it grants at most what it consumed plus one
+   * window, and it cannot have consumed more than was sent.
+   */
+  grantPossible(grantedThrough: number): boolean {
+    return grantedThrough <= this.credit.sent + this.options.creditWindow
+  }
+
   /** Applies a grant from the receiver; wakes a suspended sender. */
   onGrant(grantedThrough: number): void {
     if (this.credit.onGrant(grantedThrough) && this.wake) {
@@ -185,7 +193,10 @@ export type Inbound<C> = [C] extends [never] ? Delivery : Delivery | Posted<C>
 /** Counters of a mailbox, for status and tests. */
 export interface MailboxCounters {
   stale: number
+  /** not an envelope, or a kind that does not belong on a mailbox */
   malformed: number
+  /** a well-formed envelope from a sender that is not an input channel (dropped, not a break) */
+  foreign: number
 }
 
 /**
@@ -197,7 +208,7 @@ export class Mailbox<C = never> {
   readonly self: string
   readonly epoch: number
   readonly channels: ReadonlyArray<string>
-  readonly counters: MailboxCounters = { stale: 0, malformed: 0 }
+  readonly counters: MailboxCounters = { stale: 0, malformed: 0, foreign: 0 }
   private readonly nc: NatsConnection
   private readonly subjects: Subjects
   private readonly upstreams: ReadonlyArray<InstanceId>
@@ -233,7 +244,8 @@ export class Mailbox<C = never> {
   /**
    * Subscribes `self`'s mailbox for the given upstream channels in `epoch` and flushes, so that
    * it is ready when this returns. The subscription ends with the scope.
-   * `onMalformed` is told of every message that fails to decode (it is not delivered).
+   * `onMalformed` is told of every message that fails to decode, does not belong on a mailbox or
+   * comes from a sender that is not an input channel (it is not delivered).
    */
   static open<C = never>(
     nc: NatsConnection,
@@ -326,7 +338,14 @@ export class Mailbox<C = never> {
     }
     const channel = this.index.get(envelope.c)
     if (channel === undefined) {
-      this.broken(envelope.c, `message from ${envelope.c}, which is not an input channel of ${this.self}`)
+      // no channel's order depends on it, so dropping it loses nothing (a forged or zombie sender)
+      this.counters.foreign++
+      this.onMalformed(
+        new EnvelopeDecodeError({
+          subject,
+          reason: `${envelope.k} from ${JSON.stringify(envelope.c)}, which is not an input channel of ${this.self}`
+        })
+      )
       return
     }
     if (envelope.e > this.epoch) {
@@ -367,14 +386,17 @@ export class Mailbox<C = never> {
 
 /**
  * The credit subscription of an instance: routes each grant to the sender of the channel it is
- * for (the grant's `c` is the downstream instance). Grants of other epochs are ignored.
+ * for (the grant's `c` is the downstream instance). Grants of other epochs are ignored; `onRejected`
+ * is told of anything else that is not a grant this instance's senders can take (garbage, another
+ * kind, an unknown receiver, a grant beyond what was sent plus a window), which is dropped.
  */
 export const subscribeCredits = (
   nc: NatsConnection,
   subjects: Subjects,
   self: InstanceId,
   epoch: number,
-  senders: ReadonlyMap<string, ChannelSender>
+  senders: ReadonlyMap<string, ChannelSender>,
+  onRejected: (error: EnvelopeDecodeError) => void = () => {}
 ) =>
   Effect.gen(function* () {
     const subject = subjects.credit(self)
@@ -383,8 +405,19 @@ export const subscribeCredits = (
         nc.subscribe(subject, {
           callback: (_err, msg) => {
             const env = decode(subject, msg.data)
-            if (env instanceof EnvelopeDecodeError || env.k !== "credit" || env.e !== epoch) return
-            senders.get(env.c)?.onGrant(env.g)
+            if (env instanceof EnvelopeDecodeError) return onRejected(env)
+            const reject = (reason: string) => onRejected(new EnvelopeDecodeError({ subject, reason }))
+            if (env.k !== "credit") return reject(`kind ${env.k} does not belong on a credit subject`)
+            // a receiver of another epoch is legitimate for a moment around a recovery
+            if (env.e !== epoch) return
+            const sender = senders.get(env.c)
+            if (sender === undefined)
+              return reject(`grant from ${JSON.stringify(env.c)}, which is not a receiver of ${self}`)
+            if (!sender.grantPossible(env.g))
+              return reject(
+                `grant ${env.g} from ${env.c} beyond the ${sender.sentBatches} batches sent plus one window`
+              )
+            sender.onGrant(env.g)
           }
         })
       ),

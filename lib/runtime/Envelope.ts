@@ -89,9 +89,13 @@ const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: fal
 
 export const encode = (envelope: Envelope): Uint8Array => packr.pack(envelope)
 
+/** Longest sender, channel or incarnation id taken off the wire (ids are short tokens and UUIDs). */
+export const maxIdLength = 256
+
 type FieldCheck = (v: unknown) => boolean
-const nat: FieldCheck = (v) => typeof v === "number" && Number.isInteger(v) && v >= 0
-const str: FieldCheck = (v) => typeof v === "string" && v.length > 0
+/** A whole number that survives msgpack and JS arithmetic: 0 <= v <= 2^53 - 1 (no floats like 1e300, no BigInt). */
+const nat: FieldCheck = (v) => typeof v === "number" && Number.isSafeInteger(v) && v >= 0
+const str: FieldCheck = (v) => typeof v === "string" && v.length > 0 && v.length <= maxIdLength
 const bool: FieldCheck = (v) => typeof v === "boolean"
 const array: FieldCheck = (v) => Array.isArray(v)
 
@@ -117,8 +121,19 @@ const required: Record<Kind, Readonly<Record<string, FieldCheck>>> = {
   wantCheckpoint: { i: str }
 }
 
+/** What a value is, for a reason text: its type, or a short quote of a string or number. */
 const describe = (v: unknown): string =>
-  v === null ? "null" : Array.isArray(v) ? "an array" : v instanceof Uint8Array ? "bytes" : typeof v
+  v === null
+    ? "null"
+    : Array.isArray(v)
+      ? "an array"
+      : v instanceof Uint8Array
+        ? "bytes"
+        : typeof v === "string"
+          ? JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)
+          : typeof v === "number"
+            ? `number ${v}`
+            : typeof v
 
 /** Decodes and validates one message. Never throws. */
 export const decode = (subject: string, bytes: Uint8Array): Envelope | EnvelopeDecodeError => {
@@ -136,13 +151,16 @@ export const decode = (subject: string, bytes: Uint8Array): Envelope | EnvelopeD
   const o = value as Record<string, unknown>
   const kind = o.k
   if (typeof kind !== "string" || !Object.hasOwn(required, kind))
-    return new EnvelopeDecodeError({ subject, reason: `unknown kind ${JSON.stringify(kind)}` })
+    return new EnvelopeDecodeError({ subject, reason: `unknown kind (got ${describe(kind)})` })
   if (!nat(o.e))
-    return new EnvelopeDecodeError({ subject, reason: `${kind}: field e (epoch) missing or invalid` })
+    return new EnvelopeDecodeError({
+      subject,
+      reason: `${kind}: field e (epoch) missing or invalid (got ${describe(o.e)})`
+    })
   if (!str(o.c))
     return new EnvelopeDecodeError({
       subject,
-      reason: `${kind}: field c (channel/sender) missing or invalid`
+      reason: `${kind}: field c (channel/sender) missing or invalid (got ${describe(o.c)})`
     })
   const fields = required[kind as Kind]
   for (const name in fields) {
@@ -153,7 +171,15 @@ export const decode = (subject: string, bytes: Uint8Array): Envelope | EnvelopeD
       })
   }
   if (o.n !== undefined && !nat(o.n))
-    return new EnvelopeDecodeError({ subject, reason: `${kind}: field n (checkpoint) is not a whole number` })
+    return new EnvelopeDecodeError({
+      subject,
+      reason: `${kind}: field n (checkpoint) is not a whole number (got ${describe(o.n)})`
+    })
+  if (kind === "reply" && o.err !== undefined && typeof o.err !== "string")
+    return new EnvelopeDecodeError({
+      subject,
+      reason: `reply: field err is not a string (got ${describe(o.err)})`
+    })
   return o as unknown as Envelope
 }
 

@@ -20,8 +20,11 @@ const pair = (job: string, options = defaultChannelOptions, epoch = 0) =>
     const malformed: Array<EnvelopeDecodeError> = []
     const mailbox = yield* Mailbox.open(ncIn, subjects, down, [up], epoch, options, (e) => malformed.push(e))
     const sender = new ChannelSender(ncOut, subjects, up, down, epoch, options)
-    yield* subscribeCredits(ncOut, subjects, up, epoch, new Map([[down.toString(), sender]]))
-    return { subjects, ncOut, ncIn, mailbox, sender, malformed }
+    const rejectedGrants: Array<EnvelopeDecodeError> = []
+    yield* subscribeCredits(ncOut, subjects, up, epoch, new Map([[down.toString(), sender]]), (e) =>
+      rejectedGrants.push(e)
+    )
+    return { subjects, ncOut, ncIn, mailbox, sender, malformed, rejectedGrants }
   })
 
 t.test("100k records arrive in order across batches", async (t) => {
@@ -169,4 +172,61 @@ t.test("a gap in seq breaks the channel", async (t) => {
     const text = String(exit.second.cause)
     t.match(text, /ChannelBroken|gap/, "with ChannelBroken (gap)")
   }
+})
+
+t.test(
+  "a well-formed message from a sender that is not an input channel is dropped, not a break",
+  async (t) => {
+    const outcome = await Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const { mailbox, sender, ncOut, subjects, malformed } = yield* pair(uniqueJob("foreign"))
+          const subject = subjects.mailbox(down)
+          // a forged sender, one far in the future and one with a huge seq: none is an input channel
+          ncOut.publish(subject, encode({ k: "batch", e: 0, c: "nobody#0", s: 0, r: ["forged"] }))
+          ncOut.publish(subject, encode({ k: "barrier", e: 0, c: "up#7", s: 2 ** 52, n: 1 }))
+          yield* sender.push(["real"])
+          yield* sender.eos
+          const first = yield* mailbox.take
+          const second = yield* mailbox.take
+          return { first, second, malformed: [...malformed], counters: { ...mailbox.counters } }
+        })
+      )
+    )
+    t.same(
+      outcome.first.envelope.k === "batch" ? outcome.first.envelope.r : [],
+      ["real"],
+      "the real batch arrives"
+    )
+    t.equal(outcome.second.envelope.k, "eos", "and the channel goes on to its eos")
+    t.equal(outcome.counters.foreign, 2, "both forged messages counted")
+    t.match(outcome.malformed[0]!.reason, /batch from "nobody#0", which is not an input channel of down#0/)
+  }
+)
+
+t.test("grants that no receiver could have sent are rejected; the sender keeps its window", async (t) => {
+  const outcome = await Effect.runPromise(
+    Effect.scoped(
+      Effect.gen(function* () {
+        const { sender, ncIn, subjects, rejectedGrants } = yield* pair(uniqueJob("grants"))
+        const subject = subjects.credit(up)
+        const window = defaultChannelOptions.creditWindow
+        ncIn.publish(subject, new Uint8Array([0x93, 0x01]))
+        ncIn.publish(subject, encode({ k: "eos", e: 0, c: "down#0", s: 0 }))
+        ncIn.publish(subject, encode({ k: "credit", e: 0, c: "nobody#0", g: window + 1 }))
+        ncIn.publish(subject, encode({ k: "credit", e: 0, c: "down#0", g: 2 ** 50 }))
+        // another epoch: a receiver that restored first; ignored without counting
+        ncIn.publish(subject, encode({ k: "credit", e: 1, c: "down#0", g: window + 1 }))
+        yield* Effect.promise(() => ncIn.flush())
+        for (let i = 0; i < 50 && rejectedGrants.length < 4; i++) yield* Effect.sleep("20 millis")
+        return { rejected: rejectedGrants.map((e) => e.reason), granted: sender.grantedBatches, window }
+      })
+    )
+  )
+  t.equal(outcome.rejected.length, 4, "garbage, a wrong kind, an unknown receiver and a grant too far ahead")
+  t.match(outcome.rejected[0], /not msgpack|expected a map/)
+  t.match(outcome.rejected[1], /kind eos does not belong on a credit subject/)
+  t.match(outcome.rejected[2], /not a receiver of up#0/)
+  t.match(outcome.rejected[3], /beyond the 0 batches sent plus one window/)
+  t.equal(outcome.granted, outcome.window, "the sender's credit is still its first window")
 })
