@@ -48,6 +48,10 @@ export interface InstanceView {
   rssMb: number
   heapMb: number
   externalMb: number
+  /** control commands it refused for a missing or wrong tag (forged), since its process started */
+  rejectedCommands: number
+  /** a sink: `complete n` it refused because checkpoint n was not completed in the store */
+  refusedCommits: number
 }
 
 /** The job's operator graph as a status shows it: operators in topological order, and edges. */
@@ -98,6 +102,8 @@ export interface JobStatus {
   readonly recoveryLog?: ReadonlyArray<RecoveryEvent>
   readonly checkpoints: { readonly completed: number; readonly aborted: number; readonly latest?: number }
   readonly history: CheckpointTracker["history"]
+  /** reports on the coordinator subject ignored for a missing or wrong tag (forged), this coordinator */
+  readonly rejectedReports?: number
 }
 
 /** Committed records per sink operator: the sum over its instances (records visible downstream). */
@@ -138,7 +144,9 @@ export const newInstanceView = (id: string): InstanceView => ({
   host: "",
   rssMb: 0,
   heapMb: 0,
-  externalMb: 0
+  externalMb: 0,
+  rejectedCommands: 0,
+  refusedCommits: 0
 })
 
 /** Copies what a report's heartbeat body says into the view; a field it lacks keeps its value. */
@@ -168,6 +176,8 @@ export const applyHeartbeat = (
   if (typeof hb?.rssMb === "number") v.rssMb = hb.rssMb
   if (typeof hb?.heapMb === "number") v.heapMb = hb.heapMb
   if (typeof hb?.externalMb === "number") v.externalMb = hb.externalMb
+  if (typeof hb?.rejectedCommands === "number") v.rejectedCommands = hb.rejectedCommands
+  if (typeof hb?.refusedCommits === "number") v.refusedCommits = hb.refusedCommits
 }
 
 /** The part of the coordinator's state that a status shows. */
@@ -185,6 +195,7 @@ export interface CoordinatorState {
   readonly tracker: CheckpointTracker
   /** the checkpoint the job last restored from or completed */
   readonly latest: number | undefined
+  readonly rejectedReports: number
 }
 
 /** The status of this coordinator's job at `now` (without metrics). */
@@ -206,7 +217,8 @@ export const jobStatus = (s: CoordinatorState, now: number): JobStatus => ({
     aborted: s.tracker.abortedCount,
     ...(s.latest === undefined ? {} : { latest: s.latest })
   },
-  history: s.tracker.history
+  history: s.tracker.history,
+  rejectedReports: s.rejectedReports
 })
 
 /** How the job ended, when a stored status says it already has (FINISHED, FAILED or CANCELLED). */
