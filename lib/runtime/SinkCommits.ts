@@ -50,8 +50,8 @@ export class CheckpointNotCompleted extends Data.TaggedError("CheckpointNotCompl
   }
 }
 
-/** Re-reads of the store while `complete n` is ahead of it (a lagging replica): 10 × 100 ms. */
-export const notCompletedRetry = Schedule.spaced("100 millis").pipe(Schedule.upTo({ times: 10 }))
+/** Re-reads of the store while `complete n` is ahead of it (a lagging replica): every 100 ms, for 1 s at most. */
+export const notCompletedRetry = Schedule.spaced("100 millis").pipe(Schedule.upTo({ duration: "1 second" }))
 /** Retries of a store read that failed: exponential from 50 ms, at most 5. */
 export const gateReadRetry = Schedule.exponential("50 millis").pipe(Schedule.upTo({ times: 5 }))
 

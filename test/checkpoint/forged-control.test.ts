@@ -165,7 +165,7 @@ t.test("forged complete, stop and reports are refused; the output stays exactly 
   const tagged: ControlEnvelope = { k: "complete", e: captured.env.e, c: "coordinator", n: 999_999 }
   const bytes = encode(tagged)
   const insider = await outsider
-    .request(sinkControl, bytes, { timeout: 5000, headers: auth.headers(sinkControl, bytes) })
+    .request(sinkControl, bytes, { timeout: 15_000, headers: auth.headers(sinkControl, bytes) })
     .then((m) => {
       const r = decode(sinkControl, m.data)
       return r instanceof EnvelopeDecodeError || r.k !== "reply" ? undefined : r
