@@ -95,7 +95,7 @@ t.test("forged complete, stop and reports are refused; the output stays exactly 
   let depth = -1
   let committedAtLatest = -1
   let heldMs = 0
-  for (let attempt = 0; attempt < 20 && captured === undefined; attempt++) {
+  for (let attempt = 0; attempt < 40 && captured === undefined; attempt++) {
     const seen = triggers.length
     await until("a trigger", () => triggers.length > seen, 30_000)
     process.kill(coordinatorPid, "SIGSTOP")
@@ -103,7 +103,7 @@ t.test("forged complete, stop and reports are refused; the output stays exactly 
     try {
       const trigger = triggers[triggers.length - 1]!
       const n = trigger.env.n!
-      while (!sinkAcks.has(n) && Date.now() - heldAt < 800) await new Promise((r) => setTimeout(r, 5))
+      while (!sinkAcks.has(n) && Date.now() - heldAt < 1200) await new Promise((r) => setTimeout(r, 5))
       const before = await latest()
       // raced (the checkpoint completed already), or its pending transaction is empty: the next one
       if (
