@@ -3,7 +3,9 @@
  * repeated until its instance answers or the command timeout passes (DESIGN §4). Commands are
  * idempotent at the receiver (keyed by epoch and checkpoint), so a repeat is harmless.
  * Invariant: `sendCommand` succeeds only with the instance's answer, and fails with
- * `CommandUnanswered` (naming instance and command) or `CommandRefused` (with its reason).
+ * `CommandUnanswered` (naming instance and command) or `CommandRefused` (with its reason). Commands
+ * go out tagged with the job's secret (`ControlAuth`), and an answer without a valid tag counts as
+ * no answer: someone who reads the traffic can neither command an instance nor answer for it.
  */
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
@@ -16,6 +18,7 @@ import {
   type ControlEnvelope,
   type ReplyEnvelope
 } from "../runtime/Envelope.ts"
+import type { ControlAuth } from "../runtime/ControlAuth.ts"
 import type { NatsConnection } from "../runtime/Nats.ts"
 
 export class CommandUnanswered extends Data.TaggedError("CommandUnanswered")<{
@@ -47,17 +50,25 @@ export const commandRetrySchedule = Schedule.spaced("200 millis")
 /** Sends `command` to `subject` until answered or `timeoutMs` has passed. */
 export const sendCommand = (
   nc: NatsConnection,
+  auth: ControlAuth,
   subject: string,
   instance: string,
   command: ControlEnvelope,
   timeoutMs: number
 ): Effect.Effect<ReplyEnvelope, CommandUnanswered | CommandRefused> => {
   const name = command.n === undefined ? command.k : `${command.k} ${command.n}`
+  const bytes = encode(command)
+  const headers = auth.headers(subject, bytes)
   const attempt = Effect.tryPromise({
-    try: () => nc.request(subject, encode(command), { timeout: Duration.toMillis(commandAttemptTimeout) }),
+    try: () =>
+      nc.request(subject, bytes, {
+        timeout: Duration.toMillis(commandAttemptTimeout),
+        headers
+      }),
     catch: () => "no answer" as const
   }).pipe(
     Effect.flatMap((msg): Effect.Effect<ReplyEnvelope, "no answer"> => {
+      if (!auth.verifyReply(msg, headers)) return Effect.fail("no answer" as const)
       const reply = decode(subject, msg.data)
       return reply instanceof EnvelopeDecodeError || reply.k !== "reply"
         ? Effect.fail("no answer" as const)

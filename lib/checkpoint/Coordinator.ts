@@ -9,7 +9,8 @@
  * failure with a new epoch from the latest completed checkpoint, and ends a bounded job with a
  * final checkpoint; cancels a job on request, optionally right after a savepoint whose commit is
  * done (nothing after its barrier is committed, so a run from it is exactly-once). Invariant: `complete n` is sent only after manifest n is stored, and every
- * recovery first wins the epoch compare-and-set, which fences an older coordinator.
+ * recovery first wins the epoch compare-and-set, which fences an older coordinator; commands go out
+ * tagged with the job's secret and only tagged reports count (`ControlAuth`).
  */
 import type { Msg } from "@nats-io/transport-node"
 import * as Effect from "effect/Effect"
@@ -27,6 +28,7 @@ import {
 import { coordinatorCommands } from "./CoordinatorCommands.ts"
 import { coordinatorInbox } from "./CoordinatorInbox.ts"
 import { EnvelopeDecodeError, encode, type ReportEnvelope } from "../runtime/Envelope.ts"
+import type { ControlAuth } from "../runtime/ControlAuth.ts"
 import type { NatsConnection } from "../runtime/Nats.ts"
 import { RejectedMessages } from "../runtime/RejectedMessages.ts"
 import type { JobPlan } from "../api/Pipeline.ts"
@@ -40,6 +42,8 @@ export interface CoordinatorOptions {
   readonly plan: JobPlan
   readonly nc: NatsConnection
   readonly store: CheckpointStore
+  /** the job's secret: tags commands, authenticates reports and answers */
+  readonly auth: ControlAuth
   /** restore from this checkpoint / savepoint instead of the latest completed checkpoint */
   readonly fromCheckpoint?: number
   readonly fromSavepoint?: string
@@ -61,7 +65,7 @@ const bodyText = (b: unknown): string => {
 
 export const runCoordinator = (o: CoordinatorOptions) =>
   Effect.gen(function* () {
-    const { plan, nc, store } = o
+    const { plan, nc, store, auth } = o
     const job = plan.pipeline.job
     const options = plan.options
     const subjects = new Subjects(job)
@@ -103,11 +107,13 @@ export const runCoordinator = (o: CoordinatorOptions) =>
         return line === undefined ? Effect.void : Effect.logWarning(line)
       })
     )
-    const events = yield* coordinatorInbox(nc, subjects, () => epoch, rejects)
+    const events = yield* coordinatorInbox(nc, subjects, () => epoch, rejects, auth)
     const rejectReport = (r: ReportEnvelope, reason: string) =>
       rejects.reject(
         new EnvelopeDecodeError({ subject: subjects.coordinator, reason: `${r.k} from ${r.c}: ${reason}` })
       )
+    /** messages on the coordinator subject without a valid tag, for the status */
+    let rejectedReports = 0
 
     const tracker = new CheckpointTracker(ids, 1)
     const savepointReplies = new Map<number, Msg>()
@@ -150,7 +156,7 @@ export const runCoordinator = (o: CoordinatorOptions) =>
       )
     }
 
-    const { command, broadcast } = coordinatorCommands(nc, plan, subjects, () => epoch)
+    const { command, broadcast } = coordinatorCommands(nc, auth, plan, subjects, () => epoch)
 
     const status = (): JobStatus =>
       jobStatus(
@@ -167,7 +173,8 @@ export const runCoordinator = (o: CoordinatorOptions) =>
           views,
           tracker,
           rejected: rejects.total,
-          latest: restoredFrom.manifest?.checkpoint
+          latest: restoredFrom.manifest?.checkpoint,
+          rejectedReports
         },
         Date.now()
       )
@@ -404,6 +411,16 @@ export const runCoordinator = (o: CoordinatorOptions) =>
           checkpointWanted = true
       })
 
+    /** Counts a report without a valid tag; logs the first ten, then every hundredth. */
+    const onUnauthenticated = (count: number) =>
+      Effect.gen(function* () {
+        rejectedReports = count
+        if (count <= 10 || count % 100 === 0)
+          yield* Effect.logWarning(
+            `ignored a report without a valid tag (job secret); ${count} ignored so far. An instance on another host needs the same EXACTOR_JOB_SECRET (or job key file)`
+          )
+      })
+
     const onTick = Effect.gen(function* () {
       const now = Date.now()
       if (!live()) return
@@ -463,6 +480,7 @@ export const runCoordinator = (o: CoordinatorOptions) =>
     while ([...views.values()].some((v) => v.incarnation === undefined)) {
       const ev = yield* Queue.take(events)
       if (ev.kind === "report") yield* onReport(ev.report)
+      if (ev.kind === "unauthenticated") yield* onUnauthenticated(ev.count)
       if (Date.now() > deadline) {
         const missing = [...views.values()].filter((v) => v.incarnation === undefined).map((v) => v.id)
         state = "FAILED"
@@ -478,6 +496,9 @@ export const runCoordinator = (o: CoordinatorOptions) =>
       switch (ev.kind) {
         case "report":
           yield* onReport(ev.report)
+          break
+        case "unauthenticated":
+          yield* onUnauthenticated(ev.count)
           break
         case "tick":
           yield* onTick

@@ -7,13 +7,15 @@
 import * as Effect from "effect/Effect"
 import type { Subjects } from "../core/Address.ts"
 import { sendCommand } from "./ControlRequest.ts"
+import type { ControlAuth } from "../runtime/ControlAuth.ts"
 import type { ControlKind } from "../runtime/Envelope.ts"
 import type { NatsConnection } from "../runtime/Nats.ts"
 import type { JobPlan } from "../api/Pipeline.ts"
 
-/** `command` and `broadcast` for the instances of `plan`, stamped with `epoch()`. */
+/** `command` and `broadcast` for the instances of `plan`, stamped with `epoch()` and tagged by `auth`. */
 export const coordinatorCommands = (
   nc: NatsConnection,
+  auth: ControlAuth,
   plan: JobPlan,
   subjects: Subjects,
   epoch: () => number
@@ -22,6 +24,7 @@ export const coordinatorCommands = (
     const inst = plan.instances.find((i) => String(i) === id)!
     return sendCommand(
       nc,
+      auth,
       subjects.control(inst),
       id,
       {

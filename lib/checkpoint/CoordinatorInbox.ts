@@ -2,7 +2,8 @@
  * The coordinator's inbox: reports from instances on the coordinator subject, savepoint requests
  * on the admin subject and a tick every 100 ms, merged into one queue that one loop reads.
  * Invariant: only report kinds reach the queue (anything else is rejected: counted in `rejects`,
- * logged, dropped), and an admin request that is neither `{ savepoint: name }` nor
+ * logged, dropped), a report without a valid tag of the job's secret (`ControlAuth`) is never
+ * queued as one (only counted), and an admin request that is neither `{ savepoint: name }` nor
  * `{ cancel: true, savepoint?: name }` is refused at once (and counted), never queued.
  */
 import type { Msg } from "@nats-io/transport-node"
@@ -10,6 +11,7 @@ import * as Effect from "effect/Effect"
 import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
 import type { Subjects } from "../core/Address.ts"
+import type { ControlAuth } from "../runtime/ControlAuth.ts"
 import { decode, EnvelopeDecodeError, encode, type ReportEnvelope } from "../runtime/Envelope.ts"
 import type { NatsConnection } from "../runtime/Nats.ts"
 import type { RejectedMessages } from "../runtime/RejectedMessages.ts"
@@ -21,25 +23,35 @@ export type CoordinatorEvent =
   /** stop the job; with `savepoint`, right after that savepoint is written and committed */
   | { readonly kind: "cancel"; readonly msg: Msg; readonly savepoint: string | undefined }
   | { readonly kind: "finalCommitted"; readonly n: number; readonly epoch: number }
+  /** a message on the coordinator subject without a valid tag: the `count`th so far */
+  | { readonly kind: "unauthenticated"; readonly count: number }
 
 /**
  * Subscribes to both subjects (until the scope closes), flushes, and starts the tick; `epoch` is
- * read when a malformed admin request is refused; `rejects` counts and logs what is rejected.
+ * read when a malformed admin request is refused; `rejects` counts and logs what is rejected;
+ * reports must carry `auth`'s tag.
  */
 export const coordinatorInbox = (
   nc: NatsConnection,
   subjects: Subjects,
   epoch: () => number,
-  rejects: RejectedMessages
+  rejects: RejectedMessages,
+  auth: ControlAuth
 ) =>
   Effect.gen(function* () {
     const events = yield* Queue.unbounded<CoordinatorEvent>()
+    let unauthenticated = 0
     const subscribe = (subject: string, f: (msg: Msg) => void) =>
       Effect.acquireRelease(
         Effect.sync(() => nc.subscribe(subject, { callback: (_e, msg) => f(msg) })),
         (s) => Effect.sync(() => s.unsubscribe())
       )
     yield* subscribe(subjects.coordinator, (msg) => {
+      if (!auth.verifyMsg(msg)) {
+        unauthenticated++
+        Queue.offerUnsafe(events, { kind: "unauthenticated", count: unauthenticated })
+        return
+      }
       const r = decode(subjects.coordinator, msg.data)
       if (r instanceof EnvelopeDecodeError) return rejects.reject(r)
       if (

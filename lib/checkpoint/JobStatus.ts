@@ -50,6 +50,10 @@ export interface InstanceView {
   externalMb: number
   /** from the last heartbeat: messages its process rejected off the wire since it started */
   rejected: number
+  /** control commands it refused for a missing or wrong tag (forged), since its process started */
+  rejectedCommands: number
+  /** a sink: `complete n` it refused because checkpoint n was not completed in the store */
+  refusedCommits: number
 }
 
 /** The job's operator graph as a status shows it: operators in topological order, and edges. */
@@ -102,6 +106,8 @@ export interface JobStatus {
   readonly recoveryLog?: ReadonlyArray<RecoveryEvent>
   readonly checkpoints: { readonly completed: number; readonly aborted: number; readonly latest?: number }
   readonly history: CheckpointTracker["history"]
+  /** reports on the coordinator subject ignored for a missing or wrong tag (forged), this coordinator */
+  readonly rejectedReports?: number
 }
 
 /** Committed records per sink operator: the sum over its instances (records visible downstream). */
@@ -143,7 +149,9 @@ export const newInstanceView = (id: string): InstanceView => ({
   rssMb: 0,
   heapMb: 0,
   externalMb: 0,
-  rejected: 0
+  rejected: 0,
+  rejectedCommands: 0,
+  refusedCommits: 0
 })
 
 const phases: ReadonlySet<string> = new Set<InstancePhase>([
@@ -185,6 +193,8 @@ export const applyHeartbeat = (
   if (figure(hb.heapMb)) v.heapMb = hb.heapMb
   if (figure(hb.externalMb)) v.externalMb = hb.externalMb
   if (figure(hb.rejected)) v.rejected = hb.rejected
+  if (figure(hb.rejectedCommands)) v.rejectedCommands = hb.rejectedCommands
+  if (figure(hb.refusedCommits)) v.refusedCommits = hb.refusedCommits
 }
 
 /** The part of the coordinator's state that a status shows. */
@@ -204,6 +214,7 @@ export interface CoordinatorState {
   readonly rejected: number
   /** the checkpoint the job last restored from or completed */
   readonly latest: number | undefined
+  readonly rejectedReports: number
 }
 
 /** The status of this coordinator's job at `now` (without metrics). */
@@ -226,7 +237,8 @@ export const jobStatus = (s: CoordinatorState, now: number): JobStatus => ({
     aborted: s.tracker.abortedCount,
     ...(s.latest === undefined ? {} : { latest: s.latest })
   },
-  history: s.tracker.history
+  history: s.tracker.history,
+  rejectedReports: s.rejectedReports
 })
 
 /** How the job ended, when a stored status says it already has (FINISHED, FAILED or CANCELLED). */

@@ -11,19 +11,21 @@ import { InstanceId, InvalidInstanceId } from "../core/Address.ts"
 import type { BrokerUrls } from "../brokers/BrokerUrls.ts"
 import { CheckpointStore } from "../checkpoint/CheckpointStore.ts"
 import { runCoordinator } from "../checkpoint/Coordinator.ts"
+import { jobAuth } from "./JobSecret.ts"
 import { ExitCode, exitWithSupervisor } from "./Launcher.ts"
 import { natsConnection } from "../runtime/Nats.ts"
 import { loadPipeline } from "../api/PipelineModule.ts"
 import { logLayer } from "../runtime/LogFormat.ts"
 
-/** What both kinds of process start with: the supervisor link, the pipeline, NATS and the job's store. */
+/** What both kinds of process start with: the supervisor link, the pipeline, the job's secret, NATS and the job's store. */
 const openJob = (module: string, urls: BrokerUrls, processName: string) =>
   Effect.gen(function* () {
     exitWithSupervisor()
     const plan = yield* loadPipeline(module)
+    const auth = yield* jobAuth(plan.pipeline.job)
     const nc = yield* natsConnection(urls.natsUrl, { name: `${plan.pipeline.job}/${processName}` })
     const store = yield* CheckpointStore.open(nc, plan.pipeline.job)
-    return { plan, nc, store }
+    return { plan, auth, nc, store }
   })
 
 /** One actor instance (`count#1`) of the pipeline in `module`, until it is stopped. */
@@ -32,8 +34,8 @@ export const actorProcess = (module: string, instance: string, urls: BrokerUrls)
     Effect.gen(function* () {
       const id = InstanceId.parse(instance)
       if (id instanceof InvalidInstanceId) return yield* id
-      const { plan, nc, store } = yield* openJob(module, urls, String(id))
-      yield* runActor({ plan, id, nc, store, ...urls }).pipe(
+      const { plan, auth, nc, store } = yield* openJob(module, urls, String(id))
+      yield* runActor({ plan, id, nc, store, auth, ...urls }).pipe(
         Effect.annotateLogs({ job: plan.pipeline.job, instance: String(id) })
       )
     })
@@ -43,8 +45,8 @@ export const actorProcess = (module: string, instance: string, urls: BrokerUrls)
 export const coordinatorProcess = (module: string, urls: BrokerUrls) =>
   Effect.scoped(
     Effect.gen(function* () {
-      const { plan, nc, store } = yield* openJob(module, urls, "coordinator")
-      const result = yield* runCoordinator({ plan, nc, store }).pipe(
+      const { plan, auth, nc, store } = yield* openJob(module, urls, "coordinator")
+      const result = yield* runCoordinator({ plan, nc, store, auth }).pipe(
         Effect.annotateLogs({ job: plan.pipeline.job, instance: "coordinator" })
       )
       process.exitCode =

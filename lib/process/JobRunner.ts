@@ -19,6 +19,8 @@ import {
   runLauncher,
   type SupervisorOptions
 } from "./Launcher.ts"
+import { type JobSecretError, jobSecret, jobSecretVariable } from "./JobSecret.ts"
+import { ControlAuth } from "../runtime/ControlAuth.ts"
 import { natsConnection } from "../runtime/Nats.ts"
 import type { JobPlan } from "../api/Pipeline.ts"
 
@@ -124,11 +126,16 @@ export interface LaunchOptions {
 /** Default log file of a job's processes when a live view owns the terminal. */
 export const defaultLogFile = (job: string) => join(tmpdir(), `exactor-${job}.log`)
 
-/** Starts the processes on this host and supervises them until the job ends. */
-export const launch = (o: LaunchOptions): Effect.Effect<LauncherResult, never, never> =>
+/**
+ * Starts the processes on this host and supervises them until the job ends. The job's secret
+ * (`JobSecret`: the user's `EXACTOR_JOB_SECRET`, else derived from this user's key file) reaches the
+ * children in their environment only.
+ */
+export const launch = (o: LaunchOptions): Effect.Effect<LauncherResult, JobSecretError> =>
   Effect.scoped(
     Effect.gen(function* () {
       const job = o.plan.pipeline.job
+      const secret = yield* jobSecret(job)
       const names = o.instances ?? ["coordinator", ...o.plan.instances.map(String)]
       const specs: Array<ProcessSpec> = names.map((name) =>
         name === "coordinator"
@@ -141,7 +148,12 @@ export const launch = (o: LaunchOptions): Effect.Effect<LauncherResult, never, n
         nc,
         specs,
         supervisor: o.supervisor,
-        env: { EXACTOR_NATS_URL: o.urls.natsUrl, EXACTOR_AMQP_URL: o.urls.amqpUrl },
+        env: {
+          EXACTOR_NATS_URL: o.urls.natsUrl,
+          EXACTOR_AMQP_URL: o.urls.amqpUrl,
+          [jobSecretVariable]: secret
+        },
+        auth: ControlAuth.fromSecret(secret),
         ...(o.logFile === undefined ? {} : { logFile: o.logFile }),
         ...(o.onEvent === undefined ? {} : { onEvent: o.onEvent })
       })

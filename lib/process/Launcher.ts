@@ -16,6 +16,7 @@ import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import * as Effect from "effect/Effect"
 import { Subjects } from "../core/Address.ts"
+import type { ControlAuth } from "../runtime/ControlAuth.ts"
 import { logFormatFromEnv } from "../runtime/LogFormat.ts"
 import { encode } from "../runtime/Envelope.ts"
 import type { NatsConnection } from "../runtime/Nats.ts"
@@ -69,6 +70,8 @@ export interface LauncherOptions {
   readonly specs: ReadonlyArray<ProcessSpec>
   readonly supervisor: SupervisorOptions
   readonly env: Readonly<Record<string, string>>
+  /** the job's secret: tags the `exited` reports to the coordinator */
+  readonly auth: ControlAuth
   /** where children's stdout/stderr go: this process's stderr (prefixed), or a log file */
   readonly logFile?: string
   readonly onEvent?: (event: LauncherEvent) => void
@@ -183,7 +186,8 @@ export const runLauncher = (o: LauncherOptions): Effect.Effect<LauncherResult> =
         }
         if (code === 0) return // stopped by the coordinator
         const how = signal ? `killed by ${signal}` : `exit code ${code}`
-        o.nc.publish(
+        o.auth.publish(
+          o.nc,
           subjects.coordinator,
           encode({ k: "exited", e: 0, c: spec.name, i: "launcher", b: { code, signal } })
         )

@@ -8,7 +8,8 @@
  * subject, reports hello and heartbeats to the coordinator, and for every epoch the coordinator
  * starts (restore -> run) builds a fresh mailbox, channels and restored state, then runs its task.
  * Invariant: at most one epoch is live in a process; a newer `restore` ends the current one
- * (its fiber, subscriptions and buffers) before anything of the new epoch happens.
+ * (its fiber, subscriptions and buffers) before anything of the new epoch happens. Only commands
+ * tagged with the job's secret are acted upon (`ControlAuth`); its answers and reports are tagged too.
  */
 import { randomUUID } from "node:crypto"
 import { hostname } from "node:os"
@@ -23,6 +24,7 @@ import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import { InstanceId, Subjects } from "../core/Address.ts"
 import { type ChannelSender, Mailbox, subscribeCredits } from "./Channel.ts"
+import type { ControlAuth } from "./ControlAuth.ts"
 import { type ControlEnvelope, decode, EnvelopeDecodeError, encode, type ReportKind } from "./Envelope.ts"
 import { KeyedStateStore, type KeyedSnapshot } from "./KeyedStateStore.ts"
 import { RejectedMessages } from "./RejectedMessages.ts"
@@ -30,7 +32,7 @@ import { failOnDisconnect, type NatsConnection } from "./Nats.ts"
 import type { OperatorContext, SinkWriter } from "../api/Operator.ts"
 import type { Edge, JobPlan } from "../api/Pipeline.ts"
 import { Router } from "./Router.ts"
-import { SinkCommits } from "./SinkCommits.ts"
+import { type CompletedCheckpoint, SinkCommits } from "./SinkCommits.ts"
 import { runTask, type TaskCommand, type TaskState } from "./Task.ts"
 import { initialTaskStats, type TaskStats } from "./TaskStats.ts"
 
@@ -52,6 +54,8 @@ export interface SnapshotStore {
     state: unknown
   ) => Effect.Effect<unknown, unknown>
   readonly getSnapshot: (handle: never) => Effect.Effect<unknown, unknown>
+  /** the latest completed checkpoint's manifest (a sink commits only up to it) */
+  readonly readLatest: () => Effect.Effect<{ readonly manifest: CompletedCheckpoint } | undefined, unknown>
 }
 
 /** The body of a `restore` command. */
@@ -102,6 +106,8 @@ export interface ActorEnv {
   readonly natsUrl: string
   readonly amqpUrl: string
   readonly store: SnapshotStore
+  /** the job's secret: tags reports and answers, authenticates commands */
+  readonly auth: ControlAuth
   readonly subjects?: Subjects
 }
 
@@ -117,7 +123,7 @@ const errorText = (cause: Cause.Cause<unknown>): string => {
 /** Runs the actor until `stop`; fails only if it cannot start. */
 export const runActor = (env: ActorEnv) =>
   Effect.gen(function* () {
-    const { plan, id, nc, store } = env
+    const { plan, id, nc, store, auth } = env
     const job = plan.pipeline.job
     const node = plan.operator.get(id.operator)
     if (!node || id.index >= node.parallelism)
@@ -141,7 +147,8 @@ export const runActor = (env: ActorEnv) =>
     let phase: InstancePhase = "idle"
     let failure: string | undefined
     const report = (k: ReportKind, n?: number, b?: unknown) =>
-      nc.publish(
+      auth.publish(
+        nc,
         subjects.coordinator,
         encode({ k, e: Math.max(epoch, 0), c: self, i: incarnation, ...(n === undefined ? {} : { n }), b })
       )
@@ -180,7 +187,9 @@ export const runActor = (env: ActorEnv) =>
       })
     )
 
-    const controls = yield* Queue.unbounded<{ readonly env: ControlEnvelope; readonly msg: Msg }>()
+    const controls = yield* Queue.unbounded<
+      { readonly env: ControlEnvelope; readonly msg: Msg } | { readonly rejected: number }
+    >()
     const controlSubject = subjects.control(id)
     /** Refuses a control message that is not a command this instance can take. */
     const refuse = (msg: Msg, error: EnvelopeDecodeError) => {
@@ -192,6 +201,15 @@ export const runActor = (env: ActorEnv) =>
       Effect.sync(() =>
         nc.subscribe(controlSubject, {
           callback: (_err, msg) => {
+            if (!auth.verifyMsg(msg)) {
+              // not from this job's coordinator: refused, counted, answered untagged (no signing oracle)
+              stats.rejectedCommands++
+              msg.respond(
+                encode({ k: "reply", e: 0, c: self, ok: false, err: "not authenticated (job secret)" })
+              )
+              Queue.offerUnsafe(controls, { rejected: stats.rejectedCommands })
+              return
+            }
             const e = decode(controlSubject, msg.data)
             if (e instanceof EnvelopeDecodeError) return refuse(msg, e)
             if (
@@ -334,7 +352,16 @@ export const runActor = (env: ActorEnv) =>
           return { ok: false as const, error: failure }
         }
         const { mailbox, router, state } = built.value
-        const commits = writer ? new SinkCommits(writer, scope, stats) : undefined
+        const commits = writer
+          ? new SinkCommits(writer, scope, stats, {
+              epoch: e,
+              latestCompleted: Effect.suspend(() => store.readLatest()).pipe(
+                Effect.map((l) =>
+                  l === undefined ? undefined : { checkpoint: l.manifest.checkpoint, epoch: l.manifest.epoch }
+                )
+              )
+            })
+          : undefined
         live = { scope, mailbox, state, commits }
         phase = "restored"
         return { ok: true as const, router }
@@ -378,21 +405,32 @@ export const runActor = (env: ActorEnv) =>
     })
 
     const reply = (msg: Msg, ok: boolean, err?: string) =>
-      msg.respond(
+      auth.respond(
+        msg,
         encode({ k: "reply", e: Math.max(epoch, 0), c: self, ok, ...(err === undefined ? {} : { err }) })
       )
 
     for (;;) {
-      const { env: c, msg } = yield* Queue.take(controls)
+      const item = yield* Queue.take(controls)
+      if ("rejected" in item) {
+        // the first ten, then every hundredth: a flood of forgeries does not flood the log
+        if (item.rejected <= 10 || item.rejected % 100 === 0)
+          yield* Effect.logWarning(
+            `${self}: refused a control command without a valid tag (job secret); ${item.rejected} refused so far`
+          )
+        continue
+      }
+      const { env: c, msg } = item
+      // a stop of an older epoch (a replayed one) is refused like any stale command
+      if (c.e < epoch) {
+        reply(msg, false, `stale epoch ${c.e} (now ${epoch})`)
+        continue
+      }
       if (c.k === "stop") {
         reply(msg, true)
         yield* endEpoch
         yield* Effect.logInfo(`${self} stopped`)
         return
-      }
-      if (c.e < epoch) {
-        reply(msg, false, `stale epoch ${c.e} (now ${epoch})`)
-        continue
       }
       if (c.k === "restore") {
         if (c.e === epoch && phase !== "idle" && phase !== "failed") {

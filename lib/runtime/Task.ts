@@ -205,18 +205,25 @@ const checkpoint = (env: TaskEnv, n: number, alignmentMs: number) =>
     })
   })
 
-/** Serves a command; returns what an abort released from alignment (to process first). */
+/**
+ * Serves a command; returns what an abort released from alignment (to process first). `triggered`
+ * is the last checkpoint a source took in this epoch: a repeated `trigger n` (an answer lost, or a
+ * replayed command) is answered without a second `barrier n`.
+ */
 const handleCommand = (
   env: TaskEnv,
   aligner: Aligner<Inbound<TaskCommand>> | undefined,
-  c: TaskCommand
+  c: TaskCommand,
+  triggered?: { last: number }
 ): Effect.Effect<ReadonlyArray<Inbound<TaskCommand>>, unknown> =>
   Effect.gen(function* () {
     switch (c.kind) {
       case "trigger":
         if (env.state.kind !== "source") c.reply(false, "only sources take triggers")
+        else if (triggered !== undefined && c.n <= triggered.last) c.reply(true)
         else {
           yield* checkpoint(env, c.n, 0)
+          if (triggered !== undefined) triggered.last = c.n
           c.reply(true)
         }
         return []
@@ -235,12 +242,14 @@ const handleCommand = (
 const runSource = (env: TaskEnv, reader: SourceReader<unknown>) =>
   Effect.gen(function* () {
     let ended = false
+    const triggered = { last: -1 }
     for (;;) {
       for (let item = env.mailbox.poll(); item !== undefined; item = env.mailbox.poll())
-        if ("posted" in item) yield* handleCommand(env, undefined, item.posted)
+        if ("posted" in item) yield* handleCommand(env, undefined, item.posted, triggered)
       if (ended) {
         const item = yield* env.mailbox.takeWithin(100)
-        if (item !== undefined && "posted" in item) yield* handleCommand(env, undefined, item.posted)
+        if (item !== undefined && "posted" in item)
+          yield* handleCommand(env, undefined, item.posted, triggered)
         continue
       }
       const { records, end } = yield* reader.read(env.sourceBatch)

@@ -1,6 +1,7 @@
 /**
  * The counters an instance keeps and reports in its heartbeat: records in and out, the last
- * checkpoint and its alignment, whether a source or sink has finished. Its own module so that the
+ * checkpoint and its alignment, whether a source or sink has finished, and the control messages it
+ * refused (forged commands, commits of checkpoints not completed). Its own module so that the
  * task and the sink's commit loop (`SinkCommits`) both update them without importing each other.
  */
 /** Counters an instance reports in its heartbeat. */
@@ -20,6 +21,10 @@ export interface TaskStats {
    * whose commit is confirmed, counted across epochs (the restored checkpoint's count plus this epoch's)
    */
   recordsCommitted: number
+  /** control commands refused since the process started because their tag (job secret) was missing or wrong */
+  rejectedCommands: number
+  /** a sink's `complete n` refused since the process started: checkpoint n was not completed in the store */
+  refusedCommits: number
 }
 
 /** The counters of a new instance: nothing in or out, no checkpoint yet. */
@@ -31,5 +36,7 @@ export const initialTaskStats = (): TaskStats => ({
   finished: false,
   wantsCheckpoint: false,
   commitMs: 0,
-  recordsCommitted: 0
+  recordsCommitted: 0,
+  rejectedCommands: 0,
+  refusedCommits: 0
 })
