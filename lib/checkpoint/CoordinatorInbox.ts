@@ -49,6 +49,9 @@ export const coordinatorInbox = (
     yield* subscribe(subjects.coordinator, (msg) => {
       if (!auth.verifyMsg(msg)) {
         unauthenticated++
+        rejects.reject(
+          new EnvelopeDecodeError({ subject: subjects.coordinator, reason: "not authenticated (job secret)" })
+        )
         Queue.offerUnsafe(events, { kind: "unauthenticated", count: unauthenticated })
         return
       }

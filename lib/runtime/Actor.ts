@@ -204,6 +204,9 @@ export const runActor = (env: ActorEnv) =>
             if (!auth.verifyMsg(msg)) {
               // not from this job's coordinator: refused, counted, answered untagged (no signing oracle)
               stats.rejectedCommands++
+              reject(
+                new EnvelopeDecodeError({ subject: controlSubject, reason: "not authenticated (job secret)" })
+              )
               msg.respond(
                 encode({ k: "reply", e: 0, c: self, ok: false, err: "not authenticated (job secret)" })
               )

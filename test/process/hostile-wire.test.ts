@@ -4,11 +4,14 @@
  * is rejected (counted in the instance's heartbeat and the coordinator's status, logged
  * rate-limited), or, for the forgeries that are well formed (a seq far in the future from a real
  * channel, an `exited` report whose body carries a BigInt), the job recovers from its last
- * checkpoint. Either way no process crashes and the output stays exactly once.
+ * checkpoint. Either way no process crashes and the output stays exactly once. Control and
+ * coordinator messages go both untagged (refused by authentication, counted) and tagged with the
+ * job's secret, as an insider's would, so that they reach the decoders behind it.
  */
 import { mkdirSync, writeFileSync } from "node:fs"
 import t from "tap"
 import { InstanceId, Subjects } from "../../lib/core/Address.ts"
+import { ControlAuth } from "../../lib/runtime/ControlAuth.ts"
 import { decode, type Envelope, EnvelopeDecodeError, encode } from "../../lib/runtime/Envelope.ts"
 import { exactlyOnce, exitWithin, status, until } from "../harness/checks.ts"
 import { startOrdersJob } from "../harness/job.ts"
@@ -27,6 +30,7 @@ const receiverOf: Record<string, string | undefined> = {
 }
 
 const forged = (v: Record<string, unknown>) => encode(v as unknown as Envelope)
+const secret = "hostile-wire-test-secret-0123456789"
 
 /** Random bytes, and valid-looking envelopes with one field wrong. */
 const garbage = (epoch: number, from: string): Array<Uint8Array> => {
@@ -55,8 +59,14 @@ t.test("garbage on every subject of a running job: rejected and counted, output 
   const job = await startOrdersJob({
     orders,
     // a generous heartbeat timeout: on a loaded machine a missed heartbeat is not what this tests
-    env: { EXACTOR_CHECKPOINT_INTERVAL: "300", EXACTOR_HEARTBEAT_TIMEOUT: "10000" }
+    env: {
+      EXACTOR_CHECKPOINT_INTERVAL: "300",
+      EXACTOR_HEARTBEAT_TIMEOUT: "10000",
+      EXACTOR_JOB_SECRET: secret
+    }
   })
+  // an insider with the job's secret: what it tags gets past authentication to the decoders
+  const auth = ControlAuth.fromSecret(secret)
   t.teardown(() => job.cleanup())
   const run = job.run()
   for (const id of instances) await job.running(id)
@@ -69,6 +79,10 @@ t.test("garbage on every subject of a running job: rejected and counted, output 
     nc.publish(subject, bytes)
     sent++
   }
+  const signed = (subject: string, bytes: Uint8Array) => {
+    auth.publish(nc, subject, bytes)
+    sent++
+  }
 
   // 1. malformed bytes on every mailbox, credit and control subject, and on the coordinator's
   for (const text of instances) {
@@ -78,6 +92,8 @@ t.test("garbage on every subject of a running job: rejected and counted, output 
       publish(subjects.credit(id), bytes)
       publish(subjects.control(id), bytes)
       publish(subjects.coordinator, bytes)
+      signed(subjects.control(id), bytes)
+      signed(subjects.coordinator, bytes)
     }
     // well formed, but no receiver can take them
     publish(subjects.mailbox(id), forged({ k: "batch", e: epoch, c: "ghost#0", s: 0, r: [{ forged: true }] }))
@@ -86,13 +102,13 @@ t.test("garbage on every subject of a running job: rejected and counted, output 
     const receiver = receiverOf[text]
     if (receiver !== undefined)
       publish(subjects.credit(id), forged({ k: "credit", e: epoch, c: receiver, g: 2 ** 50 }))
-    publish(subjects.control(id), forged({ k: "heartbeat", e: epoch, c: "ghost#0", i: "x" }))
-    publish(subjects.control(id), forged({ k: "restore", e: epoch + 1, c: "forger", b: { handles: 5 } }))
-    publish(subjects.coordinator, forged({ k: "heartbeat", e: epoch, c: "ghost#9", i: "x", b: {} }))
-    publish(subjects.coordinator, forged({ k: "trigger", e: epoch, c: "forger", n: 1 }))
+    signed(subjects.control(id), forged({ k: "heartbeat", e: epoch, c: "ghost#0", i: "x" }))
+    signed(subjects.control(id), forged({ k: "restore", e: epoch + 1, c: "forger", b: { handles: 5 } }))
+    signed(subjects.coordinator, forged({ k: "heartbeat", e: epoch, c: "ghost#9", i: "x", b: {} }))
+    signed(subjects.coordinator, forged({ k: "trigger", e: epoch, c: "forger", n: 1 }))
     // an ack with a malformed body, from the instance's own incarnation
     const incarnation = job.seen.get(text)!.incarnation
-    publish(
+    signed(
       subjects.coordinator,
       forged({ k: "ack", e: epoch, c: text, i: incarnation, n: 1_000_000, b: { alignmentMs: "soon" } })
     )
@@ -103,10 +119,21 @@ t.test("garbage on every subject of a running job: rejected and counted, output 
   await nc.flush()
 
   // 2. requests get a typed refusal, not silence and not a crash
-  const answer = async (subject: string, bytes: Uint8Array) => {
-    const r = decode(subject, (await nc.request(subject, bytes, { timeout: 5000 })).data)
+  const answer = async (subject: string, bytes: Uint8Array, tagged = true) => {
+    const options = tagged ? { timeout: 5000, headers: auth.headers(subject, bytes) } : { timeout: 5000 }
+    const r = decode(subject, (await nc.request(subject, bytes, options)).data)
     return r instanceof EnvelopeDecodeError ? r.reason : r
   }
+  const untagged = await answer(
+    subjects.control(InstanceId.make("total", 0)),
+    new Uint8Array([0x82, 0xa1]),
+    false
+  )
+  t.match(
+    untagged,
+    { k: "reply", ok: false, err: /not authenticated/ },
+    "an untagged command is refused first"
+  )
   const refusal = await answer(subjects.control(InstanceId.make("total", 0)), new Uint8Array([0x82, 0xa1]))
   t.match(refusal, { k: "reply", ok: false, err: /malformed message on .*\.ctl\.total\.0: not msgpack/ })
   const badRestore = await answer(
@@ -140,7 +167,7 @@ t.test("garbage on every subject of a running job: rejected and counted, output 
     subjects.mailbox(InstanceId.make("total", 0)),
     forged({ k: "batch", e: liveEpoch, c: "parse#0", s: 2 ** 40, r: [{ forged: true }] })
   )
-  publish(
+  signed(
     subjects.coordinator,
     forged({
       k: "exited",
