@@ -73,7 +73,29 @@ export interface ReportEnvelope {
   readonly b?: unknown
 }
 
-export type Envelope = DataEnvelope | CreditEnvelope | ControlEnvelope | ReplyEnvelope | ReportEnvelope
+/**
+ * A request of the coordinator to the launchers of its job (published, not answered): SIGKILL the
+ * process of instance `t`, which stopped answering (a wedged process is restarted like a dead one).
+ * A plain envelope like the control commands, so that it can carry the job's HMAC tag the same way.
+ */
+export interface LauncherEnvelope {
+  readonly k: "kill"
+  readonly e: number
+  /** who asks: `coordinator` */
+  readonly c: string
+  /** the instance to kill, e.g. `sink#0` */
+  readonly t: string
+  /** why, for the launcher's log */
+  readonly why?: string
+}
+
+export type Envelope =
+  | DataEnvelope
+  | CreditEnvelope
+  | ControlEnvelope
+  | ReplyEnvelope
+  | ReportEnvelope
+  | LauncherEnvelope
 export type Kind = Envelope["k"]
 
 export class EnvelopeDecodeError extends Data.TaggedError("EnvelopeDecodeError")<{
@@ -114,7 +136,8 @@ const required: Record<Kind, Readonly<Record<string, FieldCheck>>> = {
   fail: { i: str },
   finished: { i: str },
   exited: { i: str },
-  wantCheckpoint: { i: str }
+  wantCheckpoint: { i: str },
+  kill: { t: str }
 }
 
 const describe = (v: unknown): string =>
