@@ -371,6 +371,8 @@ export const runActor = (env: ActorEnv) =>
           restore(e, body).pipe(
             Effect.flatMap((result) =>
               Effect.sync(() => {
+                // done before the answer goes out: the `run` that follows it must find no restore in flight
+                if (restoring === r) restoring = undefined
                 if (result.ok) router = result.router
                 for (const m of r.waiters) reply(m, result.ok, result.ok ? undefined : result.error)
               })
