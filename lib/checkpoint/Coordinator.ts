@@ -196,14 +196,17 @@ export const runCoordinator = (o: CoordinatorOptions) =>
             ),
           { concurrency: "unbounded" }
         )
+        // the attempt fails with a refusal if there is one (it says why, e.g. SnapshotCorrupt), else the first failure
+        let refused: Cause.Cause<unknown> | undefined
         let failed: Cause.Cause<unknown> | undefined
         for (const [i, answer] of answers.entries()) {
           if (answer._tag === "Success") continue
           failed ??= answer.cause
           const error = answer.cause.reasons.find(Cause.isFailReason)?.error
           if (error instanceof CommandUnanswered) yield* killWedged(ids[i]!, error.message)
+          else refused ??= answer.cause
         }
-        if (failed !== undefined) return yield* Effect.failCause(failed)
+        if (failed !== undefined) return yield* Effect.failCause(refused ?? failed)
         yield* broadcast(ids, "run")
         for (const v of views.values()) v.lastSeen = Date.now()
         state = "RUNNING"
