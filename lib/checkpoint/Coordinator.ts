@@ -149,7 +149,8 @@ export const runCoordinator = (o: CoordinatorOptions) =>
         const heard =
           v === undefined ? "never heard from" : `last heard from ${Date.now() - v.lastSeen} ms ago`
         yield* Effect.logWarning(`${id} is wedged (${why}; ${heard}): asking its launcher to kill it`)
-        nc.publish(subjects.launcher, encode({ k: "kill", e: epoch, c: "coordinator", t: id, why }))
+        const pid = v !== undefined && v.pid > 0 ? { pid: v.pid } : {}
+        nc.publish(subjects.launcher, encode({ k: "kill", e: epoch, c: "coordinator", t: id, why, ...pid }))
       })
 
     /** One restore attempt in a new epoch: epoch CAS, fence the manifest, restore all, run all. */

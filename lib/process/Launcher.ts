@@ -9,7 +9,7 @@
  * on the coordinator's request (`kill` on the job's launcher subject) SIGKILLs a wedged instance of
  * its own, which is then restarted like any other that died.
  * Invariant: a process that exits with 0 (stopped by the coordinator) is never restarted, a kill
- * request only ever reaches a child this launcher started (by its pid), and when the launcher
+ * request only ever reaches a child this launcher started (the pid it names, when it names one), and when the launcher
  * stops, every child it started is gone.
  */
 import { type ChildProcess, spawn } from "node:child_process"
@@ -231,6 +231,7 @@ export const runLauncher = (o: LauncherOptions): Effect.Effect<LauncherResult> =
         if (r instanceof EnvelopeDecodeError || r.k !== "kill" || r.t === "coordinator" || stopping) return
         const child = children.get(r.t)
         if (child?.pid === undefined || child.exitCode !== null || child.signalCode !== null) return
+        if (r.pid !== undefined && r.pid !== child.pid) return // restarted since: not the wedged process
         const why = r.why ?? "no reason given"
         out.write(`[launcher] ${r.t} (pid ${child.pid}) killed at the coordinator's request: ${why}\n`)
         o.onEvent?.({ kind: "killed", name: r.t, pid: child.pid, why })

@@ -85,6 +85,8 @@ export interface LauncherEnvelope {
   readonly c: string
   /** the instance to kill, e.g. `sink#0` */
   readonly t: string
+  /** its pid as its heartbeats said, if known: a process restarted since (another pid) is left alone */
+  readonly pid?: number
   /** why, for the launcher's log */
   readonly why?: string
 }
