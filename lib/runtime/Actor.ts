@@ -364,7 +364,7 @@ export const runActor = (env: ActorEnv) =>
     }
     let restoring: Restoring | undefined
     /** whether the current epoch is built (restored, perhaps running), not half built by an interrupted restore */
-    const built = () => phase === "restored" || phase === "running"
+    const epochBuilt = () => phase === "restored" || phase === "running"
     const beginRestore = (e: number, body: RestoreBody, msg: Msg) =>
       Effect.gen(function* () {
         const r: Restoring = { e, waiters: [msg] }
@@ -421,7 +421,7 @@ export const runActor = (env: ActorEnv) =>
           continue
         }
         yield* cancelRestore(`superseded by the restore of epoch ${c.e}`, false)
-        if (c.e === epoch && built()) {
+        if (c.e === epoch && epochBuilt()) {
           reply(msg, true)
           continue
         }
