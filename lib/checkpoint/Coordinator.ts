@@ -8,11 +8,15 @@
  * checkpoints (trigger -> acks -> manifest by compare-and-set -> complete), recovers from any
  * failure with a new epoch from the latest completed checkpoint, and ends a bounded job with a
  * final checkpoint; cancels a job on request, optionally right after a savepoint whose commit is
- * done (nothing after its barrier is committed, so a run from it is exactly-once). Invariant: `complete n` is sent only after manifest n is stored, and every
- * recovery first wins the epoch compare-and-set, which fences an older coordinator; commands go out
- * tagged with the job's secret and only tagged reports count (`ControlAuth`).
+ * done (nothing after its barrier is committed, so a run from it is exactly-once). An instance that
+ * does not answer a restore is wedged: the launchers are asked to kill it, and it comes back as a new
+ * incarnation (as Flink's task cancellation watchdog kills a TaskManager that cannot cancel).
+ * Invariant: `complete n` is sent only after manifest n is stored, and every recovery first wins
+ * the epoch compare-and-set, which fences an older coordinator; commands (and kill requests) go
+ * out tagged with the job's secret and only tagged reports count (`ControlAuth`).
  */
 import type { Msg } from "@nats-io/transport-node"
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
@@ -26,6 +30,7 @@ import {
   type PendingCheckpoint
 } from "./CheckpointTracker.ts"
 import { coordinatorCommands } from "./CoordinatorCommands.ts"
+import { CommandUnanswered } from "./ControlRequest.ts"
 import { coordinatorInbox } from "./CoordinatorInbox.ts"
 import { EnvelopeDecodeError, encode, type ReportEnvelope } from "../runtime/Envelope.ts"
 import type { ControlAuth } from "../runtime/ControlAuth.ts"
@@ -183,6 +188,21 @@ export const runCoordinator = (o: CoordinatorOptions) =>
       Effect.ignore
     )
 
+    /** Asks every launcher of the job to SIGKILL `id`'s process (only the one that started it does); it restarts as a new incarnation. */
+    const killWedged = (id: string, why: string) =>
+      Effect.gen(function* () {
+        const v = views.get(id)
+        const heard =
+          v === undefined ? "never heard from" : `last heard from ${Date.now() - v.lastSeen} ms ago`
+        yield* Effect.logWarning(`${id} is wedged (${why}; ${heard}): asking its launcher to kill it`)
+        const pid = v !== undefined && v.pid > 0 ? { pid: v.pid } : {}
+        auth.publish(
+          nc,
+          subjects.launcher,
+          encode({ k: "kill", e: epoch, c: "coordinator", t: id, why, ...pid })
+        )
+      })
+
     /** One restore attempt in a new epoch: epoch CAS, fence the manifest, restore all, run all. */
     const restoreAll = (manifest: Manifest | undefined) =>
       Effect.gen(function* () {
@@ -209,7 +229,8 @@ export const runCoordinator = (o: CoordinatorOptions) =>
         yield* Effect.logInfo(
           `epoch ${epoch}: restoring ${manifest ? `checkpoint ${manifest.checkpoint}` : "empty state"}`
         )
-        yield* Effect.forEach(
+        // every instance's answer (not only the first failure): each one that never answered is killed
+        const answers = yield* Effect.forEach(
           ids,
           (id) =>
             command(id, "restore", undefined, restoreBody(plan, manifest, id)).pipe(
@@ -221,10 +242,22 @@ export const runCoordinator = (o: CoordinatorOptions) =>
                   v.phase = "restored"
                   v.lastSeen = Date.now()
                 })
-              )
+              ),
+              Effect.exit
             ),
-          { concurrency: "unbounded", discard: true }
+          { concurrency: "unbounded" }
         )
+        // the attempt fails with a refusal if there is one (it says why, e.g. SnapshotCorrupt), else the first failure
+        let refused: Cause.Cause<unknown> | undefined
+        let failed: Cause.Cause<unknown> | undefined
+        for (const [i, answer] of answers.entries()) {
+          if (answer._tag === "Success") continue
+          failed ??= answer.cause
+          const error = answer.cause.reasons.find(Cause.isFailReason)?.error
+          if (error instanceof CommandUnanswered) yield* killWedged(ids[i]!, error.message)
+          else refused ??= answer.cause
+        }
+        if (failed !== undefined) return yield* Effect.failCause(refused ?? failed)
         yield* broadcast(ids, "run")
         for (const v of views.values()) v.lastSeen = Date.now()
         state = "RUNNING"

@@ -71,6 +71,10 @@ export class Subjects {
   get coordinator(): string {
     return `${this.prefix}.coord`
   }
+  /** Requests of the coordinator to every launcher of the job (kill a wedged instance). */
+  get launcher(): string {
+    return `${this.prefix}.launcher`
+  }
   /** Requests to the running coordinator from the CLI (status, savepoint). */
   get admin(): string {
     return `${this.prefix}.admin`

@@ -5,9 +5,12 @@
  *
  * The launcher (supervisor): starts actor processes on this host and restarts the ones that die,
  * with capped exponential backoff plus jitter and an Erlang-style intensity limit (more than R
- * restarts within T seconds fails the job). It tells the coordinator of every exit at once.
- * Invariant: a process that exits with 0 (stopped by the coordinator) is never restarted, and
- * when the launcher stops, every child it started is gone.
+ * restarts within T seconds fails the job). It tells the coordinator of every exit at once, and
+ * on the coordinator's request (`kill` on the job's launcher subject) SIGKILLs a wedged instance of
+ * its own, which is then restarted like any other that died.
+ * Invariant: a process that exits with 0 (stopped by the coordinator) is never restarted, a kill
+ * request only ever reaches a child this launcher started (the pid it names, when it names one), and when the launcher
+ * stops, every child it started is gone.
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import { createWriteStream, type WriteStream } from "node:fs"
@@ -18,7 +21,7 @@ import * as Effect from "effect/Effect"
 import { Subjects } from "../core/Address.ts"
 import type { ControlAuth } from "../runtime/ControlAuth.ts"
 import { logFormatFromEnv } from "../runtime/LogFormat.ts"
-import { encode } from "../runtime/Envelope.ts"
+import { decode, EnvelopeDecodeError, encode } from "../runtime/Envelope.ts"
 import type { NatsConnection } from "../runtime/Nats.ts"
 
 /** Exit codes of the coordinator process, which are the job's. */
@@ -57,6 +60,7 @@ export type LauncherEvent =
       readonly signal: string | null
     }
   | { readonly kind: "restarting"; readonly name: string; readonly delayMs: number }
+  | { readonly kind: "killed"; readonly name: string; readonly pid: number; readonly why: string }
 
 export interface LauncherResult {
   readonly exitCode: number
@@ -222,6 +226,24 @@ export const runLauncher = (o: LauncherOptions): Effect.Effect<LauncherResult> =
       for (const c of children.values()) c.kill("SIGKILL")
     })
 
+    // A wedged instance (it stopped answering its coordinator) is killed and restarted as if it had
+    // died. Only children of this launcher, by pid; another host's launcher kills its own. The request
+    // carries the tag of the job's secret like every control command: an untagged one is ignored.
+    const kills = o.nc.subscribe(subjects.launcher, {
+      callback: (_err, msg) => {
+        if (!o.auth.verifyMsg(msg)) return
+        const r = decode(subjects.launcher, msg.data)
+        if (r instanceof EnvelopeDecodeError || r.k !== "kill" || r.t === "coordinator" || stopping) return
+        const child = children.get(r.t)
+        if (child?.pid === undefined || child.exitCode !== null || child.signalCode !== null) return
+        if (r.pid !== undefined && r.pid !== child.pid) return // restarted since: not the wedged process
+        const why = r.why ?? "no reason given"
+        out.write(`[launcher] ${r.t} (pid ${child.pid}) killed at the coordinator's request: ${why}\n`)
+        o.onEvent?.({ kind: "killed", name: r.t, pid: child.pid, why })
+        child.kill("SIGKILL")
+      }
+    })
+
     for (const spec of o.specs) start(spec, 0)
     const hasCoordinator = o.specs.some((s) => s.name === "coordinator")
     const watcher = hasCoordinator
@@ -237,6 +259,7 @@ export const runLauncher = (o: LauncherOptions): Effect.Effect<LauncherResult> =
       )
     )
     if (watcher) clearInterval(watcher)
+    kills.unsubscribe()
     // give instances a moment to take the coordinator's stop, then make sure they are gone
     yield* Effect.promise(async () => {
       const deadline = Date.now() + 3000

@@ -10,6 +10,9 @@
  * Invariant: at most one epoch is live in a process; a newer `restore` ends the current one
  * (its fiber, subscriptions and buffers) before anything of the new epoch happens. Only commands
  * tagged with the job's secret are acted upon (`ControlAuth`); its answers and reports are tagged too.
+ * The control loop never waits for a restore (which may commit a sink's pending transactions, for
+ * as long as the broker takes): a restore runs in its own fiber, a repeat of it waits for its answer,
+ * and a newer restore or a `stop` interrupts it, so the instance always answers its coordinator.
  */
 import { randomUUID } from "node:crypto"
 import { hostname } from "node:os"
@@ -110,6 +113,9 @@ export interface ActorEnv {
   readonly auth: ControlAuth
   readonly subjects?: Subjects
 }
+
+/** How long `stop` waits for an interrupted restore to let go before the instance stops anyway. */
+const stopGrace = "2 seconds"
 
 const errorText = (cause: Cause.Cause<unknown>): string => {
   const failure = cause.reasons.find(Cause.isFailReason)
@@ -346,7 +352,20 @@ export const runActor = (env: ActorEnv) =>
             senders = router.senders
             yield* subscribeCredits(nc, subjects, id, e, router.senders, reject)
             return { mailbox, router, state }
-          }).pipe(Scope.provide(scope))
+          }).pipe(
+            Scope.provide(scope),
+            // a newer restore or a stop interrupted this one: nothing of it stays open
+            Effect.onInterrupt(() =>
+              Scope.close(scope, Exit.void).pipe(
+                Effect.andThen(
+                  Effect.sync(() => {
+                    phase = "failed"
+                    failure = `restore of epoch ${e} interrupted`
+                  })
+                )
+              )
+            )
+          )
         )
         if (Exit.isFailure(built)) {
           yield* Scope.close(scope, Exit.void)
@@ -413,6 +432,52 @@ export const runActor = (env: ActorEnv) =>
         encode({ k: "reply", e: Math.max(epoch, 0), c: self, ok, ...(err === undefined ? {} : { err }) })
       )
 
+    /** The restore in flight: its epoch, its fiber, and every request of it waiting for the answer (repeats included). */
+    interface Restoring {
+      readonly e: number
+      readonly waiters: Array<Msg>
+      fiber?: Fiber.Fiber<void>
+    }
+    let restoring: Restoring | undefined
+    /** whether the current epoch is built (restored, perhaps running), not half built by an interrupted restore */
+    const epochBuilt = () => phase === "restored" || phase === "running"
+    const beginRestore = (e: number, body: RestoreBody, msg: Msg) =>
+      Effect.gen(function* () {
+        const r: Restoring = { e, waiters: [msg] }
+        restoring = r
+        r.fiber = yield* Effect.forkScoped(
+          restore(e, body).pipe(
+            Effect.flatMap((result) =>
+              Effect.sync(() => {
+                // done before the answer goes out: the `run` that follows it must find no restore in flight
+                if (restoring === r) restoring = undefined
+                if (result.ok) router = result.router
+                for (const m of r.waiters) reply(m, result.ok, result.ok ? undefined : result.error)
+              })
+            ),
+            Effect.ensuring(
+              Effect.sync(() => {
+                if (restoring === r) restoring = undefined
+              })
+            )
+          )
+        )
+      })
+    /**
+     * Interrupts the restore in flight, answering its requests with `why`. A newer restore waits until
+     * it has let go (two restores never touch the epoch's state at once); a stop waits at most `stopGrace`.
+     */
+    const cancelRestore = (why: string, stopping: boolean) =>
+      Effect.gen(function* () {
+        const r = restoring
+        if (!r) return
+        restoring = undefined
+        for (const m of r.waiters) reply(m, false, why)
+        if (!r.fiber) return
+        if (stopping) yield* Fiber.interrupt(r.fiber).pipe(Effect.timeoutOption(stopGrace))
+        else yield* Fiber.interrupt(r.fiber)
+      })
+
     for (;;) {
       const item = yield* Queue.take(controls)
       if ("rejected" in item) {
@@ -430,22 +495,27 @@ export const runActor = (env: ActorEnv) =>
         continue
       }
       if (c.k === "stop") {
+        yield* cancelRestore("stopping", true)
         reply(msg, true)
         yield* endEpoch
         yield* Effect.logInfo(`${self} stopped`)
         return
       }
       if (c.k === "restore") {
-        if (c.e === epoch && phase !== "idle" && phase !== "failed") {
+        if (restoring?.e === c.e) {
+          restoring.waiters.push(msg) // a repeat: answered when the restore is done
+          continue
+        }
+        yield* cancelRestore(`superseded by the restore of epoch ${c.e}`, false)
+        if (c.e === epoch && epochBuilt()) {
           reply(msg, true)
           continue
         }
-        const result = yield* restore(c.e, (c.b ?? { handles: [] }) as RestoreBody)
-        if (result.ok) router = result.router
-        reply(msg, result.ok, result.ok ? undefined : result.error)
+        router = undefined
+        yield* beginRestore(c.e, (c.b ?? { handles: [] }) as RestoreBody, msg)
         continue
       }
-      if (c.e > epoch || !live) {
+      if (restoring || c.e > epoch || !live) {
         reply(msg, false, `not restored for epoch ${c.e}`)
         continue
       }

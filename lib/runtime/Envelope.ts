@@ -73,7 +73,31 @@ export interface ReportEnvelope {
   readonly b?: unknown
 }
 
-export type Envelope = DataEnvelope | CreditEnvelope | ControlEnvelope | ReplyEnvelope | ReportEnvelope
+/**
+ * A request of the coordinator to the launchers of its job (published, not answered): SIGKILL the
+ * process of instance `t`, which stopped answering (a wedged process is restarted like a dead one).
+ * A plain envelope like the control commands, so that it can carry the job's HMAC tag the same way.
+ */
+export interface LauncherEnvelope {
+  readonly k: "kill"
+  readonly e: number
+  /** who asks: `coordinator` */
+  readonly c: string
+  /** the instance to kill, e.g. `sink#0` */
+  readonly t: string
+  /** its pid as its heartbeats said, if known: a process restarted since (another pid) is left alone */
+  readonly pid?: number
+  /** why, for the launcher's log */
+  readonly why?: string
+}
+
+export type Envelope =
+  | DataEnvelope
+  | CreditEnvelope
+  | ControlEnvelope
+  | ReplyEnvelope
+  | ReportEnvelope
+  | LauncherEnvelope
 export type Kind = Envelope["k"]
 
 export class EnvelopeDecodeError extends Data.TaggedError("EnvelopeDecodeError")<{
@@ -118,7 +142,8 @@ const required: Record<Kind, Readonly<Record<string, FieldCheck>>> = {
   fail: { i: str },
   finished: { i: str },
   exited: { i: str },
-  wantCheckpoint: { i: str }
+  wantCheckpoint: { i: str },
+  kill: { t: str }
 }
 
 /** What a value is, for a reason text: its type, or a short quote of a string or number. */

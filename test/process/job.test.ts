@@ -3,9 +3,16 @@
  * own process under `exactor run`. Totals are checked against the input (Jepsen-style counts and
  * the per-customer running-total chains), also across kills and a rescale.
  */
+import { rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
 import t from "tap"
 import { exactlyOnce, status, until } from "../harness/checks.ts"
+import { uniqueName } from "../harness/env.ts"
 import { startOrdersJob } from "../harness/job.ts"
+
+const wedgedSinkModule = fileURLToPath(new URL("../fixtures/wedgedSinkJob.ts", import.meta.url))
 
 t.test("a pipeline of processes computes the same totals as the input", async (t) => {
   const job = await startOrdersJob({ orders: 5000, output: "jetstream" })
@@ -66,6 +73,39 @@ t.test("an instance that stops answering is caught by the coordinator's heartbea
   t.equal(await run.exit, 0, "the job FINISHED")
   exactlyOnce(t, await job.verdict(), 60_000)
 })
+
+t.test(
+  "a sink that never answers its restore is killed by its launcher at the coordinator's request, restarted, same totals",
+  async (t) => {
+    // the fixture's sink fails its first commit and then hangs in every restore, heartbeating all along:
+    // without the kill, every recovery would wait for it until the restart strategy gave up
+    const marker = join(tmpdir(), uniqueName("wedge"))
+    const job = await startOrdersJob({
+      orders: 20_000,
+      output: "jetstream",
+      module: wedgedSinkModule,
+      env: { EXACTOR_WEDGE_MARKER: marker }
+    })
+    t.teardown(async () => {
+      await job.cleanup()
+      rmSync(marker, { force: true })
+    })
+    const run = job.run()
+    const before = await job.running("sink#0")
+    t.equal(await run.exit, 0, "the job FINISHED")
+    exactlyOnce(t, await job.verdict(), 20_000)
+    const output = run.output()
+    t.match(
+      output,
+      /\[launcher\] sink#0 \(pid \d+\) killed at the coordinator's request: sink#0 did not answer restore \(epoch \d+\)/,
+      "the launcher killed the wedged sink"
+    )
+    t.match(output, /sink#0 killed by SIGKILL; restarting in \d+ ms/, "and restarted it")
+    t.not(job.seen.get("sink#0")?.pid, before.pid, "a new process ran sink#0 to the end")
+    const s = await status(job)
+    t.ok((s?.recoveries ?? 0) <= 5, `recovered in ${s?.recoveries} recoveries, not at the restart budget`)
+  }
+)
 
 t.test("kill -9 of the coordinator: a new one reads epoch and manifest and recovers", async (t) => {
   const job = await startOrdersJob({
