@@ -9,8 +9,11 @@ import { exactlyOnce, status, stopAfterCheckpoints, store, until } from "../harn
 import { startOrdersJob } from "../harness/job.ts"
 
 t.test("rescale the keyed operator 2 -> 3 from a checkpoint: same totals", async (t) => {
+  // enough orders that the job is still RUNNING after 2 checkpoints on a quiet machine (60,000 were
+  // all read in 10 s, and the job was FINISHING when the second checkpoint completed)
+  const orders = 150_000
   const job = await startOrdersJob({
-    orders: 60_000,
+    orders,
     output: "jetstream",
     env: { EXACTOR_CHECKPOINT_INTERVAL: "300" }
   })
@@ -23,7 +26,7 @@ t.test("rescale the keyed operator 2 -> 3 from a checkpoint: same totals", async
   const total2 = await job.running("total#2")
   t.ok(total2.pid > 0, "a third instance of total runs")
   t.equal(await run.exit, 0, "the rescaled job FINISHED")
-  exactlyOnce(t, await job.verdict(), 60_000)
+  exactlyOnce(t, await job.verdict(), orders)
 })
 
 t.test("a checkpoint that times out is aborted and counted, and the job goes on", async (t) => {
