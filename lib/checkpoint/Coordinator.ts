@@ -19,7 +19,6 @@ import type { Msg } from "@nats-io/transport-node"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Queue from "effect/Queue"
-import * as Schedule from "effect/Schedule"
 import type { HeartbeatBody } from "../runtime/Actor.ts"
 import { Subjects } from "../core/Address.ts"
 import type { CheckpointStore, Manifest } from "./CheckpointStore.ts"
@@ -35,7 +34,7 @@ import { coordinatorInbox } from "./CoordinatorInbox.ts"
 import { EnvelopeDecodeError, encode, type ReportEnvelope } from "../runtime/Envelope.ts"
 import type { ControlAuth } from "../runtime/ControlAuth.ts"
 import type { NatsConnection } from "../runtime/Nats.ts"
-import { RejectedMessages } from "../runtime/RejectedMessages.ts"
+import { rejectedMessagesScoped } from "../runtime/RejectedMessages.ts"
 import type { JobPlan } from "../api/Pipeline.ts"
 import { prometheusText, recordCheckpoint, recordEpoch, recordRecovery } from "./JobMetrics.ts"
 import { applyHeartbeat, endedOutcome, jobGraph, jobStatus, newInstanceView } from "./JobStatus.ts"
@@ -98,20 +97,7 @@ export const runCoordinator = (o: CoordinatorOptions) =>
     }
 
     // what comes off the coordinator and admin subjects malformed is counted (status `rejected`) and logged, rate-limited
-    const services = yield* Effect.context<never>()
-    const rejects = new RejectedMessages("coordinator", (line) => {
-      Effect.runForkWith(services)(Effect.logWarning(line))
-    })
-    yield* Effect.forkScoped(
-      Effect.sync(() => rejects.flush()).pipe(Effect.repeat(Schedule.spaced("1 second")))
-    )
-    // what the last interval did not log is told when the process stops, not lost
-    yield* Effect.addFinalizer(() =>
-      Effect.suspend(() => {
-        const line = rejects.summary(Date.now(), true)
-        return line === undefined ? Effect.void : Effect.logWarning(line)
-      })
-    )
+    const rejects = yield* rejectedMessagesScoped("coordinator")
     const events = yield* coordinatorInbox(nc, subjects, () => epoch, rejects, auth)
     const rejectReport = (r: ReportEnvelope, reason: string) =>
       rejects.reject(

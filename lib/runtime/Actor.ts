@@ -30,7 +30,7 @@ import { type ChannelSender, Mailbox, subscribeCredits } from "./Channel.ts"
 import type { ControlAuth } from "./ControlAuth.ts"
 import { type ControlEnvelope, decode, EnvelopeDecodeError, encode, type ReportKind } from "./Envelope.ts"
 import { KeyedStateStore, type KeyedSnapshot } from "./KeyedStateStore.ts"
-import { RejectedMessages } from "./RejectedMessages.ts"
+import { rejectedMessagesScoped } from "./RejectedMessages.ts"
 import { failOnDisconnect, type NatsConnection } from "./Nats.ts"
 import type { OperatorContext, SinkWriter } from "../api/Operator.ts"
 import type { Edge, JobPlan } from "../api/Pipeline.ts"
@@ -177,21 +177,8 @@ export const runActor = (env: ActorEnv) =>
     }
 
     // every rejected message is counted (heartbeat `rejected`) and logged, rate-limited
-    const services = yield* Effect.context<never>()
-    const rejects = new RejectedMessages(self, (line) => {
-      Effect.runForkWith(services)(Effect.logWarning(line))
-    })
+    const rejects = yield* rejectedMessagesScoped(self)
     const reject = (error: EnvelopeDecodeError) => rejects.reject(error)
-    yield* Effect.forkScoped(
-      Effect.sync(() => rejects.flush()).pipe(Effect.repeat(Schedule.spaced("1 second")))
-    )
-    // what the last interval did not log is told when the process stops, not lost
-    yield* Effect.addFinalizer(() =>
-      Effect.suspend(() => {
-        const line = rejects.summary(Date.now(), true)
-        return line === undefined ? Effect.void : Effect.logWarning(line)
-      })
-    )
 
     const controls = yield* Queue.unbounded<
       { readonly env: ControlEnvelope; readonly msg: Msg } | { readonly rejected: number }

@@ -5,6 +5,8 @@
  * the log names subject and reason for the first `burst` of each interval and sums up the rest in
  * one line per interval, so a flood of garbage cannot fill the disk.
  */
+import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
 import type { EnvelopeDecodeError } from "./Envelope.ts"
 
 export interface RejectLogOptions {
@@ -87,3 +89,26 @@ export class RejectedMessages {
     return line
   }
 }
+
+/**
+ * The rejected-message log of one process for as long as the scope lives: warnings go to the
+ * Effect logger, the summary is flushed every second, and what the last interval did not log is
+ * told when the scope closes, not lost.
+ */
+export const rejectedMessagesScoped = (who: string) =>
+  Effect.gen(function* () {
+    const services = yield* Effect.context<never>()
+    const rejects = new RejectedMessages(who, (line) => {
+      Effect.runForkWith(services)(Effect.logWarning(line))
+    })
+    yield* Effect.forkScoped(
+      Effect.sync(() => rejects.flush()).pipe(Effect.repeat(Schedule.spaced("1 second")))
+    )
+    yield* Effect.addFinalizer(() =>
+      Effect.suspend(() => {
+        const line = rejects.summary(Date.now(), true)
+        return line === undefined ? Effect.void : Effect.logWarning(line)
+      })
+    )
+    return rejects
+  })
