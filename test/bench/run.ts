@@ -11,7 +11,7 @@
  * p3 (P2's job with checkpoints off vs every 1 s), p5 (checkpoint duration/alignment at half rate; also the
  * steady RSS of P6), p4 (recovery after SIGKILL), p6 (RSS under a slowed sink), pgsink (the PostgreSQL
  * sink vs a raw pg client, on a private cluster; JSON key `pgSink`), p1pg (P1 with the PostgreSQL sink).
- * `EXACTOR_BENCH_PROFILE=<dir>`: the P1 job's processes write `--cpu-prof` profiles there.
+ * `EXACTOR_BENCH_PROFILE=<dir>`: the processes of the P1 and p2js jobs write `--cpu-prof` profiles there.
  */
 import { spawn } from "node:child_process"
 import { writeFileSync } from "node:fs"
@@ -38,6 +38,7 @@ import { streamSinkBench } from "./streamSink.ts"
 import { p1PostgresBench, type PgSinkFigures, pgSinkBench } from "./postgres.ts"
 
 const natsUrl = process.env.EXACTOR_NATS_URL ?? defaultNatsUrl
+const profileDir = process.env.EXACTOR_BENCH_PROFILE
 const args = process.argv.slice(2)
 const quick = args.includes("--quick")
 const names = args.filter((a) => !a.startsWith("--"))
@@ -238,7 +239,6 @@ const cpuLine = (cpu: NonNullable<Throughput["cpu"]>) =>
 
 const p1Bench = once(async () => {
   const [raw, relay] = [await rabbitBench(), await relayBench()]
-  const profileDir = process.env.EXACTOR_BENCH_PROFILE
   const t = await runP1(nc, {
     job: uniqueName("bench_p1"),
     stream: await input(),
@@ -303,7 +303,10 @@ const jetStreamJob = async (name: string, sources: number) => {
     stream: await input(),
     count: size.input,
     interval: 1000,
-    env: { EXACTOR_SOURCE_PARALLELISM: String(sources) }
+    env: {
+      EXACTOR_SOURCE_PARALLELISM: String(sources),
+      ...(profileDir ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profileDir}` } : {})
+    }
   })
   return { ...t, cpuMicros: t.cpu ? microsByKind(t.cpu.cores, t.perSecond) : {} }
 }

@@ -46,7 +46,8 @@ import type {
   SourcePosition,
   SourceReader
 } from "./SourceReader.ts"
-import { openCursor, type Raw, Signal, type StreamCursor } from "./StreamCursor.ts"
+import { openCursor, type Raw, type StreamCursor } from "./StreamCursor.ts"
+import { Signal } from "../BufferSignal.ts"
 
 export { fetchRetrySchedule } from "./StreamCursor.ts"
 import { causeMessage } from "../../internal/causeMessage.ts"

@@ -10,37 +10,10 @@ import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import type { NatsConnection } from "../../runtime/Nats.ts"
 import { type SourceError, SourceReadFailed } from "./SourceError.ts"
+import { Signal } from "../BufferSignal.ts"
 
 /** Fetch failures: the ordered consumer is recreated from the last sequence seen, 6 tries over ~3 s. */
 export const fetchRetrySchedule = Schedule.exponential("100 millis", 2).pipe(Schedule.upTo({ times: 5 }))
-
-/** A wake-up for fibers that wait on a buffer (data for `read`, room for a fetcher). */
-export class Signal {
-  private waiters: Array<() => void> = []
-  notify(): void {
-    if (this.waiters.length === 0) return
-    const ws = this.waiters
-    this.waiters = []
-    for (const w of ws) w()
-  }
-  wait(ms: number): Effect.Effect<void> {
-    return Effect.callback<void>((resume) => {
-      let done = false
-      const fire = () => {
-        if (done) return
-        done = true
-        clearTimeout(timer)
-        resume(Effect.void)
-      }
-      const timer = setTimeout(fire, ms)
-      this.waiters.push(fire)
-      return Effect.sync(() => {
-        done = true
-        clearTimeout(timer)
-      })
-    })
-  }
-}
 
 /** One message as fetched: its stream sequence and payload. */
 export interface Raw {
@@ -159,7 +132,7 @@ export const openCursor = (
               scanned = seq
               if (cfg.keep === undefined || cfg.keep(seq)) {
                 buffer.push({ seq, data: m.data })
-                data.notify()
+                data.notifySoon()
               }
               // pending 0: nothing more in the stream now, and now is after the end was fixed
               if (end !== undefined && (seq >= end || (cfg.endWhenNothingPending && m.info.pending === 0))) {

@@ -19,13 +19,8 @@ import { type NatsSettingInvalid, type NatsUnavailable, natsConnection } from ".
 import { agreeOnStreamEnds } from "./StreamBoundedEnd.ts"
 import { closeClient, connectClient } from "./StreamClient.ts"
 import { StreamCallFailed, StreamOptionsInvalid } from "./StreamErrors.ts"
-import {
-  lastOffsetOf,
-  openPartitionCursor,
-  type PartitionCursor,
-  type Raw,
-  Signal
-} from "./StreamPartitionCursor.ts"
+import { lastOffsetOf, openPartitionCursor, type PartitionCursor, type Raw } from "./StreamPartitionCursor.ts"
+import { Signal } from "../BufferSignal.ts"
 import { StreamDecodeFailure, StreamPositionInvalid, StreamRecordMalformed } from "./StreamSourceErrors.ts"
 import { type RabbitMqStreamSourceOptions, resolveStreamSourceOptions } from "./StreamSourceOptions.ts"
 

@@ -13,32 +13,9 @@ import {
   ConsumerCreditPolicy,
   type CreditRequestWrapper
 } from "rabbitmq-stream-js-client/dist/consumer_credit_policy.js"
+import { Signal } from "../BufferSignal.ts"
 import { call } from "./StreamClient.ts"
 import type { StreamCallFailed } from "./StreamErrors.ts"
-
-/** A wake-up for fibers and handlers that wait on a buffer (data for `read`, room for a consumer). */
-export class Signal {
-  private waiters: Array<() => void> = []
-  notify(): void {
-    if (this.waiters.length === 0) return
-    const ws = this.waiters
-    this.waiters = []
-    for (const w of ws) w()
-  }
-  /** resolves on the next `notify`, or after `ms` */
-  next(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(resolve, ms)
-      this.waiters.push(() => {
-        clearTimeout(timer)
-        resolve()
-      })
-    })
-  }
-  wait(ms: number): Effect.Effect<void> {
-    return Effect.promise(() => this.next(ms))
-  }
-}
 
 /** One message as delivered: its offset in the partition stream and its payload. */
 export interface Raw {
@@ -146,7 +123,7 @@ export const openPartitionCursor = (
       scanned = offset + 1
       buffer.push({ offset, data: m.content })
       if (end !== undefined && offset >= end) reachedEnd = true
-      data.notify()
+      data.notifySoon()
       // no credit for the next chunk until there is room: the handler holds the chunk open
       while (buffer.length >= cfg.maxBuffered && !closing) await room.next(1000)
     }
