@@ -98,13 +98,13 @@ export const exitWithSupervisor = (): void => {
 
 /**
  * Node flags of every supervised child: `EXACTOR_ACTOR_NODE_FLAGS` (space-separated), else V8 set
- * for a small, flat footprint: 2 MB young-generation semi-spaces and `--optimize-for-size`. With
- * V8's defaults (16 MB semi-spaces, old space grown to ~100 MB of garbage between major GCs) an
- * actor's RSS climbed to 200-250 MB under load; with these it stays at 120-135 MB and flat, at the
- * same throughput (`npm run bench -- p1 p6`, README "Performance").
+ * for a flat footprint: 2 MB young-generation semi-spaces, and the old space grown by 20 % (not
+ * V8's default factor) between major GCs. With V8's defaults (16 MB semi-spaces) an actor's RSS
+ * climbed to 200-250 MB under load; with these it stays near 130 MB and flat. `--optimize-for-size`
+ * held it at ~111 MB but cost the JetStream-fed job a third of its throughput (docs/performance.md).
  */
 export const childNodeFlags = (env: NodeJS.ProcessEnv = process.env): ReadonlyArray<string> =>
-  (env.EXACTOR_ACTOR_NODE_FLAGS ?? "--max-semi-space-size=2 --optimize-for-size")
+  (env.EXACTOR_ACTOR_NODE_FLAGS ?? "--max-semi-space-size=2 --heap-growing-percent=20")
     .split(/\s+/)
     .filter((f) => f !== "")
 
