@@ -88,6 +88,12 @@ export class Router {
     )
   }
 
+  /** True when some channel holds a partial batch (that `flushLingering` will send). */
+  get lingering(): boolean {
+    for (const s of this.senders.values()) if (s.buffered > 0) return true
+    return false
+  }
+
   /** Flushes and sends `barrier n` on every output channel. */
   barrier(n: number): Effect.Effect<void> {
     return Effect.forEach(this.senders.values(), (s) => s.barrier(n), { discard: true })

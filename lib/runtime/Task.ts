@@ -268,6 +268,12 @@ const runSource = (env: TaskEnv, reader: SourceReader<unknown>) =>
     }
   })
 
+/**
+ * How long an operator's loop sleeps when it holds no partial batch: commands and input arrive in
+ * its mailbox and wake it at once, so this only bounds how often an idle instance looks around.
+ */
+const idleWaitMs = 250
+
 /** The loop of every other instance: take deliveries in order, align barriers, apply the operator. */
 const runOperator = (env: TaskEnv) =>
   Effect.gen(function* () {
@@ -295,7 +301,9 @@ const runOperator = (env: TaskEnv) =>
       }
     }
     for (;;) {
-      const item = ready.length > 0 ? ready.shift() : yield* env.mailbox.takeWithin(env.lingerMs)
+      // a partial batch (or a sink's commits) wants a look every lingerMs; otherwise only input wakes the loop
+      const wait = env.commits !== undefined || env.router.lingering ? env.lingerMs : idleWaitMs
+      const item = ready.length > 0 ? ready.shift() : yield* env.mailbox.takeWithin(wait)
       if (env.commits) yield* env.commits.check
       const now = Date.now()
       if (now - lastFlush >= env.lingerMs) {
