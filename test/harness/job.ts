@@ -105,13 +105,15 @@ export const startOrdersJob = async (options: {
   readonly input?: "jetstream" | "rabbitmq-stream"
   /** another pipeline module with the same environment knobs (e.g. test/fixtures/benchOrders.ts) */
   readonly module?: string
+  /** fixed names (a test that must know them before the job exists, e.g. for broker permissions) */
+  readonly names?: { readonly job?: string; readonly stream?: string; readonly outStream?: string }
 }): Promise<OrdersJob> => {
   const output = options.output ?? "rabbitmq"
   const module = options.module ?? (output === "rabbitmq" ? ordersModule : jetstreamModule)
-  const job = uniqueName("job")
-  const stream = uniqueName("orders")
+  const job = options.names?.job ?? uniqueName("job")
+  const stream = options.names?.stream ?? uniqueName("orders")
   const queue = uniqueName("totals")
-  const outStream = uniqueName("out")
+  const outStream = options.names?.outStream ?? uniqueName("out")
   const env: Record<string, string> = {
     EXACTOR_NATS_URL: sharedNatsUrl,
     EXACTOR_AMQP_URL: sharedAmqpUrl,
