@@ -49,7 +49,10 @@ type Pending = Array<readonly [n: number, records: ReadonlyArray<unknown>]>
 export const jetstreamSink = <A>(name: string, options: JetStreamSinkOptions): SinkDeclaration<A> =>
   sink<A>(name, (ctx) =>
     Effect.gen(function* () {
-      const nc = yield* natsConnection(ctx.natsUrl, { name: `${ctx.job}/${name}#${ctx.index}/sink` })
+      const nc = yield* natsConnection(ctx.natsUrl, {
+        name: `${ctx.job}/${name}#${ctx.index}/sink`,
+        job: ctx.job
+      })
       const js = jetstream(nc)
       let open: Array<unknown> = []
       let pending: Pending = []

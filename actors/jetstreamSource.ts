@@ -27,7 +27,7 @@ export const jetstreamSource = <A>(
     (ctx) =>
       Effect.scoped(
         Effect.gen(function* () {
-          const nc = yield* natsConnection(ctx.natsUrl, { name: `${ctx.job}/${name}/reset` })
+          const nc = yield* natsConnection(ctx.natsUrl, { name: `${ctx.job}/${name}/reset`, job: ctx.job })
           yield* clearBoundedEnd(nc, ctx, options)
         })
       ),

@@ -35,7 +35,7 @@ export const rabbitmqStreamSource = <A>(
     (ctx) =>
       Effect.scoped(
         Effect.gen(function* () {
-          const nc = yield* natsConnection(ctx.natsUrl, { name: `${ctx.job}/${name}/reset` })
+          const nc = yield* natsConnection(ctx.natsUrl, { name: `${ctx.job}/${name}/reset`, job: ctx.job })
           yield* clearStreamEnds(nc, ctx, options)
         })
       ),

@@ -6,6 +6,8 @@
  * grants `$JS.API.>` wholesale (that would let a job manage every bucket of the account).
  */
 
+import { jobInboxPrefix } from "../internal/NatsConnectOptions.ts"
+
 export interface JobPermissionsOptions {
   /** the JetStream streams the job reads (consumers, info, message gets) */
   readonly sourceStreams?: ReadonlyArray<string>
@@ -61,7 +63,7 @@ export const jobPermissions = (job: string, options: JobPermissionsOptions = {})
       ...(options.sourceStreams ?? []).flatMap(readStream),
       ...(options.sinkSubjects ?? [])
     ],
-    subscribe: [`exactor.${job}.>`, "_INBOX.>"]
+    subscribe: [`exactor.${job}.>`, `${jobInboxPrefix(job)}.>`]
   }
 }
 
@@ -78,7 +80,7 @@ const block = (p: NatsPermissions, indent: string) =>
   [
     `${indent}publish: { allow: ${list(p.publish).replaceAll("\n", `\n${indent.slice(4)}`)} }`,
     `${indent}subscribe: { allow: ${list(p.subscribe).replaceAll("\n", `\n${indent.slice(4)}`)} }`,
-    // a process may answer a request it received (control commands) without a grant on `_INBOX.>`
+    // a process may answer a request it received (control commands) without a grant on the inbox
     `${indent}allow_responses: true`
   ].join("\n")
 

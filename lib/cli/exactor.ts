@@ -151,7 +151,7 @@ const coordinator = Command.make("coordinator", { module: moduleArg }, (f) =>
 const withStore = <A, E>(job: string, f: (store: CheckpointStore) => Effect.Effect<A, E>) =>
   Effect.scoped(
     Effect.gen(function* () {
-      const nc = yield* natsConnection(urls.natsUrl, { name: `${job}/cli` })
+      const nc = yield* natsConnection(urls.natsUrl, { name: `${job}/cli`, job })
       const store = yield* CheckpointStore.open(nc, job)
       return yield* f(store)
     })
@@ -190,7 +190,7 @@ const savepoint = Command.make(
   (f) =>
     Effect.scoped(
       Effect.gen(function* () {
-        const nc = yield* natsConnection(urls.natsUrl, { name: `${f.job}/cli` })
+        const nc = yield* natsConnection(urls.natsUrl, { name: `${f.job}/cli`, job: f.job })
         const name = Option.getOrElse(f.name, () => `sp-${new Date().toISOString().replace(/[-:.TZ]/g, "")}`)
         const taken = yield* Effect.result(
           requestSavepoint(nc, f.job, name, (e) => Console.error(`${e.message}; asking again`))

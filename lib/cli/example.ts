@@ -35,7 +35,7 @@ export const runExample = (o: ExampleOptions) =>
       yield* ensureRabbitMq({ amqpUrl: o.urls.amqpUrl })
       const plan = yield* loadPipeline(exampleModule)
       const job = plan.pipeline.job
-      const nc = yield* natsConnection(o.urls.natsUrl, { name: `${job}/example` })
+      const nc = yield* natsConnection(o.urls.natsUrl, { name: `${job}/example`, job })
       // fresh input: the stream is recreated, the output queue emptied
       yield* Effect.tryPromise(async () => {
         const jsm = await jetstreamManager(nc)

@@ -41,8 +41,12 @@ export const formatJobs = (jobs: ReadonlyArray<JobSummary>, now = Date.now()): s
 export const lifecycleCommands = (urls: BrokerUrls) => {
   const connected = <A, E>(
     name: string,
-    f: (nc: Effect.Success<ReturnType<typeof natsConnection>>) => Effect.Effect<A, E>
-  ) => Effect.scoped(Effect.flatMap(natsConnection(urls.natsUrl, { name }), f))
+    f: (nc: Effect.Success<ReturnType<typeof natsConnection>>) => Effect.Effect<A, E>,
+    job?: string
+  ) =>
+    Effect.scoped(
+      Effect.flatMap(natsConnection(urls.natsUrl, job === undefined ? { name } : { name, job }), f)
+    )
 
   const jobs = Command.make("jobs", {}, () =>
     connected("exactor/cli", (nc) => Effect.flatMap(listJobs(nc), (list) => Console.log(formatJobs(list))))
@@ -60,20 +64,23 @@ export const lifecycleCommands = (urls: BrokerUrls) => {
       )
     },
     (f) =>
-      connected(`${f.job}/cli`, (nc) =>
-        Effect.gen(function* () {
-          const savepoint = Option.getOrUndefined(f.savepoint)
-          const done = yield* Effect.result(requestCancel(nc, f.job, savepoint))
-          if (Result.isFailure(done)) {
-            yield* Console.error(done.failure.message)
-            return yield* setExit(1)
-          }
-          yield* Console.log(
-            savepoint === undefined
-              ? `job ${f.job} CANCELLED`
-              : `job ${f.job} CANCELLED after savepoint ${savepoint} (checkpoint ${done.success.checkpoint})`
-          )
-        })
+      connected(
+        `${f.job}/cli`,
+        (nc) =>
+          Effect.gen(function* () {
+            const savepoint = Option.getOrUndefined(f.savepoint)
+            const done = yield* Effect.result(requestCancel(nc, f.job, savepoint))
+            if (Result.isFailure(done)) {
+              yield* Console.error(done.failure.message)
+              return yield* setExit(1)
+            }
+            yield* Console.log(
+              savepoint === undefined
+                ? `job ${f.job} CANCELLED`
+                : `job ${f.job} CANCELLED after savepoint ${savepoint} (checkpoint ${done.success.checkpoint})`
+            )
+          }),
+        f.job
       )
   ).pipe(Command.withDescription("Stop a running job, optionally right after a final savepoint"))
 

@@ -190,6 +190,9 @@ export const natsUrlWantsTls = (url: string): boolean => /^tls:\/\//i.test(url.t
  * `base` plus the authenticator and, for a `tls://` URL or when a TLS variable is set, `tls`
  * (which makes nats.js refuse a server without TLS).
  */
+/** The prefix of the request inboxes of a job's connections (nats.js's `inboxPrefix`). */
+export const jobInboxPrefix = (job: string): string => `_INBOX.${job}`
+
 export const natsConnectOptions = (
   url: string,
   security: NatsSecurity,

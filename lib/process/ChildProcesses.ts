@@ -23,7 +23,10 @@ const openJob = (module: string, urls: BrokerUrls, processName: string) =>
     exitWithSupervisor()
     const plan = yield* loadPipeline(module)
     const auth = yield* jobAuth(plan.pipeline.job)
-    const nc = yield* natsConnection(urls.natsUrl, { name: `${plan.pipeline.job}/${processName}` })
+    const nc = yield* natsConnection(urls.natsUrl, {
+      name: `${plan.pipeline.job}/${processName}`,
+      job: plan.pipeline.job
+    })
     const store = yield* CheckpointStore.open(nc, plan.pipeline.job)
     return { plan, auth, nc, store }
   })

@@ -50,7 +50,7 @@ export const prepareStart = (plan: JobPlan, from: StartFrom, urls: Urls) =>
   Effect.scoped(
     Effect.gen(function* () {
       const job = plan.pipeline.job
-      const nc = yield* natsConnection(urls.natsUrl, { name: `${job}/launcher` })
+      const nc = yield* natsConnection(urls.natsUrl, { name: `${job}/launcher`, job })
       const store = yield* CheckpointStore.open(nc, job)
       const latest = yield* store.readLatest()
       let target: Manifest | undefined
@@ -142,7 +142,7 @@ export const launch = (o: LaunchOptions): Effect.Effect<LauncherResult, JobSecre
           ? { name, args: ["coordinator", o.module] }
           : { name, args: ["actor", o.module, name] }
       )
-      const nc = yield* natsConnection(o.urls.natsUrl, { name: `${job}/launcher` }).pipe(Effect.orDie)
+      const nc = yield* natsConnection(o.urls.natsUrl, { name: `${job}/launcher`, job }).pipe(Effect.orDie)
       const result = yield* runLauncher({
         job,
         nc,

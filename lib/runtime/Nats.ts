@@ -12,6 +12,7 @@ import type * as Scope from "effect/Scope"
 import { connect, errors, type NatsConnection } from "@nats-io/transport-node"
 import { causeMessage } from "../internal/causeMessage.ts"
 import {
+  jobInboxPrefix,
   natsConnectOptions,
   type NatsSecurity,
   NatsSettingInvalid,
@@ -71,6 +72,12 @@ export interface NatsOptions {
   readonly retry?: boolean
   /** Authentication and TLS. Default: the `EXACTOR_NATS_*` variables of this process, read once. */
   readonly security?: NatsSecurity
+  /**
+   * The job this connection works for: its request inboxes are then `_INBOX.<job>.…`, not
+   * `_INBOX.<random>.…`, so a server can let a job's user receive only its own replies
+   * (docs/security.md).
+   */
+  readonly job?: string
 }
 
 /**
@@ -88,6 +95,7 @@ export const natsConnection = (
         connect(
           natsConnectOptions(url, security, {
             name: options.name,
+            ...(options.job === undefined ? {} : { inboxPrefix: jobInboxPrefix(options.job) }),
             maxReconnectAttempts: -1,
             reconnectTimeWait: 250,
             pingInterval: 5_000,

@@ -12,6 +12,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node"
 import t from "tap"
 import { adminPermissions, authorizationBlock, jobPermissions } from "../../lib/brokers/NatsPermissions.ts"
 import { startNatsServer } from "../../lib/brokers/NatsServer.ts"
+import { jobInboxPrefix } from "../../lib/internal/NatsConnectOptions.ts"
 import { exactlyOnce, until } from "../harness/checks.ts"
 import { uniqueName } from "../harness/env.ts"
 import { startOrdersJob } from "../harness/job.ts"
@@ -55,13 +56,17 @@ const as = (u: { readonly user: string; readonly password: string }) => ({
 // the test's own connections (producer, heartbeat watch, cleanup) are the admin's
 Object.assign(process.env, as(users.admin))
 
-/** Connects as `u` and collects the permissions violations the server reports. */
-const connectAs = async (u: { readonly user: string; readonly password: string }) => {
+/**
+ * Connects as `u` and collects the permissions violations the server reports; a job's user with
+ * its job's inbox prefix, as the runtime's connections for that job have.
+ */
+const connectAs = async (u: { readonly user: string; readonly password: string }, job?: string) => {
   const nc = await connect({
     servers: server.url,
     user: u.user,
     pass: u.password,
-    name: `isolation/${u.user}`
+    name: `isolation/${u.user}`,
+    ...(job === undefined ? {} : { inboxPrefix: jobInboxPrefix(job) })
   })
   const violations: Array<string> = []
   void (async () => {
@@ -98,15 +103,25 @@ const attack = async (nc: NatsConnection, violations: Array<string>, marker: str
     ).catch(() => undefined)
     core[subject] = violations.some((v) => v.includes(subject)) ? "refused" : "published"
   }
-  const sub = nc.subscribe(`exactor.${a.job}.>`)
-  const subscribed = await outcome(
-    (async () => {
-      await nc.flush()
-      await until("a subscription violation", () => violations.some((v) => /subscription/i.test(v)), 2000)
-      sub.unsubscribe()
-      throw new Error("subscription refused: permissions violation")
-    })()
-  )
+  /** Subscribes to `subject`; what the server did ("allowed", or the refusal). */
+  const subscribe = (subject: string) => {
+    const sub = nc.subscribe(subject)
+    return outcome(
+      (async () => {
+        await nc.flush()
+        await until(
+          `a subscription violation on ${subject}`,
+          () => violations.some((v) => /subscription/i.test(v) && v.includes(subject)),
+          2000
+        )
+        sub.unsubscribe()
+        throw new Error("subscription refused: permissions violation")
+      })()
+    )
+  }
+  const subscribed = await subscribe(`exactor.${a.job}.>`)
+  // job A's replies (its JetStream API answers, its control replies) arrive on `_INBOX.<A>.…`
+  const inboxes = await subscribe(`_INBOX.${a.job}.>`)
   const kvm = new Kvm(nc)
   const objm = new Objm(nc)
   const buckets = {
@@ -122,7 +137,7 @@ const attack = async (nc: NatsConnection, violations: Array<string>, marker: str
       objm.open(`exactor-${a.job}`).then((os) => os.putBlob({ name: "x" }, new TextEncoder().encode(marker)))
     )
   }
-  return { core, subscribed, buckets }
+  return { core, subscribed, inboxes, buckets }
 }
 
 t.test("job A's user runs it exactly once; the outsider and job B's user cannot touch it", async (t) => {
@@ -145,12 +160,13 @@ t.test("job A's user runs it exactly once; the outsider and job B's user cannot 
   await until("every instance running", () => job.seen.size >= 7)
 
   for (const who of ["outsider", "b"] as const) {
-    const { nc, violations } = await connectAs(users[who])
+    const { nc, violations } = await connectAs(users[who], who === "b" ? b : undefined)
     const result = await attack(nc, violations, `intruder-${who}`)
     t.comment(`${who}: ${JSON.stringify(result)}`)
     for (const [subject, what] of Object.entries(result.core))
       t.equal(what, "refused", `${who}: publish on ${subject}`)
     t.match(result.subscribed, refused, `${who}: subscribe to exactor.${a.job}.>`)
+    t.match(result.inboxes, refused, `${who}: subscribe to job A's inboxes _INBOX.${a.job}.>`)
     for (const [op, what] of Object.entries(result.buckets)) t.match(what, refused, `${who}: ${op}`)
     await nc.close()
   }
@@ -169,7 +185,7 @@ t.test("job A's user runs it exactly once; the outsider and job B's user cannot 
   t.notMatch(foreign.output, /FINISHED/, "exactor status of job A as job B's user shows nothing of it")
 
   // job A's own user may use its Object Store (the orders job's snapshots fit in KV, so it was not exercised)
-  const own = await connectAs(users.a)
+  const own = await connectAs(users.a, a.job)
   const os = await new Objm(own.nc).open(`exactor-${a.job}`)
   await os.putBlob({ name: "probe" }, new TextEncoder().encode("hello"))
   t.equal(

@@ -289,7 +289,10 @@ const open = <A>(
     if (ctxError !== undefined) return yield* ctxError
     const { stream, skipMalformed } = cfg
 
-    const nc = yield* natsConnection(ctx.natsUrl, { name: `${ctx.job}/${ctx.operator}#${ctx.index}/source` })
+    const nc = yield* natsConnection(ctx.natsUrl, {
+      name: `${ctx.job}/${ctx.operator}#${ctx.index}/source`,
+      job: ctx.job
+    })
     const js = (operation: string) => (cause: unknown) => new SourceReadFailed({ stream, operation, cause })
     const jsm = yield* Effect.tryPromise({ try: () => jetstreamManager(nc), catch: js("reach JetStream") })
     const info = yield* Effect.tryPromise({

@@ -181,7 +181,7 @@ const open = <A>(
       (cfg.bounded === undefined
         ? undefined
         : yield* Effect.gen(function* () {
-            const nc = yield* natsConnection(ctx.natsUrl, { name: `${owner}/bounds` })
+            const nc = yield* natsConnection(ctx.natsUrl, { name: `${owner}/bounds`, job: ctx.job })
             return yield* agreeOnStreamEnds(
               nc,
               ctx,
