@@ -6,16 +6,21 @@
 
 // Declaring pipelines (DESIGN §6)
 export {
+  type CoProcessDeclaration,
   type Declaration,
+  type Emit,
   type FilterDeclaration,
   type FlatMapDeclaration,
   filter,
   flatMap,
   type KeyedState,
+  keyedCoProcess,
   keyedProcess,
   type MapDeclaration,
   map,
   type OperatorContext,
+  type OutputTag,
+  outputTag,
   type ProcessDeclaration,
   type Result,
   reduce,
@@ -24,18 +29,27 @@ export {
   type SourceDeclaration,
   type SourceReader,
   sink,
-  source
+  source,
+  split,
+  type SplitDeclaration
 } from "./api/Operator.ts"
 export {
+  type Edge,
   type JobPlan,
+  type OperatorNode,
   type Pipeline,
-  PipelineBuilder,
   PipelineInvalid,
   type PipelineProblem,
-  pipeline,
-  type StageOptions,
   validatePipeline
 } from "./api/Pipeline.ts"
+export {
+  ConnectedStreams,
+  KeyedStream,
+  PipelineBuilder,
+  pipeline,
+  type StageOptions,
+  Stream
+} from "./api/Stream.ts"
 export {
   type CheckpointOptions,
   defaultJobOptions,

@@ -7,7 +7,7 @@
  * server), EXACTOR_PG_MODE (`prepared`, the default, or `local` for a server without prepared
  * transactions). The sink creates the table if it is missing.
  */
-import { pipeline } from "../../lib/api/Pipeline.ts"
+import { pipeline } from "../../lib/api/Stream.ts"
 import { jetstreamSource } from "../jetstreamSource.ts"
 import { type CustomerTotal, parseOrder, runningTotal, ordersJobOptions } from "./orderOperators.ts"
 import { postgresSink } from "../postgresSink.ts"

@@ -11,7 +11,7 @@
  * 10 000), and for `exactor chaos` EXACTOR_RESTART_ATTEMPTS (20) and EXACTOR_RESTART_MAX_DELAY (10 000 ms).
  * The source reads up to each stream's last offset at the job's first start (bounded "atStart").
  */
-import { pipeline } from "../../lib/api/Pipeline.ts"
+import { pipeline } from "../../lib/api/Stream.ts"
 import { rabbitmqStreamSource } from "../rabbitmqStreamSource.ts"
 import { rabbitmqStreamSink } from "../rabbitmqStreamSink.ts"
 import { type CustomerTotal, ordersJobOptions, parseOrder, runningTotal } from "./orderOperators.ts"

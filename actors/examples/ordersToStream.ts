@@ -9,7 +9,7 @@
  * EXACTOR_MAX_TRANSACTION_MESSAGES (the sink's default, 10 000), and for `exactor chaos` the restart strategy's budget and backoff cap: EXACTOR_RESTART_ATTEMPTS (20),
  * EXACTOR_RESTART_MAX_DELAY (10 000 ms).
  */
-import { pipeline } from "../../lib/api/Pipeline.ts"
+import { pipeline } from "../../lib/api/Stream.ts"
 import { jetstreamSource } from "../jetstreamSource.ts"
 import { type CustomerTotal, parseOrder, runningTotal, ordersJobOptions } from "./orderOperators.ts"
 import { rabbitmqStreamSink } from "../rabbitmqStreamSink.ts"

@@ -69,12 +69,58 @@ export interface KeyedState<S> {
   initial(): S
 }
 
+/**
+ * A side output of an operator (Flink's OutputTag): a second stream of its own type beside the
+ * main output. The operator's declaration lists it in `outputs`; `emit.side(tag, value)` sends to
+ * it and `stream.sideOutput(tag)` reads it. Its name is a port name: letters, digits, `-`, `_`.
+ */
+export interface OutputTag<T> {
+  readonly kind: "outputTag"
+  readonly name: string
+  /** phantom: the type of the tag's records */
+  readonly _T?: T
+}
+
+export const outputTag = <T>(name: string): OutputTag<T> => ({ kind: "outputTag", name })
+
+/** How a keyed operator emits: `emit(o)` to its main output, `emit.side(tag, v)` to a side output. */
+export interface Emit<O> {
+  (output: O): void
+  side<T>(tag: OutputTag<T>, value: T): void
+}
+
 /** A keyed operator: gets each record with its key's state, emits outputs, returns the new state. */
 export interface ProcessDeclaration<I, S, O, E = unknown> {
   readonly kind: "process"
   readonly name: string
   readonly state: KeyedState<S>
-  handle(record: I, state: S, emit: (output: O) => void, key: Key): Result<S, E>
+  /** the side outputs `handle` may emit to */
+  readonly outputs?: ReadonlyArray<OutputTag<unknown>>
+  handle(record: I, state: S, emit: Emit<O>, key: Key): Result<S, E>
+}
+
+/**
+ * A keyed operator with two inputs keyed alike (Flink's KeyedCoProcessFunction): records of either
+ * side with the same key see the same state. `handle1` takes input 0, `handle2` input 1.
+ */
+export interface CoProcessDeclaration<I1, I2, S, O, E = unknown> {
+  readonly kind: "coProcess"
+  readonly name: string
+  readonly state: KeyedState<S>
+  readonly outputs?: ReadonlyArray<OutputTag<unknown>>
+  handle1(record: I1, state: S, emit: Emit<O>, key: Key): Result<S, E>
+  handle2(record: I2, state: S, emit: Emit<O>, key: Key): Result<S, E>
+}
+
+/**
+ * Routes each record to one or more of its labels (each label is an output port of the operator).
+ * Stateless; records keep their order within a label.
+ */
+export interface SplitDeclaration<A, L extends string = string, E = unknown> {
+  readonly kind: "split"
+  readonly name: string
+  readonly labels: ReadonlyArray<L>
+  route(record: A): Result<L | ReadonlyArray<L>, E>
 }
 
 /**
@@ -109,7 +155,17 @@ export type Declaration =
   | FlatMapDeclaration<unknown, unknown>
   | FilterDeclaration<unknown>
   | ProcessDeclaration<unknown, unknown, unknown>
+  | CoProcessDeclaration<unknown, unknown, unknown, unknown>
+  | SplitDeclaration<unknown>
   | SinkDeclaration<unknown>
+
+/** The output ports of a declaration besides `main` (a split has only its labels). */
+export const declaredPorts = (d: Declaration): ReadonlyArray<string> =>
+  d.kind === "split"
+    ? d.labels
+    : d.kind === "process" || d.kind === "coProcess"
+      ? (d.outputs ?? []).map((t) => t.name)
+      : []
 
 export const source = <A, E = unknown>(
   name: string,
@@ -151,9 +207,39 @@ export const keyedProcess = <I, S, O, E = never>(
   name: string,
   spec: {
     readonly state: KeyedState<S>
-    handle(record: I, state: S, emit: (output: O) => void, key: Key): Result<S, E>
+    readonly outputs?: ReadonlyArray<OutputTag<unknown>>
+    handle(record: I, state: S, emit: Emit<O>, key: Key): Result<S, E>
   }
-): ProcessDeclaration<I, S, O, E> => ({ kind: "process", name, state: spec.state, handle: spec.handle })
+): ProcessDeclaration<I, S, O, E> => ({
+  kind: "process",
+  name,
+  state: spec.state,
+  handle: spec.handle,
+  ...(spec.outputs ? { outputs: spec.outputs } : {})
+})
+
+export const keyedCoProcess = <I1, I2, S, O, E = never>(
+  name: string,
+  spec: {
+    readonly state: KeyedState<S>
+    readonly outputs?: ReadonlyArray<OutputTag<unknown>>
+    handle1(record: I1, state: S, emit: Emit<O>, key: Key): Result<S, E>
+    handle2(record: I2, state: S, emit: Emit<O>, key: Key): Result<S, E>
+  }
+): CoProcessDeclaration<I1, I2, S, O, E> => ({
+  kind: "coProcess",
+  name,
+  state: spec.state,
+  handle1: spec.handle1,
+  handle2: spec.handle2,
+  ...(spec.outputs ? { outputs: spec.outputs } : {})
+})
+
+export const split = <A, L extends string, E = never>(
+  name: string,
+  labels: ReadonlyArray<L>,
+  route: (record: A) => Result<L | ReadonlyArray<L>, E>
+): SplitDeclaration<A, L, E> => ({ kind: "split", name, labels, route })
 
 /** A keyed fold: the state is the accumulator, and every new accumulator is emitted. */
 export const reduce = <I, S, E = never>(

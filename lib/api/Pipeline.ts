@@ -1,27 +1,21 @@
 /**
- * lib/api/ — what a user writes against: operator declarations (Operator), the pipeline builder
- * (Pipeline), job, channel and restart options, and loading a pipeline module. Imports core/ and
- * internal/ only; lib/index.ts re-exports it.
+ * lib/api/ — what a user writes against: operator declarations (Operator), the graph builder
+ * (Stream), the graph and its validation (Pipeline), job, channel and restart options, and loading
+ * a pipeline module. Imports core/ and internal/ only; lib/index.ts re-exports it.
  *
  * Pipelines: a job composed from actor declarations as a graph of operators (each with a
- * parallelism) and edges (each with a partitioning: forward, keyBy, rebalance, broadcast).
- * Invariant: a `Pipeline` that `validatePipeline` accepts has one or more sources and sinks,
- * unique operator names, no cycle, keyed operators fed only by keyBy edges, forward edges only
+ * parallelism) and edges (each from an output port, with a partitioning: forward, keyBy,
+ * rebalance, broadcast). Invariant: a `Pipeline` that `validatePipeline` accepts has one or more
+ * sources and sinks, unique operator names, no cycle, every operator on a path from a source to a
+ * sink, edges only from ports their operator declares and at most one edge between two operators,
+ * keyed operators fed only by keyBy edges (a co-process by both of its inputs), forward edges only
  * between equal parallelisms, and every parallelism within 1..maxParallelism.
  */
 import * as Data from "effect/Data"
 import { InstanceId, isToken } from "../core/Address.ts"
 import { InvalidJobOption, type JobOptions, type JobOptionsInput, resolveJobOptions } from "./JobOptions.ts"
 import type { Key } from "../core/KeyGroups.ts"
-import type {
-  Declaration,
-  FilterDeclaration,
-  FlatMapDeclaration,
-  MapDeclaration,
-  ProcessDeclaration,
-  SinkDeclaration,
-  SourceDeclaration
-} from "./Operator.ts"
+import { type Declaration, declaredPorts } from "./Operator.ts"
 
 export type Partitioning =
   | { readonly kind: "forward" }
@@ -39,7 +33,14 @@ export interface Edge {
   readonly from: string
   readonly to: string
   readonly partitioning: Partitioning
+  /** the output port of `from` the edge reads: absent or `main`, a side output's tag or a split's label */
+  readonly port?: string
+  /** the input of a two-input operator (co-process) the edge feeds: 0 (absent) or 1 */
+  readonly input?: 0 | 1
 }
+
+/** The port an edge reads (`main` when absent). */
+export const portOf = (e: Edge): string => e.port ?? "main"
 
 export interface Pipeline {
   readonly job: string
@@ -61,98 +62,6 @@ export class PipelineInvalid extends Data.TaggedError("PipelineInvalid")<{
     return `pipeline "${this.job}" is invalid:\n${this.problems.map((p) => `  - ${p.operator}: ${p.rule}`).join("\n")}`
   }
 }
-
-/** Per-operator options in the builder. */
-export interface StageOptions {
-  /** instances of this operator; default: the previous operator's, 1 for sources. */
-  readonly parallelism?: number
-  /** operator name; default: the declaration's name. */
-  readonly name?: string
-  /** partitioning of the edge into this operator; default forward when parallelisms match, else rebalance. */
-  readonly partitioning?: "forward" | "rebalance" | "broadcast"
-}
-
-interface Stage {
-  readonly node: OperatorNode
-  readonly partitioning: Partitioning | undefined
-}
-
-/** A linear chain under construction whose last operator emits `A`. */
-export class PipelineBuilder<A> {
-  readonly job: string
-  readonly options: JobOptionsInput
-  private readonly stages: ReadonlyArray<Stage>
-  private readonly pendingKey: Partitioning | undefined
-
-  constructor(
-    job: string,
-    options: JobOptionsInput,
-    stages: ReadonlyArray<Stage>,
-    pendingKey?: Partitioning
-  ) {
-    this.job = job
-    this.options = options
-    this.stages = stages
-    this.pendingKey = pendingKey
-  }
-
-  private append<B>(declaration: Declaration, options: StageOptions | undefined): PipelineBuilder<B> {
-    const last = this.stages.at(-1)
-    const parallelism = options?.parallelism ?? (last ? last.node.parallelism : 1)
-    const partitioning: Partitioning | undefined =
-      this.pendingKey ??
-      (options?.partitioning === undefined
-        ? last && last.node.parallelism !== parallelism
-          ? { kind: "rebalance" }
-          : { kind: "forward" }
-        : { kind: options.partitioning })
-    const node: OperatorNode = { name: options?.name ?? declaration.name, declaration, parallelism }
-    return new PipelineBuilder<B>(this.job, this.options, [...this.stages, { node, partitioning }])
-  }
-
-  source<B, E>(declaration: SourceDeclaration<B, E>, options?: StageOptions): PipelineBuilder<B> {
-    return this.append<B>(declaration as SourceDeclaration<unknown>, options)
-  }
-  map<B, E>(declaration: MapDeclaration<A, B, E>, options?: StageOptions): PipelineBuilder<B> {
-    return this.append<B>(declaration as MapDeclaration<unknown, unknown>, options)
-  }
-  flatMap<B, E>(declaration: FlatMapDeclaration<A, B, E>, options?: StageOptions): PipelineBuilder<B> {
-    return this.append<B>(declaration as FlatMapDeclaration<unknown, unknown>, options)
-  }
-  filter<E>(declaration: FilterDeclaration<A, E>, options?: StageOptions): PipelineBuilder<A> {
-    return this.append<A>(declaration as FilterDeclaration<unknown>, options)
-  }
-  /** Partitions the next edge by key: records of one key always reach the same instance. */
-  keyBy(key: (record: A) => Key): PipelineBuilder<A> {
-    return new PipelineBuilder<A>(this.job, this.options, this.stages, {
-      kind: "keyBy",
-      key: key as (record: unknown) => Key
-    })
-  }
-  process<S, B, E>(declaration: ProcessDeclaration<A, S, B, E>, options?: StageOptions): PipelineBuilder<B> {
-    return this.append<B>(declaration as ProcessDeclaration<unknown, unknown, unknown>, options)
-  }
-  sink<E>(declaration: SinkDeclaration<A, E>, options?: StageOptions): Pipeline {
-    const built = this.append<never>(declaration as SinkDeclaration<unknown>, options)
-    return built.build()
-  }
-  /** The graph so far (for graphs that are not a single chain, edit `operators`/`edges` of it). */
-  build(): Pipeline {
-    const edges: Array<Edge> = []
-    for (let i = 1; i < this.stages.length; i++) {
-      edges.push({
-        from: this.stages[i - 1]!.node.name,
-        to: this.stages[i]!.node.name,
-        partitioning: this.stages[i]!.partitioning ?? { kind: "forward" }
-      })
-    }
-    return { job: this.job, operators: this.stages.map((s) => s.node), edges, options: this.options }
-  }
-}
-
-/** Starts a pipeline named `job` (a NATS subject token: letters, digits, `-`, `_`). */
-export const pipeline = (job: string, options: JobOptionsInput = {}): PipelineBuilder<never> =>
-  new PipelineBuilder<never>(job, options, [])
 
 /** A validated pipeline with its resolved options and the topology the runtime needs. */
 export interface JobPlan {
@@ -193,6 +102,29 @@ export const validatePipeline = (p: Pipeline): JobPlan | PipelineInvalid | Inval
     if (!from) add(e.from, `edge ${e.from} -> ${e.to} starts at an unknown operator`)
     if (!to) add(e.to, `edge ${e.from} -> ${e.to} ends at an unknown operator`)
     if (!from || !to) continue
+    const port = portOf(e)
+    if (port !== "main" || from.declaration.kind === "split") {
+      const ports = declaredPorts(from.declaration)
+      if (!ports.includes(port))
+        add(
+          e.from,
+          `edge ${e.from} -> ${e.to} reads port "${port}", which ${e.from} does not declare (its ports: ${
+            from.declaration.kind === "split" ? "" : "main, "
+          }${ports.join(", ") || "none besides main"})`
+        )
+    }
+    const twin = inputs.get(e.to)!.find((x) => x.from === e.from)
+    if (twin !== undefined)
+      add(
+        e.to,
+        portOf(twin) === port
+          ? `takes ${e.from}'s port "${port}" twice (a stream unioned with itself, or a duplicate edge): every record would arrive twice`
+          : `takes two edges from ${e.from} (ports "${portOf(twin)}" and "${port}"): one channel per pair of instances, so at most one edge between two operators (put a map on one of them)`
+      )
+    if (e.input !== undefined && e.input !== 0 && e.input !== 1)
+      add(e.to, `edge ${e.from} -> ${e.to} feeds input ${String(e.input)}: inputs are 0 or 1`)
+    if (e.input === 1 && to.declaration.kind !== "coProcess")
+      add(e.to, `edge ${e.from} -> ${e.to} feeds input 1, but only a co-process has a second input`)
     inputs.get(e.to)!.push(e)
     outputs.get(e.from)!.push(e)
     if (e.partitioning.kind === "forward" && from.parallelism !== to.parallelism)
@@ -214,6 +146,49 @@ export const validatePipeline = (p: Pipeline): JobPlan | PipelineInvalid | Inval
     if (kind !== "sink" && outs.length === 0) add(node.name, "has no output (only sinks may end a pipeline)")
     if (kind === "process" && ins.some((e) => e.partitioning.kind !== "keyBy"))
       add(node.name, "a keyed operator needs keyBy on every input (call .keyBy(...) before .process(...))")
+    if (kind === "coProcess") {
+      if (!ins.some((e) => (e.input ?? 0) === 0) || !ins.some((e) => e.input === 1))
+        add(node.name, "a co-process needs both inputs: edges into input 0 and into input 1 (a.connect(b))")
+      if (ins.some((e) => e.partitioning.kind !== "keyBy"))
+        add(
+          node.name,
+          "a co-process needs both inputs keyed: keyBy on every edge into it (a.keyBy(..).connect(b.keyBy(..)))"
+        )
+    }
+    if (kind === "split") {
+      const labels = node.declaration.kind === "split" ? node.declaration.labels : []
+      if (labels.length === 0) add(node.name, "a split needs at least one label")
+      if (new Set(labels).size !== labels.length) add(node.name, "a split's labels must be distinct")
+    }
+    for (const port of declaredPorts(node.declaration)) {
+      if (!isToken(port)) add(node.name, `output port "${port}" must be letters, digits, '-' or '_'`)
+      if (port === "main" && kind !== "split") add(node.name, `a side output cannot be named "main"`)
+    }
+  }
+  // every operator on a path from a source to a sink
+  const reach = (starts: ReadonlyArray<string>, next: (name: string) => ReadonlyArray<string>) => {
+    const seen = new Set(starts)
+    const todo = [...starts]
+    while (todo.length > 0)
+      for (const n of next(todo.pop()!))
+        if (!seen.has(n)) {
+          seen.add(n)
+          todo.push(n)
+        }
+    return seen
+  }
+  const fromSource = reach(
+    p.operators.filter((o) => o.declaration.kind === "source").map((o) => o.name),
+    (n) => (outputs.get(n) ?? []).map((e) => e.to)
+  )
+  const toSink = reach(
+    p.operators.filter((o) => o.declaration.kind === "sink").map((o) => o.name),
+    (n) => (inputs.get(n) ?? []).map((e) => e.from)
+  )
+  for (const o of p.operators) {
+    if (!fromSource.has(o.name) && inputs.get(o.name)!.length > 0)
+      add(o.name, "no path from a source reaches it")
+    if (!toSink.has(o.name) && outputs.get(o.name)!.length > 0) add(o.name, "no path from it reaches a sink")
   }
   // Kahn's algorithm: what is left over sits on a cycle.
   const indegree = new Map(p.operators.map((o) => [o.name, inputs.get(o.name)!.length]))

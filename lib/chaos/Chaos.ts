@@ -126,7 +126,7 @@ const kindOf = (plan: JobPlan, name: string): TargetKind => {
   const kind = plan.operator.get(name.slice(0, name.lastIndexOf("#")))?.declaration.kind
   return kind === "source"
     ? "sources"
-    : kind === "process"
+    : kind === "process" || kind === "coProcess"
       ? "keyed"
       : kind === "sink"
         ? "sinks"

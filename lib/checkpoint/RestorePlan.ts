@@ -28,7 +28,9 @@ export const chooseManifest = (store: CheckpointStore, from: RestoreFrom) =>
 /** Whether an operator's instances restore from every handle of the operator (and so can be rescaled). */
 const rescalable = (plan: JobPlan, op: string): boolean => {
   const d = plan.operator.get(op)!.declaration
-  return d.kind === "process" || (d.kind === "source" && d.mergePositions !== undefined)
+  return (
+    d.kind === "process" || d.kind === "coProcess" || (d.kind === "source" && d.mergePositions !== undefined)
+  )
 }
 
 /** The handles instance `id` restores from `m` (all of its operator's for rescalable operators). */

@@ -307,7 +307,8 @@ export const runActor = (env: ActorEnv) =>
                 state = { kind: "source", reader: yield* d.open(ctx, position) }
                 break
               }
-              case "process": {
+              case "process":
+              case "coProcess": {
                 const keyed = new KeyedStateStore<unknown>(
                   plan.options.maxParallelism,
                   node.parallelism,

@@ -1,6 +1,7 @@
 /**
- * Routing of an instance's output records over its out-edges: forward (same index), rebalance
- * (round robin), broadcast (all), keyBy (key group -> owning instance).
+ * Routing of an instance's output records over its out-edges, by output port (`main`, a side
+ * output, a split label): forward (same index), rebalance (round robin), broadcast (all), keyBy
+ * (key group -> owning instance). Barriers and end of stream go on every channel of every port.
  * Invariant: a record of key k always reaches the instance owning keyGroup(k) for the
  * downstream parallelism, and each channel receives records in the order they were routed.
  */
@@ -10,7 +11,7 @@ import type { ChannelOptions } from "../api/ChannelOptions.ts"
 import { ChannelSender } from "./Channel.ts"
 import { instanceForKeyGroup, keyGroupOf } from "../core/KeyGroups.ts"
 import type { NatsConnection } from "./Nats.ts"
-import type { Edge, JobPlan } from "../api/Pipeline.ts"
+import { type Edge, type JobPlan, portOf } from "../api/Pipeline.ts"
 
 interface Route {
   readonly edge: Edge
@@ -21,7 +22,8 @@ interface Route {
 export class Router {
   /** every sender of this instance, by downstream instance id */
   readonly senders: ReadonlyMap<string, ChannelSender>
-  private readonly routes: ReadonlyArray<Route>
+  /** the routes of each output port */
+  private readonly routes: ReadonlyMap<string, ReadonlyArray<Route>>
   private readonly maxParallelism: number
 
   constructor(
@@ -34,7 +36,8 @@ export class Router {
   ) {
     this.maxParallelism = plan.options.maxParallelism
     const senders = new Map<string, ChannelSender>()
-    this.routes = (plan.outputs.get(self.operator) ?? []).map((edge) => {
+    const routes = new Map<string, Array<Route>>()
+    for (const edge of plan.outputs.get(self.operator) ?? []) {
       const p = plan.operator.get(edge.to)!.parallelism
       // a forward edge is one channel, to the instance of the same index
       const targets =
@@ -45,14 +48,20 @@ export class Router {
         senders.set(to.toString(), sender)
         return sender
       })
-      return { edge, senders: list, next: self.index % list.length }
-    })
+      const port = portOf(edge)
+      if (!routes.has(port)) routes.set(port, [])
+      routes.get(port)!.push({ edge, senders: list, next: self.index % list.length })
+    }
+    this.routes = routes
     this.senders = senders
   }
 
-  /** Routes records to their channels, sending every batch that fills (waiting for credit). */
-  route(records: ReadonlyArray<unknown>): Effect.Effect<void> {
-    const routes = this.routes
+  /**
+   * Routes records of output `port` to their channels, sending every batch that fills (waiting for
+   * credit). A port no edge reads drops its records (an unread side output, as in Flink).
+   */
+  route(records: ReadonlyArray<unknown>, port = "main"): Effect.Effect<void> {
+    const routes = this.routes.get(port) ?? []
     const maxP = this.maxParallelism
     return Effect.gen(function* () {
       for (const route of routes) {

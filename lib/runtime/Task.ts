@@ -13,7 +13,14 @@ import type { Inbound, Mailbox } from "./Channel.ts"
 import type { ReportKind } from "./Envelope.ts"
 import type { KeyedStateStore } from "./KeyedStateStore.ts"
 import type { Key } from "../core/KeyGroups.ts"
-import type { Declaration, Result, SinkWriter, SourceReader } from "../api/Operator.ts"
+import {
+  type Declaration,
+  declaredPorts,
+  type Emit,
+  type Result,
+  type SinkWriter,
+  type SourceReader
+} from "../api/Operator.ts"
 import type { Edge } from "../api/Pipeline.ts"
 import type { Router } from "./Router.ts"
 import type { SinkCommits } from "./SinkCommits.ts"
@@ -116,8 +123,55 @@ export const applyBatch = <X>(
   return Effect.void
 }
 
-/** Applies the operator of `env` to one batch from `channel`; returns its output records. */
-const transform = (env: TaskEnv, channel: number, records: ReadonlyArray<unknown>) => {
+/**
+ * The records a batch sent to ports other than `main` (side outputs, split labels), routed after
+ * the batch's main output. A port the operator does not declare is a user-code error naming it.
+ */
+export class PortOutputs {
+  private readonly byPort = new Map<string, Array<unknown>>()
+  private readonly operator: string
+  private readonly declared: ReadonlySet<string>
+  count = 0
+
+  constructor(operator: string, declared: ReadonlySet<string>) {
+    this.operator = operator
+    this.declared = declared
+  }
+
+  push(port: string, record: unknown): void {
+    if (!this.declared.has(port))
+      throw new Error(
+        `output "${port}" is not declared by ${this.operator} (declared: ${[...this.declared].join(", ") || "none"})`
+      )
+    const list = this.byPort.get(port)
+    if (list === undefined) this.byPort.set(port, [record])
+    else list.push(record)
+    this.count++
+  }
+
+  /** Routes what was pushed, port by port, and forgets it. */
+  route(router: Router): Effect.Effect<void> {
+    const ports = [...this.byPort]
+    this.byPort.clear()
+    this.count = 0
+    return Effect.forEach(ports, ([port, records]) => router.route(records, port), { discard: true })
+  }
+}
+
+/** The emit of a keyed operator: main output into `out`, side outputs into `ports`. */
+const emitter = (out: Array<unknown>, ports: PortOutputs): Emit<unknown> => {
+  const emit = ((o: unknown) => {
+    out.push(o)
+  }) as Emit<unknown>
+  emit.side = (tag, value) => ports.push(tag.name, value)
+  return emit
+}
+
+/**
+ * Applies the operator of `env` to one batch from `channel`; returns its main output records (the
+ * other ports' records are in `ports`).
+ */
+const transform = (env: TaskEnv, channel: number, records: ReadonlyArray<unknown>, ports: PortOutputs) => {
   const d = env.declaration
   const out: Array<unknown> = []
   switch (d.kind) {
@@ -146,22 +200,40 @@ const transform = (env: TaskEnv, channel: number, records: ReadonlyArray<unknown
           if (keep) out.push(r)
         }
       ).pipe(Effect.as(out))
-    case "process": {
+    case "split":
+      return applyBatch(
+        env.instance,
+        records,
+        (r) => {
+          const labels = d.route(r)
+          if (Effect.isEffect(labels)) return labels
+          // pushed here, inside the handler's try, so an unknown label fails naming the record
+          if (typeof labels === "string") ports.push(labels, r)
+          else for (const l of labels) ports.push(l, r)
+          return undefined
+        },
+        (r, labels) => {
+          if (labels === undefined) return
+          if (typeof labels === "string") ports.push(labels, r)
+          else for (const l of labels as ReadonlyArray<string>) ports.push(l, r)
+        }
+      ).pipe(Effect.as(out))
+    case "process":
+    case "coProcess": {
       if (env.state.kind !== "keyed") return Effect.die("keyed operator without keyed state")
       const store = env.state.store
       const edge = env.channelEdges[channel]!
       if (edge.partitioning.kind !== "keyBy") return Effect.die("keyed operator input without keyBy")
       const keyOf = edge.partitioning.key
-      const emit = (o: unknown) => {
-        out.push(o)
-      }
+      const handle = d.kind === "process" ? d.handle : edge.input === 1 ? d.handle2 : d.handle1
+      const emit = emitter(out, ports)
       let key: Key = ""
       return applyBatch(
         env.instance,
         records,
         (r) => {
           key = keyOf(r)
-          return d.handle(r, store.get(key), emit, key)
+          return handle(r, store.get(key), emit, key)
         },
         (_, next) => store.set(key, next)
       ).pipe(Effect.as(out))
@@ -284,6 +356,7 @@ const runOperator = (env: TaskEnv) =>
     const ready: Array<Inbound<TaskCommand>> = []
     let wanted = false
     let lastFlush = Date.now()
+    const ports = new PortOutputs(env.instance, new Set(declaredPorts(env.declaration)))
     /**
      * A sink whose transaction is full asks for a checkpoint (once per checkpoint), and is finished
      * only when it has seen eos on every input and nothing is left waiting for a transaction.
@@ -328,9 +401,10 @@ const runOperator = (env: TaskEnv) =>
             env.stats.recordsOut += envelope.r.length
             sinkProgress(env.state.writer)
           } else {
-            const out = yield* transform(env, channel, envelope.r)
+            const out = yield* transform(env, channel, envelope.r, ports)
             if (out.length > 0) yield* env.router.route(out)
-            env.stats.recordsOut += out.length
+            env.stats.recordsOut += out.length + ports.count
+            if (ports.count > 0) yield* ports.route(env.router)
           }
           env.mailbox.consumed(channel)
           break

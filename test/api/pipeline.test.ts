@@ -1,6 +1,7 @@
 import t from "tap"
 import { double, even, out, src, total } from "../fixtures/numberOperators.ts"
-import { type Pipeline, PipelineInvalid, pipeline, validatePipeline } from "../../lib/api/Pipeline.ts"
+import { type Pipeline, PipelineInvalid, validatePipeline } from "../../lib/api/Pipeline.ts"
+import { pipeline } from "../../lib/api/Stream.ts"
 
 const problemsOf = (p: Pipeline) => {
   const r = validatePipeline(p)
@@ -42,7 +43,16 @@ t.test("each rule names the operator it concerns", async (t) => {
   t.ok(problemsOf(dup).includes("x: duplicate operator name"))
   const tooWide = pipeline("j", { maxParallelism: 4 }).source(src).sink(out, { parallelism: 5 })
   t.ok(problemsOf(tooWide).includes("out: parallelism 5 is greater than maxParallelism 4"))
-  const unkeyed = pipeline("j").source(src).process(total).sink(out)
+  // process() exists on keyed streams only; a hand-edited graph can still drop the keyBy
+  const keyed = pipeline("j")
+    .source(src)
+    .keyBy((n) => n)
+    .process(total)
+    .sink(out)
+  const unkeyed: Pipeline = {
+    ...keyed,
+    edges: keyed.edges.map((e) => (e.to === "total" ? { ...e, partitioning: { kind: "forward" } } : e))
+  }
   t.ok(
     problemsOf(unkeyed).some((p) => p.startsWith("total: a keyed operator needs keyBy")),
     "keyed operator without keyBy"

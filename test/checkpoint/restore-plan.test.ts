@@ -1,7 +1,8 @@
 import t from "tap"
 import type { Manifest, ObjectHandle } from "../../lib/checkpoint/Manifest.ts"
 import { double, out, src, total } from "../fixtures/numberOperators.ts"
-import { type JobPlan, pipeline, validatePipeline } from "../../lib/api/Pipeline.ts"
+import { type JobPlan, validatePipeline } from "../../lib/api/Pipeline.ts"
+import { pipeline } from "../../lib/api/Stream.ts"
 import { rescaleProblem, restoreBody } from "../../lib/checkpoint/RestorePlan.ts"
 
 /** numbers -> double -> keyBy -> total -> out, with these parallelisms. */
