@@ -171,6 +171,53 @@ export const checkOrders = (
   }
 }
 
+/**
+ * Compares a sink's output that is a set of input records (no chains), each identified by `id`,
+ * with the records it must hold: each expected one exactly once, nothing else. `matches` checks the
+ * fields besides the id (default: customer and amount as `checkOrders` does).
+ */
+export const checkRecords = (
+  expected: ReadonlyArray<InputOrder>,
+  output: ReadonlyArray<OutputMessage>,
+  matches: (expected: InputOrder, got: Record<string, unknown>) => boolean = (e, got) =>
+    got.customer === e.customer && got.amount === e.amount
+): Verdict => {
+  const byId = new Map<string, InputOrder>()
+  for (const o of expected) byId.set(String(o.id), o)
+  const seen = new Map<string, number>()
+  let unexpected = 0
+  const examples: Array<string> = []
+  for (const m of output) {
+    const r = (m.body ?? {}) as Record<string, unknown>
+    const id = String(r.id)
+    const want = byId.get(id)
+    if (!want || !matches(want, r)) {
+      unexpected++
+      if (examples.length < 5) examples.push(`unexpected ${JSON.stringify(m.body)}`)
+      continue
+    }
+    seen.set(id, (seen.get(id) ?? 0) + 1)
+  }
+  let ok = 0
+  let lost = 0
+  let duplicated = 0
+  for (const id of byId.keys()) {
+    const n = seen.get(id) ?? 0
+    if (n === 0) {
+      lost++
+      if (examples.length < 5) examples.push(`lost record ${id}`)
+    } else {
+      ok++
+      if (n > 1) {
+        duplicated += n - 1
+        if (examples.length < 5) examples.push(`record ${id} came out ${n} times`)
+      }
+    }
+  }
+  const customers = new Set(expected.map((o) => o.customer)).size
+  return { attempted: byId.size, ok, lost, duplicated, unexpected, customers, brokenChains: 0, examples }
+}
+
 export const formatVerdict = (v: Verdict): string =>
   [
     `${"attempted".padEnd(12)}${v.attempted}`,

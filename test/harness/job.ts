@@ -96,6 +96,107 @@ const readStream = async (nc: NatsConnection, stream: string): Promise<Array<Out
   return out
 }
 
+/** What every job test has: the job's heartbeats and reports, and its `exactor` commands. */
+export type JobProcesses = Pick<
+  OrdersJob,
+  "job" | "env" | "seen" | "reports" | "nc" | "run" | "cli" | "running"
+> & {
+  /** stops every `exactor` process the test started */
+  stop(): Promise<void>
+}
+
+/** Watches job `job` on `nc` and runs `module` under `exactor` with `env`. */
+export const jobProcesses = async (
+  job: string,
+  module: string,
+  env: Readonly<Record<string, string>>,
+  nc: NatsConnection
+): Promise<JobProcesses> => {
+  const subjects = new Subjects(job)
+  const seen = new Map<string, Seen>()
+  const reports: OrdersJob["reports"][number][] = []
+  nc.subscribe(subjects.coordinator, {
+    callback: (_e, m) => {
+      const r = decode(subjects.coordinator, m.data)
+      if (r instanceof EnvelopeDecodeError) return
+      const b = "b" in r ? r.b : undefined
+      if (r.k !== "heartbeat") reports.push({ k: r.k, c: r.c, at: Date.now(), b })
+      if (r.k === "heartbeat" || r.k === "hello") {
+        const hb = b as Partial<HeartbeatBody>
+        seen.set(r.c, {
+          pid: hb.pid ?? 0,
+          phase: hb.phase ?? "?",
+          epoch: r.e,
+          at: Date.now(),
+          incarnation: "i" in r ? String(r.i) : ""
+        })
+      }
+    }
+  })
+  await nc.flush()
+  const children: Array<ChildProcess> = []
+  return {
+    job,
+    env,
+    seen,
+    reports,
+    nc,
+    /** SIGTERM lets a launcher stop its actors; what is left after 5 s is killed */
+    async stop() {
+      const alive = children.filter((c) => c.exitCode === null && c.signalCode === null)
+      for (const c of alive) c.kill("SIGTERM")
+      const deadline = Date.now() + 5000
+      while (alive.some((c) => c.exitCode === null && c.signalCode === null) && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 100))
+      for (const c of alive) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL")
+    },
+    run(args = [], extra = {}) {
+      const command = args[0] === "launch" ? ["launch", module, ...args.slice(1)] : ["run", module, ...args]
+      const child = spawn(...withoutTapLoaders([cli, ...command]), {
+        env: { ...process.env, ...env, ...extra },
+        stdio: ["ignore", "pipe", "pipe"]
+      })
+      children.push(child)
+      let out = ""
+      child.stdout?.on("data", (d: Buffer) => {
+        out += d.toString()
+      })
+      child.stderr?.on("data", (d: Buffer) => {
+        out += d.toString()
+      })
+      const exit = new Promise<number>((resolve) =>
+        child.on("exit", (code, signal) => resolve(code ?? (signal ? 128 : 1)))
+      )
+      return { child, exit, output: () => out }
+    },
+    cli(args, extra = {}) {
+      return new Promise((resolve) => {
+        const child = spawn(...withoutTapLoaders([cli, ...args]), {
+          env: { ...process.env, ...env, ...extra }
+        })
+        let output = ""
+        child.stdout.on("data", (d: Buffer) => {
+          output += d.toString()
+        })
+        child.stderr.on("data", (d: Buffer) => {
+          output += d.toString()
+        })
+        child.on("exit", (code) => resolve({ code: code ?? 1, output }))
+      })
+    },
+    async running(instance, afterEpoch = 0, timeoutMs = 60_000) {
+      const deadline = Date.now() + timeoutMs
+      for (;;) {
+        const s = seen.get(instance)
+        if (s && s.phase === "running" && s.epoch > afterEpoch) return s
+        if (Date.now() > deadline)
+          throw new Error(`${instance} not running in an epoch > ${afterEpoch} after ${timeoutMs} ms`)
+        await new Promise((r) => setTimeout(r, 50))
+      }
+    }
+  }
+}
+
 export const startOrdersJob = async (options: {
   readonly orders: number
   readonly env?: Readonly<Record<string, string>>
@@ -155,82 +256,12 @@ export const startOrdersJob = async (options: {
       subjects: [`${outStream}.>`],
       duplicate_window: 10 * 60 * 1_000_000_000
     })
-  const subjects = new Subjects(job)
-  const seen = new Map<string, Seen>()
-  const reports: OrdersJob["reports"][number][] = []
-  nc.subscribe(subjects.coordinator, {
-    callback: (_e, m) => {
-      const r = decode(subjects.coordinator, m.data)
-      if (r instanceof EnvelopeDecodeError) return
-      const b = "b" in r ? r.b : undefined
-      if (r.k !== "heartbeat") reports.push({ k: r.k, c: r.c, at: Date.now(), b })
-      if (r.k === "heartbeat" || r.k === "hello") {
-        const hb = b as Partial<HeartbeatBody>
-        seen.set(r.c, {
-          pid: hb.pid ?? 0,
-          phase: hb.phase ?? "?",
-          epoch: r.e,
-          at: Date.now(),
-          incarnation: "i" in r ? String(r.i) : ""
-        })
-      }
-    }
-  })
-  await nc.flush()
-  const children: Array<ChildProcess> = []
+  const processes = await jobProcesses(job, module, env, nc)
   return {
-    job,
+    ...processes,
     stream,
     queue,
     orders: options.orders,
-    env,
-    seen,
-    reports,
-    nc,
-    run(args = [], extra = {}) {
-      const command = args[0] === "launch" ? ["launch", module, ...args.slice(1)] : ["run", module, ...args]
-      const child = spawn(...withoutTapLoaders([cli, ...command]), {
-        env: { ...process.env, ...env, ...extra },
-        stdio: ["ignore", "pipe", "pipe"]
-      })
-      children.push(child)
-      let out = ""
-      child.stdout?.on("data", (d: Buffer) => {
-        out += d.toString()
-      })
-      child.stderr?.on("data", (d: Buffer) => {
-        out += d.toString()
-      })
-      const exit = new Promise<number>((resolve) =>
-        child.on("exit", (code, signal) => resolve(code ?? (signal ? 128 : 1)))
-      )
-      return { child, exit, output: () => out }
-    },
-    cli(args, extra = {}) {
-      return new Promise((resolve) => {
-        const child = spawn(...withoutTapLoaders([cli, ...args]), {
-          env: { ...process.env, ...env, ...extra }
-        })
-        let output = ""
-        child.stdout.on("data", (d: Buffer) => {
-          output += d.toString()
-        })
-        child.stderr.on("data", (d: Buffer) => {
-          output += d.toString()
-        })
-        child.on("exit", (code) => resolve({ code: code ?? 1, output }))
-      })
-    },
-    async running(instance, afterEpoch = 0, timeoutMs = 60_000) {
-      const deadline = Date.now() + timeoutMs
-      for (;;) {
-        const s = seen.get(instance)
-        if (s && s.phase === "running" && s.epoch > afterEpoch) return s
-        if (Date.now() > deadline)
-          throw new Error(`${instance} not running in an epoch > ${afterEpoch} after ${timeoutMs} ms`)
-        await new Promise((r) => setTimeout(r, 50))
-      }
-    },
     async verdict(idleMs) {
       const out =
         output === "rabbitmq"
@@ -242,13 +273,7 @@ export const startOrdersJob = async (options: {
       return checkOrders(input, out)
     },
     async cleanup() {
-      // SIGTERM lets a launcher stop its actors; what is left after 5 s is killed
-      const alive = children.filter((c) => c.exitCode === null && c.signalCode === null)
-      for (const c of alive) c.kill("SIGTERM")
-      const deadline = Date.now() + 5000
-      while (alive.some((c) => c.exitCode === null && c.signalCode === null) && Date.now() < deadline)
-        await new Promise((r) => setTimeout(r, 100))
-      for (const c of alive) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL")
+      await processes.stop()
       const jsm = await jetstreamManager(nc)
       await jsm.streams.delete(stream).catch(() => false)
       await jsm.streams.delete(outStream).catch(() => false)
