@@ -103,7 +103,7 @@ t.test("forged complete, stop and reports are refused; the output stays exactly 
     try {
       const trigger = triggers[triggers.length - 1]!
       const n = trigger.env.n!
-      while (!sinkAcks.has(n) && Date.now() - heldAt < 1200) await new Promise((r) => setTimeout(r, 5))
+      while (!sinkAcks.has(n) && Date.now() - heldAt < 3000) await new Promise((r) => setTimeout(r, 5))
       const before = await latest()
       // raced (the checkpoint completed already), or its pending transaction is empty: the next one
       if (
