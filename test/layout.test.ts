@@ -43,7 +43,15 @@ const mayImport: Readonly<Record<string, ReadonlyArray<string>>> = {
   "lib/cli": ["*"],
   lib: ["*"],
   actors: ["lib/connectors", "lib/runtime", "lib/api", "lib/core", "lib/internal"],
-  "actors/examples": ["actors", "lib/api", "lib/core", "lib/internal", "lib/connectors", "lib/index.ts"]
+  "actors/examples": [
+    "actors",
+    "lib/api",
+    "lib/core",
+    "lib/internal",
+    "lib/connectors",
+    "lib/chaos",
+    "lib/index.ts"
+  ]
 }
 
 /** The row of a file: its folder, with lib/connectors/<name> and test-free actors/examples grouped. */

@@ -21,6 +21,9 @@ import { rabbitmqSink } from "../rabbitmqSink.ts"
 import { type CustomerTotal, ordersJobOptions, parseOrder, runningTotal } from "./orderOperators.ts"
 import { type EnrichedOrder, enrich, parseTier, reviewRoute } from "./shopOperators.ts"
 
+/** Its inputs and the oracle of each sink, for `exactor chaos` (actors/examples/shopCheck.ts). */
+export { shopJobSpec as jobSpec } from "./shopCheck.ts"
+
 const env = (name: string, fallback: string) => process.env[name] ?? fallback
 export const shopJob = env("EXACTOR_SHOP_JOB", "shop")
 export const shopNames = {

@@ -46,6 +46,7 @@ import {
   signalProcess,
   type TargetKind
 } from "./Nemesis.ts"
+import { checkSpecOutputs, loadJobSpec, produceSpecInputs, sumVerdicts } from "./JobSpec.ts"
 import { checkOrders, drainQueue, type OutputMessage, type OutputUnreadable } from "./OutputCheck.ts"
 import {
   type PostgresOutputCounts,
@@ -171,14 +172,23 @@ export const runChaos = (o: ChaosOptions) =>
     Effect.gen(function* () {
       const invalid = validate(o)
       if (invalid) return yield* invalid
-      const names = chaosNames()
+      // a module that is not of the orders shape says what chaos needs in its jobSpec export
+      const spec = yield* loadJobSpec(o.module)
+      if (spec && (o.postgresCrashes !== undefined || (o.rabbitmqCrashes ?? 0) > 0))
+        return yield* new ChaosOptionInvalid({
+          field: "module",
+          value: o.module,
+          rule: "a module with a jobSpec runs with kills, pauses and NATS restarts only (no broker crashes)"
+        })
+      const orderNames = chaosNames()
+      const specEnv = spec?.env(orderNames.job.slice("chaos-".length))
       const pgServer =
         o.postgresCrashes === undefined
           ? undefined
           : yield* scopedPostgresServer({
               maxPreparedTransactions: process.env.EXACTOR_PG_MODE === "local" ? 0 : 64
             })
-      const table = names.queue.replace(/-/g, "_")
+      const table = orderNames.queue.replace(/-/g, "_")
       if (pgServer) process.env.EXACTOR_ORDERS_TABLE = table
       const server: TestNatsServer | undefined = o.natsRestarts ? yield* NatsServer.scoped : undefined
       const natsUrl = server?.url ?? o.urls.natsUrl
@@ -187,15 +197,28 @@ export const runChaos = (o: ChaosOptions) =>
       const rabbit = rabbitCrashes > 0 ? yield* privateRabbitMqNode : undefined
       const urls: Urls = rabbit ? { ...o.urls, amqpUrl: rabbit.amqpUrl } : o.urls
       if (!rabbit) yield* ensureRabbitMq({ amqpUrl: urls.amqpUrl })
-      process.env.EXACTOR_ORDERS_JOB = names.job
-      process.env.EXACTOR_ORDERS_STREAM = names.stream
-      process.env.EXACTOR_ORDERS_QUEUE = names.queue
+      process.env.EXACTOR_ORDERS_JOB = orderNames.job
+      process.env.EXACTOR_ORDERS_STREAM = orderNames.stream
+      process.env.EXACTOR_ORDERS_QUEUE = orderNames.queue
+      for (const [k, v] of Object.entries(specEnv ?? {})) process.env[k] = v
       const plan = yield* loadPipeline(o.module)
-      if (plan.pipeline.job !== names.job)
+      const specInputs = spec && specEnv ? spec.inputs(specEnv, o.records).map((i) => i.stream) : []
+      const specQueues = spec && specEnv ? spec.outputs(specEnv, o.records).map((q) => q.queue) : []
+      const names =
+        spec === undefined
+          ? orderNames
+          : {
+              job: plan.pipeline.job,
+              stream: specInputs.join(", "),
+              queue: specQueues.join(", "),
+              streams: specInputs,
+              queues: specQueues
+            }
+      if (plan.pipeline.job !== names.job || (specEnv && !Object.values(specEnv).includes(names.job)))
         return yield* new ChaosOptionInvalid({
           field: "module",
           value: o.module,
-          rule: `its job is named ${plan.pipeline.job}, not from EXACTOR_ORDERS_JOB (or it was loaded before in this process)`
+          rule: `its job is named ${plan.pipeline.job}, not from ${spec ? "its jobSpec's env" : "EXACTOR_ORDERS_JOB"} (or it was loaded before in this process)`
         })
       // runs before a private server stops (finalizers run in reverse order)
       yield* Effect.addFinalizer(() => cleanupJob(urls, o.log, natsUrl, plan, names))
@@ -203,14 +226,15 @@ export const runChaos = (o: ChaosOptions) =>
         (op) => (op.declaration as { readonly output?: unknown }).output === "stream"
       )
       o.log(
-        `chaos: seed ${o.seed}; job ${names.job} on ${redactUrl(natsUrl)}; publishing ${o.records} orders into ${names.stream}`
+        `chaos: seed ${o.seed}; job ${names.job} on ${redactUrl(natsUrl)}; publishing ${spec ? `about ${o.records} records into streams` : `${o.records} orders into`} ${names.stream}`
       )
       // a RabbitMQ stream source (actors/rabbitmqStreamSource.ts) names its input streams: written there
       const streamInput = streamInputOf(plan)
       const streamUrl = rabbit
         ? `rabbitmq-stream://guest:guest@127.0.0.1:${rabbit.streamPort}/`
         : streamUrlFor(urls.amqpUrl)
-      if (streamInput) {
+      if (spec && specEnv) yield* produceSpecInputs(spec, specEnv, o.records, natsUrl)
+      else if (streamInput) {
         yield* Effect.addFinalizer(() =>
           deleteQueues(urls.amqpUrl, partitionStreams(names.stream, streamInput.partitions))
         )
@@ -470,16 +494,18 @@ export const runChaos = (o: ChaosOptions) =>
       if (rabbit && rabbit.pid === undefined)
         yield* io("restarting the private RabbitMQ node", () => rabbit.restart())
       let pgCounts: PostgresOutputCounts | undefined
-      const read = pgServer
-        ? readPostgresOutput(pgServer.url, table).pipe(
-            Effect.map(({ messages, counts }) => {
-              pgCounts = counts
-              return messages
-            })
-          )
-        : streamOutput
-          ? drainStream(urls.amqpUrl, names.queue, o.records)
-          : drainQueue(urls.amqpUrl, names.queue)
+      const read = spec
+        ? Effect.succeed([])
+        : pgServer
+          ? readPostgresOutput(pgServer.url, table).pipe(
+              Effect.map(({ messages, counts }) => {
+                pgCounts = counts
+                return messages
+              })
+            )
+          : streamOutput
+            ? drainStream(urls.amqpUrl, names.queue, o.records)
+            : drainQueue(urls.amqpUrl, names.queue)
       const output: ReadonlyArray<OutputMessage> = yield* (
         read as Effect.Effect<ReadonlyArray<OutputMessage>, OutputUnreadable | PostgresOutputUnreadable>
       ).pipe(
@@ -490,10 +516,14 @@ export const runChaos = (o: ChaosOptions) =>
           })
         )
       )
-      const verdict = checkOrders(
-        Array.from({ length: o.records }, (_, i) => generateOrder(i)),
-        output
-      )
+      const sinks =
+        spec && specEnv ? yield* checkSpecOutputs(spec, specEnv, o.records, urls.amqpUrl, o.log) : undefined
+      const verdict = sinks
+        ? sumVerdicts(sinks.map((v) => v.verdict))
+        : checkOrders(
+            Array.from({ length: o.records }, (_, i) => generateOrder(i)),
+            output
+          )
       const s = watch.status
       const perCoordinator = [...watch.statusByPid.values()]
       const report: Omit<ChaosReport, "ok"> = {
@@ -512,6 +542,7 @@ export const runChaos = (o: ChaosOptions) =>
         state: s?.state,
         reason: code === null ? `not finished within ${o.deadlineMs / 1000} s` : s?.reason,
         verdict,
+        ...(sinks ? { sinks } : {}),
         kills,
         pauses,
         longPauses,

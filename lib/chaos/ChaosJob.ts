@@ -32,6 +32,9 @@ export interface ChaosNames {
   readonly job: string
   readonly stream: string
   readonly queue: string
+  /** a job with a jobSpec: every input stream and output queue (`stream`, `queue` list them for the report) */
+  readonly streams?: ReadonlyArray<string>
+  readonly queues?: ReadonlyArray<string>
 }
 
 /** `chaos-<tag>`, `chaos-orders-<tag>`, `chaos-totals-<tag>`: unique per run. */
@@ -113,7 +116,9 @@ export const cleanupJob = (
     Effect.gen(function* () {
       const nc = yield* natsConnection(natsUrl, { name: `${names.job}/chaos-cleanup` })
       yield* io("deleting the input stream and the job's buckets", async () => {
-        await (await jetstreamManager(nc)).streams.delete(names.stream).catch(() => false)
+        const jsm = await jetstreamManager(nc)
+        for (const stream of names.streams ?? [names.stream])
+          await jsm.streams.delete(stream).catch(() => false)
         await (await new Kvm(nc).create(`exactor-${names.job}`)).destroy()
         await (await new Objm(nc).create(`exactor-${names.job}`)).destroy()
       })
@@ -121,7 +126,7 @@ export const cleanupJob = (
         const conn = await amqpConnect(urls.amqpUrl)
         try {
           const ch = await conn.createChannel()
-          await ch.deleteQueue(names.queue)
+          for (const queue of names.queues ?? [names.queue]) await ch.deleteQueue(queue)
           for (const id of plan.instances)
             if (plan.operator.get(id.operator)?.declaration.kind === "sink")
               for (const q of [

@@ -4,6 +4,7 @@
  * JSON. Invariant: `ok` is true only if the job FINISHED, lost, duplicated and unexpected are 0
  * and every customer's running totals form one unbroken chain (`exactlyOnce`).
  */
+import type { SinkVerdict } from "./JobSpec.ts"
 import { exactlyOnce, formatVerdict, type Verdict } from "./OutputCheck.ts"
 import type { KilledKind } from "./Nemesis.ts"
 import { type PostgresOutputCounts, postgresOutputOk } from "./PostgresOutputCheck.ts"
@@ -41,7 +42,10 @@ export interface ChaosReport {
   readonly exitCode: number | null
   readonly state: string | undefined
   readonly reason: string | undefined
+  /** the sum over every sink (for a job with a jobSpec) or the orders sink's verdict */
   readonly verdict: Verdict
+  /** a job with a jobSpec: each sink's verdict */
+  readonly sinks?: ReadonlyArray<SinkVerdict>
   readonly kills: Readonly<Record<KilledKind, number>>
   readonly pauses: number
   /** pauses longer than the heartbeat timeout (the instance is declared dead: a zombie) */
@@ -73,7 +77,10 @@ export interface ChaosReport {
 }
 
 export const reportOk = (r: Omit<ChaosReport, "ok">): boolean =>
-  r.finished && exactlyOnce(r.verdict) && (r.postgres === undefined || postgresOutputOk(r.postgres))
+  r.finished &&
+  exactlyOnce(r.verdict) &&
+  (r.sinks ?? []).every((s) => exactlyOnce(s.verdict)) &&
+  (r.postgres === undefined || postgresOutputOk(r.postgres))
 
 const mib = (kib: number | undefined) => (kib === undefined ? "-" : `${(kib / 1024).toFixed(1)} MiB`)
 
@@ -96,8 +103,10 @@ export const formatChaosReport = (r: ChaosReport): string => {
   const killed = k.source + k.keyed + k.sink + k.coordinator + k.other
   const rule = (title: string) => `── ${title} ${"─".repeat(Math.max(4, 60 - title.length))}`
   return [
-    rule(`chaos: job ${r.job}, ${r.records} orders, seed ${r.seed}`),
-    formatVerdict(r.verdict),
+    rule(`chaos: job ${r.job}, ${r.records} ${r.sinks ? "records" : "orders"}, seed ${r.seed}`),
+    ...(r.sinks
+      ? r.sinks.flatMap((s) => [rule(`sink ${s.sink} (queue ${s.queue})`), formatVerdict(s.verdict)])
+      : [formatVerdict(r.verdict)]),
     rule("faults"),
     `${"kills".padEnd(12)}${killed}: source ${k.source}, keyed ${k.keyed}, sink ${k.sink}, coordinator ${k.coordinator}, other ${k.other}`,
     `${"pauses".padEnd(12)}${r.pauses} SIGSTOP/SIGCONT (${r.longPauses} longer than the heartbeat timeout)`,

@@ -214,8 +214,8 @@ export const checkRecords = (
       }
     }
   }
-  const customers = new Set(expected.map((o) => o.customer)).size
-  return { attempted: byId.size, ok, lost, duplicated, unexpected, customers, brokenChains: 0, examples }
+  // no chains here: customers 0 tells formatVerdict so
+  return { attempted: byId.size, ok, lost, duplicated, unexpected, customers: 0, brokenChains: 0, examples }
 }
 
 export const formatVerdict = (v: Verdict): string =>
@@ -225,6 +225,11 @@ export const formatVerdict = (v: Verdict): string =>
     `${"lost".padEnd(12)}${v.lost}`,
     `${"duplicated".padEnd(12)}${v.duplicated}`,
     `${"unexpected".padEnd(12)}${v.unexpected}`,
-    `${"chains".padEnd(12)}${v.customers - v.brokenChains}/${v.customers} customers with an unbroken running-total chain ending at the true total`,
+    // a sink without running totals (checkRecords) has no chains to count
+    ...(v.customers === 0 && v.brokenChains === 0
+      ? []
+      : [
+          `${"chains".padEnd(12)}${v.customers - v.brokenChains}/${v.customers} customers with an unbroken running-total chain ending at the true total`
+        ]),
     ...v.examples.map((e) => `  e.g. ${e}`)
   ].join("\n")

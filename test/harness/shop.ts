@@ -5,19 +5,16 @@
  * order of at least the threshold exactly once, with a tier its customer had or `none`; `totals`
  * holds every order exactly once with one unbroken running-total chain per customer.
  */
-import { writeFileSync, rmSync, mkdtempSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { jetstreamManager } from "@nats-io/jetstream"
 import { Kvm } from "@nats-io/kv"
 import { Objm } from "@nats-io/obj"
 import { connect } from "@nats-io/transport-node"
 import { Effect } from "effect"
-import { checkOrders, checkRecords, drainQueue, type Verdict } from "../../lib/chaos/OutputCheck.ts"
-import { generateOrder, produce } from "../../lib/connectors/jetstream/Producer.ts"
+import { drainQueue, type Verdict } from "../../lib/chaos/OutputCheck.ts"
+import { publishRecords } from "../../lib/chaos/JobSpec.ts"
 import { amqpConnect } from "../../lib/internal/AmqpConnectOptions.ts"
-import type { TierUpdate } from "../../actors/examples/shopOperators.ts"
+import { shopChecks, shopInput } from "../../actors/examples/shopCheck.ts"
 import { amqpUrl, natsUrl, uniqueName } from "./env.ts"
 import { type JobProcesses, jobProcesses } from "./job.ts"
 
@@ -29,29 +26,6 @@ export interface ShopJob extends JobProcesses {
   /** drains both queues and checks each against the input */
   verdicts(idleMs?: number): Promise<{ readonly review: Verdict; readonly totals: Verdict }>
   cleanup(): Promise<void>
-}
-
-const tierNames = ["bronze", "silver", "gold"] as const
-
-/** The shop's input: web orders `w<i>`, store orders `s<i>`, and `tiers` updates per customer. */
-export const shopInput = (web: number, store: number, customers: number, tiersPerCustomer: number) => {
-  const order = (prefix: string, seed: number) => (i: number) => {
-    const o = generateOrder(i, seed, customers)
-    return { ...o, id: `${prefix}${i}` }
-  }
-  const width = Math.max(4, String(customers - 1).length)
-  const tiers: Array<TierUpdate> = []
-  for (let round = 0; round < tiersPerCustomer; round++)
-    for (let c = 0; c < customers; c++)
-      tiers.push({
-        customer: `c${String(c).padStart(width, "0")}`,
-        tier: tierNames[(c + round) % tierNames.length]!
-      })
-  return {
-    web: Array.from({ length: web }, (_, i) => order("w", 1)(i)),
-    store: Array.from({ length: store }, (_, i) => order("s", 2)(i)),
-    tiers
-  }
 }
 
 export const startShopJob = async (options: {
@@ -67,20 +41,13 @@ export const startShopJob = async (options: {
   const queues = { review: uniqueName("review"), totals: uniqueName("totals") }
   const threshold = options.threshold ?? 90_000
   const input = shopInput(options.web, options.store, options.customers ?? 200, options.tiersPerCustomer ?? 3)
-  const dir = mkdtempSync(join(tmpdir(), "exactor-shop-"))
-  try {
-    for (const [name, records] of [
-      [streams.web, input.web],
-      [streams.store, input.store],
-      [streams.tiers, input.tiers]
-    ] as const) {
-      const file = join(dir, `${name}.ndjson`)
-      writeFileSync(file, `${records.map((r) => JSON.stringify(r)).join("\n")}\n`)
-      await Effect.runPromise(produce({ natsUrl, stream: name, input: { file } }))
-    }
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
-  }
+  const checks = shopChecks(input, threshold)
+  for (const [stream, records] of [
+    [streams.web, input.web],
+    [streams.store, input.store],
+    [streams.tiers, input.tiers]
+  ] as const)
+    await Effect.runPromise(publishRecords(natsUrl, stream, records))
   const env: Record<string, string> = {
     EXACTOR_NATS_URL: natsUrl,
     EXACTOR_AMQP_URL: amqpUrl,
@@ -95,10 +62,6 @@ export const startShopJob = async (options: {
   }
   const nc = await connect({ servers: natsUrl, name: `${job}/test` })
   const processes = await jobProcesses(job, shopModule, env, nc)
-  const orders = [...input.web, ...input.store]
-  const tiersOf = new Map<string, Set<string>>()
-  for (const t of input.tiers)
-    tiersOf.set(t.customer, (tiersOf.get(t.customer) ?? new Set(["none"])).add(t.tier))
   return {
     ...processes,
     streams,
@@ -106,17 +69,7 @@ export const startShopJob = async (options: {
     async verdicts(idleMs) {
       const review = await Effect.runPromise(drainQueue(amqpUrl, queues.review, idleMs))
       const totals = await Effect.runPromise(drainQueue(amqpUrl, queues.totals, idleMs))
-      return {
-        review: checkRecords(
-          orders.filter((o) => o.amount >= threshold),
-          review,
-          (want, got) =>
-            got.customer === want.customer &&
-            got.amount === want.amount &&
-            (tiersOf.get(want.customer) ?? new Set(["none"])).has(String(got.tier))
-        ),
-        totals: checkOrders(orders, totals)
-      }
+      return { review: checks.review(review), totals: checks.totals(totals) }
     },
     async cleanup() {
       await processes.stop()

@@ -1,0 +1,116 @@
+/**
+ * What `exactor chaos` needs to run a job it does not know, as a pipeline module declares it in
+ * its `jobSpec` export: the environment that names a run's streams and queues, the records of
+ * each input stream, and for each sink the check of what its queue must hold, computed from the
+ * input alone (never from the runtime). The orders examples need none: chaos knows their shape.
+ * Invariant: a spec's checks see only the drained output and the records the spec generated.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { pathToFileURL } from "node:url"
+import * as Effect from "effect/Effect"
+import { produce } from "../connectors/jetstream/Producer.ts"
+import { ChaosSetupFailed } from "./ChaosJob.ts"
+import { drainQueue, type OutputMessage, type Verdict } from "./OutputCheck.ts"
+
+export type SpecEnv = Readonly<Record<string, string>>
+
+export interface JobSpec {
+  /** the environment of a run tagged `tag` (letters, digits): the module takes its names from it */
+  readonly env: (tag: string) => SpecEnv
+  /** the JetStream streams to fill for about `records` records in all, with their records */
+  readonly inputs: (
+    env: SpecEnv,
+    records: number
+  ) => ReadonlyArray<{ readonly stream: string; readonly records: ReadonlyArray<unknown> }>
+  /** each sink's RabbitMQ queue and the check of its drained messages */
+  readonly outputs: (
+    env: SpecEnv,
+    records: number
+  ) => ReadonlyArray<{
+    readonly sink: string
+    readonly queue: string
+    readonly check: (output: ReadonlyArray<OutputMessage>) => Verdict
+  }>
+}
+
+/** One sink's verdict in a chaos run. */
+export interface SinkVerdict {
+  readonly sink: string
+  readonly queue: string
+  readonly verdict: Verdict
+}
+
+const isSpec = (x: unknown): x is JobSpec =>
+  typeof x === "object" &&
+  x !== null &&
+  typeof (x as JobSpec).env === "function" &&
+  typeof (x as JobSpec).inputs === "function" &&
+  typeof (x as JobSpec).outputs === "function"
+
+/**
+ * The `jobSpec` export of `module`, or undefined if it has none. Read from a separate instance of
+ * the module (a query on its URL), so the module proper is first evaluated after the spec's
+ * environment is set and takes its names from it.
+ */
+export const loadJobSpec = (module: string) =>
+  Effect.tryPromise({
+    try: async () => {
+      const m = (await import(`${pathToFileURL(module).href}?jobSpec`)) as { readonly jobSpec?: unknown }
+      if (m.jobSpec === undefined) return undefined
+      if (!isSpec(m.jobSpec)) throw new Error("its jobSpec export is not { env, inputs, outputs } functions")
+      return m.jobSpec
+    },
+    catch: (cause) => new ChaosSetupFailed({ step: `reading the job spec of ${module}`, cause })
+  })
+
+/** Publishes `records` into JetStream stream `stream` (created if absent) as NDJSON, msgID per line. */
+export const publishRecords = (natsUrl: string, stream: string, records: ReadonlyArray<unknown>) =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const dir = mkdtempSync(join(tmpdir(), "exactor-spec-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
+      const file = join(dir, `${stream}.ndjson`)
+      writeFileSync(file, `${records.map((r) => JSON.stringify(r)).join("\n")}\n`)
+      return yield* produce({ natsUrl, stream, input: { file } })
+    })
+  )
+
+/** Publishes every input of the spec into its JetStream stream. */
+export const produceSpecInputs = (spec: JobSpec, env: SpecEnv, records: number, natsUrl: string) =>
+  Effect.forEach(spec.inputs(env, records), (input) => publishRecords(natsUrl, input.stream, input.records), {
+    discard: true
+  })
+
+/** Drains every sink's queue and checks it; an unreadable queue counts as all lost. */
+export const checkSpecOutputs = (
+  spec: JobSpec,
+  env: SpecEnv,
+  records: number,
+  amqpUrl: string,
+  log: (line: string) => void
+) =>
+  Effect.forEach(spec.outputs(env, records), (o) =>
+    drainQueue(amqpUrl, o.queue).pipe(
+      Effect.catch((e) =>
+        Effect.sync(() => {
+          log(`chaos: ${e.message} (counted as lost)`)
+          return [] as ReadonlyArray<OutputMessage>
+        })
+      ),
+      Effect.map((out): SinkVerdict => ({ sink: o.sink, queue: o.queue, verdict: o.check(out) }))
+    )
+  )
+
+/** The sum of several sinks' verdicts (exactly once iff every one is). */
+export const sumVerdicts = (vs: ReadonlyArray<Verdict>): Verdict => ({
+  attempted: vs.reduce((a, v) => a + v.attempted, 0),
+  ok: vs.reduce((a, v) => a + v.ok, 0),
+  lost: vs.reduce((a, v) => a + v.lost, 0),
+  duplicated: vs.reduce((a, v) => a + v.duplicated, 0),
+  unexpected: vs.reduce((a, v) => a + v.unexpected, 0),
+  customers: Math.max(0, ...vs.map((v) => v.customers)),
+  brokenChains: vs.reduce((a, v) => a + v.brokenChains, 0),
+  examples: vs.flatMap((v) => v.examples).slice(0, 5)
+})
