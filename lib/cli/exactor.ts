@@ -297,7 +297,14 @@ const produceCmd = Command.make(
 const example = Command.make(
   "example",
   {
-    orders: Flag.Int("orders").pipe(Flag.withDescription("orders to generate"), Flag.withDefault(100_000)),
+    name: Argument.String("example").pipe(
+      Argument.withDescription("which example: orders (the default) or shop (a graph with two sinks)"),
+      Argument.withDefault("orders")
+    ),
+    orders: Flag.Int("orders").pipe(
+      Flag.withDescription("orders to generate (records, for shop)"),
+      Flag.withDefault(100_000)
+    ),
     view: Flag.Boolean("view").pipe(
       Flag.withDescription("live terminal view"),
       Flag.withDefault(process.stdout.isTTY === true)
@@ -305,12 +312,14 @@ const example = Command.make(
   },
   (f) =>
     Effect.promise(() => import("./example.ts")).pipe(
-      Effect.flatMap(({ runExample }) => runExample({ orders: f.orders, view: f.view, urls })),
+      Effect.flatMap(({ runNamedExample }) =>
+        runNamedExample(f.name, { orders: f.orders, view: f.view, urls })
+      ),
       Effect.flatMap(setExit)
     )
 ).pipe(
   Command.withDescription(
-    "Run the orders example on generated input, with a live view and a summary (npm start)"
+    "Run an example job (orders, or the graph shop) on generated input, with a live view and a summary (npm start)"
   )
 )
 

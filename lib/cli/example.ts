@@ -1,12 +1,14 @@
 /**
- * `npm start` / `exactor example`: the orders job end to end on generated input. It makes sure
- * the brokers are up, publishes N generated orders into a fresh stream, runs every actor as a
- * process with a live view, then drains the RabbitMQ output with an independent consumer and
- * prints a one-screen summary with the exactly-once verdict.
+ * `npm start` / `exactor example [orders|shop]`: an example job end to end on generated input. It
+ * makes sure the brokers are up, publishes N generated records into fresh streams, runs every
+ * actor as a process with a live view, then drains each RabbitMQ output with an independent
+ * consumer and prints a one-screen summary with the exactly-once verdict (one per sink). The
+ * orders job is known here; another example says what it needs in its `jobSpec` export.
  */
 import { fileURLToPath } from "node:url"
 import { jetstreamManager } from "@nats-io/jetstream"
 import * as Console from "effect/Console"
+import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import { ordersQueue, ordersStream } from "../../actors/examples/orders.ts"
 import { ensureNats, ensureRabbitMq } from "../brokers/Brokers.ts"
@@ -17,6 +19,7 @@ import { checkOrders, drainQueue, exactlyOnce, formatVerdict, purgeQueue } from 
 import { loadPipeline } from "../api/PipelineModule.ts"
 import { generateOrder, produce } from "../connectors/jetstream/Producer.ts"
 import { ordersPartitioning } from "../connectors/jetstream/Partitioning.ts"
+import { checkSpecOutputs, loadJobSpec, produceSpecInputs } from "../chaos/JobSpec.ts"
 import { liveView } from "./LiveView.ts"
 
 export interface ExampleOptions {
@@ -26,6 +29,98 @@ export interface ExampleOptions {
 }
 
 export const exampleModule = fileURLToPath(new URL("../../actors/examples/orders.ts", import.meta.url))
+
+/** The examples `exactor example <name>` runs. */
+export const examples: Readonly<Record<string, string>> = {
+  orders: exampleModule,
+  shop: fileURLToPath(new URL("../../actors/examples/shop.ts", import.meta.url))
+}
+
+export class UnknownExample extends Data.TaggedError("UnknownExample")<{ readonly name: string }> {
+  override get message(): string {
+    return `no example named ${JSON.stringify(this.name)}: the examples are ${Object.keys(examples).join(", ")}`
+  }
+}
+
+/** Runs the example `name`; returns the process exit code (0 only if FINISHED and exactly once). */
+export const runNamedExample = (name: string, o: ExampleOptions) => {
+  const module = examples[name]
+  if (module === undefined) return Effect.fail(new UnknownExample({ name }))
+  return name === "orders" ? runExample(o) : runSpecExample(module, o)
+}
+
+/** An example with a `jobSpec`: its inputs, a run with the live view, one verdict per sink. */
+const runSpecExample = (module: string, o: ExampleOptions) =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      yield* ensureNats({ natsUrl: o.urls.natsUrl })
+      yield* ensureRabbitMq({ amqpUrl: o.urls.amqpUrl })
+      const spec = yield* loadJobSpec(module)
+      if (spec === undefined)
+        return yield* Effect.fail(new UnknownExample({ name: `${module} (it has no jobSpec export)` }))
+      const env = spec.env("example")
+      for (const [k, v] of Object.entries(env)) process.env[k] = v
+      const plan = yield* loadPipeline(module)
+      const job = plan.pipeline.job
+      const nc = yield* natsConnection(o.urls.natsUrl, { name: `${job}/example`, job })
+      const inputs = spec.inputs(env, o.orders)
+      const outputs = spec.outputs(env, o.orders)
+      // fresh input: the streams are recreated, the output queues emptied
+      yield* Effect.tryPromise(async () => {
+        const jsm = await jetstreamManager(nc)
+        for (const i of inputs) await jsm.streams.delete(i.stream).catch(() => false)
+      })
+      for (const q of outputs) yield* purgeQueue(o.urls.amqpUrl, q.queue)
+      yield* Console.log(
+        `publishing ${inputs.map((i) => `${i.records.length.toLocaleString("en")} records into ${i.stream}`).join(", ")}…`
+      )
+      yield* produceSpecInputs(spec, env, o.orders, o.urls.natsUrl)
+      yield* prepareStart(plan, { kind: "fresh" }, o.urls)
+      const logFile = defaultLogFile(job)
+      yield* Console.log(
+        `running job ${job}: ${plan.instances.length} actor processes + coordinator (logs: ${logFile})`
+      )
+      // what the sinks must commit in all: what each check expects of an empty queue
+      const expected = outputs.reduce((a, q) => a + q.check([]).attempted, 0)
+      const started = Date.now()
+      const { result, figures } = yield* Effect.scoped(
+        Effect.gen(function* () {
+          const view = yield* liveView(nc, plan, expected, o.view)
+          const result = yield* launch({
+            module,
+            plan,
+            supervisor: defaultSupervisorOptions,
+            urls: o.urls,
+            logFile,
+            onEvent: view.onLauncherEvent
+          })
+          return { result, figures: view.snapshot() }
+        })
+      )
+      const seconds = (Date.now() - started) / 1000
+      const sinks = yield* checkSpecOutputs(spec, env, o.orders, o.urls.amqpUrl, (line) =>
+        process.stderr.write(`${line}\n`)
+      )
+      const ok = result.exitCode === 0 && sinks.every((s) => exactlyOnce(s.verdict))
+      yield* Console.log(
+        [
+          "",
+          `── summary ${"─".repeat(50)}`,
+          `job ${job}: ${result.exitCode === 0 ? "FINISHED" : `FAILED (${result.reason ?? `exit ${result.exitCode}`})`} in ${seconds.toFixed(1)} s`,
+          `restarts   ${[...result.restarts.values()].reduce((a, b) => a + b, 0)} process restarts; last epoch ${figures.epoch}, last checkpoint ${figures.lastCheckpoint}`,
+          ...sinks.flatMap((s) => [
+            "",
+            `sink ${s.sink} → RabbitMQ queue ${s.queue}: ${exactlyOnce(s.verdict) ? "exactly once" : "NOT exactly once"}`,
+            formatVerdict(s.verdict)
+          ]),
+          "",
+          ok ? "exactly once: yes" : "exactly once: NO",
+          `status: npx exactor status ${job}   logs: ${logFile}`
+        ].join("\n")
+      )
+      return ok ? 0 : 1
+    })
+  )
 
 /** Runs the example; returns the process exit code (0 only if FINISHED and exactly once). */
 export const runExample = (o: ExampleOptions) =>
