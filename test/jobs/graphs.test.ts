@@ -151,3 +151,37 @@ t.test("broadcast: every record to each of 3 sink instances, once each", async (
   t.equal(out.length, orders * 3, `${out.length} records: 3 per order`)
   t.same(wrong.slice(0, 5), [], "each order once from each of the 3 instances")
 })
+
+t.test(
+  "union of two sources at very different rates, with a kill of the slow one: exactly once",
+  async (t) => {
+    const orders = 8_000
+    const job = await startOrdersJob({
+      orders,
+      module: graphs,
+      env: {
+        EXACTOR_GRAPH: "union",
+        EXACTOR_UNION_ORDERS: String(orders),
+        EXACTOR_SLOW_RATE: "800",
+        EXACTOR_CHECKPOINT_INTERVAL: "300"
+      }
+    })
+    t.teardown(() => job.cleanup())
+    const run = job.run()
+    const before = await job.running("slow#0")
+    await until("a completed checkpoint", async () => ((await status(job))?.checkpoints.completed ?? 0) >= 1)
+    const fast = await until("the fast source finished", () =>
+      job.reports.find((r) => r.k === "finished" && r.c === "fast#0")
+    )
+    t.ok(fast, "the fast source ended while the slow one still runs")
+    process.kill(before.pid, "SIGKILL")
+    await until("a new process for slow#0", () => {
+      const s = job.seen.get("slow#0")
+      return s !== undefined && s.pid !== before.pid && s.phase === "running" ? s : undefined
+    })
+    const code = await exitWithin(run.exit, 180_000)
+    t.equal(code, 0, "the job FINISHED")
+    if (code !== 0) t.comment(run.output().slice(-3000))
+    exactlyOnce(t, await job.verdict(), orders)
+  }
+)
