@@ -378,6 +378,12 @@ export const runChaos = (o: ChaosOptions) =>
       const hbTimeout = plan.options.heartbeatTimeout
       const targetsOf = (kinds: ReadonlyArray<TargetKind>) =>
         [...jobProcesses(runPid).values()].filter((p) => kinds.includes(kindOf(plan, p.name)))
+      /** kills per process name: a kill goes to one of the least-killed processes of its kind, so every sink of a graph is hit */
+      const killedByName = new Map<string, number>()
+      const leastKilled = <P extends { readonly name: string }>(ps: ReadonlyArray<P>) => {
+        const fewest = Math.min(...ps.map((p) => killedByName.get(p.name) ?? 0))
+        return ps.filter((p) => (killedByName.get(p.name) ?? 0) === fewest)
+      }
 
       /** One fault; a target that is being restarted right now is waited for (up to 5 s). */
       const inject = (slot: FaultSlot) =>
@@ -405,11 +411,13 @@ export const runChaos = (o: ChaosOptions) =>
             slot.fault === "kill" ? [slot.kind] : o.kinds.length > 0 ? o.kinds : (["keyed"] as const)
           const giveUp = Date.now() + 5000
           for (;;) {
-            const target = rng.pick(targetsOf(kinds))
+            const candidates = targetsOf(kinds)
+            const target = rng.pick(slot.fault === "kill" ? leastKilled(candidates) : candidates)
             if (target && slot.fault === "kill") {
               const sent = signalProcess(target, "SIGKILL")
               if (typeof sent !== "boolean") return yield* sent
               if (!sent) continue
+              killedByName.set(target.name, (killedByName.get(target.name) ?? 0) + 1)
               kills[killedKindOf[slot.kind]]++
               faults.push({ at, fault: "kill", target: target.name, pid: target.pid })
               return o.log(`chaos: ${(at / 1000).toFixed(1)} s kill -9 ${target.name} (pid ${target.pid})`)

@@ -1,6 +1,6 @@
 /**
  * The nemesis of `exactor chaos` (Jepsen's word for the fault injector): a seeded PRNG, the
- * fault schedule (round-robin over the targeted kinds, random choice within), the process table
+ * fault schedule (round-robin over the targeted kinds; Chaos.ts kills the least-killed process within), the process table
  * of a running `exactor run` read from /proc, and SIGKILL / SIGSTOP+SIGCONT of one process.
  * Invariant: the same seed gives the same sequence of choices; only children of the given `run`
  * process are ever signalled, and a process that was stopped is always continued.

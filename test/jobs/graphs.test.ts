@@ -52,12 +52,12 @@ t.test(
 )
 
 t.test(
-  "diamond with a slow path: checkpoints keep completing, alignment is reported, exactly once",
+  "diamond with a slow path into a slowed sink: no deadlock, checkpoints keep completing, alignment is reported, exactly once",
   async (t) => {
     const job = await startOrdersJob({
       orders: 6_000,
       module: graphs,
-      env: { EXACTOR_GRAPH: "diamond", EXACTOR_CHECKPOINT_INTERVAL: "300" }
+      env: { EXACTOR_GRAPH: "diamond", EXACTOR_CHECKPOINT_INTERVAL: "300", EXACTOR_SINK_DELAY_MS: "20" }
     })
     t.teardown(() => job.cleanup())
     const run = job.run()
