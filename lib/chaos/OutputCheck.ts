@@ -101,6 +101,32 @@ export interface Verdict {
 export const exactlyOnce = (v: Verdict): boolean =>
   v.lost === 0 && v.duplicated === 0 && v.unexpected === 0 && v.brokenChains === 0 && v.ok === v.attempted
 
+/** ok, lost and duplicated over the expected ids, from how often each came out (`seen`). */
+const countDeliveries = (
+  ids: Iterable<string>,
+  seen: ReadonlyMap<string, number>,
+  what: string,
+  examples: Array<string>
+) => {
+  let ok = 0
+  let lost = 0
+  let duplicated = 0
+  for (const id of ids) {
+    const n = seen.get(id) ?? 0
+    if (n === 0) {
+      lost++
+      if (examples.length < 5) examples.push(`lost ${what} ${id}`)
+    } else {
+      ok++
+      if (n > 1) {
+        duplicated += n - 1
+        if (examples.length < 5) examples.push(`${what} ${id} came out ${n} times`)
+      }
+    }
+  }
+  return { ok, lost, duplicated }
+}
+
 /** Compares the drained output of the orders job with its input. */
 export const checkOrders = (
   input: ReadonlyArray<InputOrder>,
@@ -126,22 +152,7 @@ export const checkOrders = (
     list.push(r as TotalsRecord)
     perCustomer.set(order.customer, list)
   }
-  let ok = 0
-  let lost = 0
-  let duplicated = 0
-  for (const id of byId.keys()) {
-    const n = seen.get(id) ?? 0
-    if (n === 0) {
-      lost++
-      if (examples.length < 5) examples.push(`lost order ${id}`)
-    } else {
-      ok++
-      if (n > 1) {
-        duplicated += n - 1
-        if (examples.length < 5) examples.push(`order ${id} came out ${n} times`)
-      }
-    }
-  }
+  const { ok, lost, duplicated } = countDeliveries(byId.keys(), seen, "order", examples)
   const expectedTotal = new Map<string, number>()
   for (const o of input) expectedTotal.set(o.customer, (expectedTotal.get(o.customer) ?? 0) + o.amount)
   let brokenChains = 0
@@ -198,22 +209,7 @@ export const checkRecords = (
     }
     seen.set(id, (seen.get(id) ?? 0) + 1)
   }
-  let ok = 0
-  let lost = 0
-  let duplicated = 0
-  for (const id of byId.keys()) {
-    const n = seen.get(id) ?? 0
-    if (n === 0) {
-      lost++
-      if (examples.length < 5) examples.push(`lost record ${id}`)
-    } else {
-      ok++
-      if (n > 1) {
-        duplicated += n - 1
-        if (examples.length < 5) examples.push(`record ${id} came out ${n} times`)
-      }
-    }
-  }
+  const { ok, lost, duplicated } = countDeliveries(byId.keys(), seen, "record", examples)
   // no chains here: customers 0 tells formatVerdict so
   return { attempted: byId.size, ok, lost, duplicated, unexpected, customers: 0, brokenChains: 0, examples }
 }

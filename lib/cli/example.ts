@@ -14,8 +14,9 @@ import { ordersQueue, ordersStream } from "../../actors/examples/orders.ts"
 import { ensureNats, ensureRabbitMq } from "../brokers/Brokers.ts"
 import { defaultLogFile, launch, prepareStart, type Urls } from "../process/JobRunner.ts"
 import { defaultSupervisorOptions } from "../process/Launcher.ts"
-import { natsConnection } from "../runtime/Nats.ts"
+import { type NatsConnection, natsConnection } from "../runtime/Nats.ts"
 import { checkOrders, drainQueue, exactlyOnce, formatVerdict, purgeQueue } from "../chaos/OutputCheck.ts"
+import type { JobPlan } from "../api/Pipeline.ts"
 import { loadPipeline } from "../api/PipelineModule.ts"
 import { generateOrder, produce } from "../connectors/jetstream/Producer.ts"
 import { ordersPartitioning } from "../connectors/jetstream/Partitioning.ts"
@@ -29,6 +30,31 @@ export interface ExampleOptions {
 }
 
 export const exampleModule = fileURLToPath(new URL("../../actors/examples/orders.ts", import.meta.url))
+
+/** Runs the job's processes under the live view; the launcher's result, the view's last figures, seconds. */
+const runWithView = (
+  module: string,
+  plan: JobPlan,
+  nc: NatsConnection,
+  logFile: string,
+  expected: number,
+  o: ExampleOptions
+) =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const started = Date.now()
+      const view = yield* liveView(nc, plan, expected, o.view)
+      const result = yield* launch({
+        module,
+        plan,
+        supervisor: defaultSupervisorOptions,
+        urls: o.urls,
+        logFile,
+        onEvent: view.onLauncherEvent
+      })
+      return { result, figures: view.snapshot(), seconds: (Date.now() - started) / 1000 }
+    })
+  )
 
 /** The examples `exactor example <name>` runs. */
 export const examples: Readonly<Record<string, string>> = {
@@ -82,22 +108,7 @@ const runSpecExample = (module: string, o: ExampleOptions) =>
       )
       // what the sinks must commit in all: what each check expects of an empty queue
       const expected = outputs.reduce((a, q) => a + q.check([]).attempted, 0)
-      const started = Date.now()
-      const { result, figures } = yield* Effect.scoped(
-        Effect.gen(function* () {
-          const view = yield* liveView(nc, plan, expected, o.view)
-          const result = yield* launch({
-            module,
-            plan,
-            supervisor: defaultSupervisorOptions,
-            urls: o.urls,
-            logFile,
-            onEvent: view.onLauncherEvent
-          })
-          return { result, figures: view.snapshot() }
-        })
-      )
-      const seconds = (Date.now() - started) / 1000
+      const { result, figures, seconds } = yield* runWithView(module, plan, nc, logFile, expected, o)
       const sinks = yield* checkSpecOutputs(spec, env, o.orders, o.urls.amqpUrl, (line) =>
         process.stderr.write(`${line}\n`)
       )
@@ -152,22 +163,7 @@ export const runExample = (o: ExampleOptions) =>
       yield* Console.log(
         `running job ${job}: ${plan.instances.length} actor processes + coordinator (logs: ${logFile})`
       )
-      const started = Date.now()
-      const { result, figures } = yield* Effect.scoped(
-        Effect.gen(function* () {
-          const view = yield* liveView(nc, plan, o.orders, o.view)
-          const result = yield* launch({
-            module: exampleModule,
-            plan,
-            supervisor: defaultSupervisorOptions,
-            urls: o.urls,
-            logFile,
-            onEvent: view.onLauncherEvent
-          })
-          return { result, figures: view.snapshot() }
-        })
-      )
-      const seconds = (Date.now() - started) / 1000
+      const { result, figures, seconds } = yield* runWithView(exampleModule, plan, nc, logFile, o.orders, o)
       const output = yield* drainQueue(o.urls.amqpUrl, ordersQueue)
       const input = Array.from({ length: o.orders }, (_, i) => generateOrder(i))
       const verdict = checkOrders(input, output)

@@ -96,6 +96,40 @@ const readStream = async (nc: NatsConnection, stream: string): Promise<Array<Out
   return out
 }
 
+/**
+ * Deletes what a test job left: its streams, checkpoint buckets, output queues and the lock and
+ * marker queues of instance 0 of each sink. Missing ones are fine.
+ */
+export const removeJob = async (
+  nc: NatsConnection,
+  amqpUrl: string,
+  job: string,
+  left: {
+    readonly streams: ReadonlyArray<string>
+    readonly queues: ReadonlyArray<string>
+    readonly sinks: ReadonlyArray<string>
+  }
+) => {
+  const jsm = await jetstreamManager(nc)
+  for (const s of left.streams) await jsm.streams.delete(s).catch(() => false)
+  await new Kvm(nc)
+    .create(`exactor-${job}`)
+    .then((kv) => kv.destroy())
+    .catch(() => false)
+  await new Objm(nc)
+    .create(`exactor-${job}`)
+    .then((os) => os.destroy())
+    .catch(() => false)
+  const conn = await amqpConnect(amqpUrl)
+  const ch = await conn.createChannel()
+  ch.on("error", () => undefined)
+  for (const q of left.queues) await ch.deleteQueue(q).catch(() => undefined)
+  for (const sink of left.sinks)
+    for (const suffix of ["marker", "lock"])
+      await ch.deleteQueue(`exactor.${job}.${sink}.0.${suffix}`).catch(() => undefined)
+  await conn.close().catch(() => undefined)
+}
+
 /** What every job test has: the job's heartbeats and reports, and its `exactor` commands. */
 export type JobProcesses = Pick<
   OrdersJob,
@@ -274,24 +308,7 @@ export const startOrdersJob = async (options: {
     },
     async cleanup() {
       await processes.stop()
-      const jsm = await jetstreamManager(nc)
-      await jsm.streams.delete(stream).catch(() => false)
-      await jsm.streams.delete(outStream).catch(() => false)
-      await new Kvm(nc)
-        .create(`exactor-${job}`)
-        .then((kv) => kv.destroy())
-        .catch(() => false)
-      await new Objm(nc)
-        .create(`exactor-${job}`)
-        .then((os) => os.destroy())
-        .catch(() => false)
-      const conn = await amqpConnect(amqpUrl)
-      const ch = await conn.createChannel()
-      ch.on("error", () => undefined)
-      await ch.deleteQueue(queue).catch(() => undefined)
-      for (const suffix of ["marker", "lock"])
-        await ch.deleteQueue(`exactor.${job}.sink.0.${suffix}`).catch(() => undefined)
-      await conn.close().catch(() => undefined)
+      await removeJob(nc, amqpUrl, job, { streams: [stream, outStream], queues: [queue], sinks: ["sink"] })
       await nc.close()
     }
   }

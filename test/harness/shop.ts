@@ -6,17 +6,13 @@
  * holds every order exactly once with one unbroken running-total chain per customer.
  */
 import { fileURLToPath } from "node:url"
-import { jetstreamManager } from "@nats-io/jetstream"
-import { Kvm } from "@nats-io/kv"
-import { Objm } from "@nats-io/obj"
 import { connect } from "@nats-io/transport-node"
 import { Effect } from "effect"
 import { drainQueue, type Verdict } from "../../lib/chaos/OutputCheck.ts"
 import { publishRecords } from "../../lib/chaos/JobSpec.ts"
-import { amqpConnect } from "../../lib/internal/AmqpConnectOptions.ts"
 import { shopChecks, shopInput } from "../../actors/examples/shopCheck.ts"
 import { amqpUrl, natsUrl, uniqueName } from "./env.ts"
-import { type JobProcesses, jobProcesses } from "./job.ts"
+import { type JobProcesses, jobProcesses, removeJob } from "./job.ts"
 
 export const shopModule = fileURLToPath(new URL("../../actors/examples/shop.ts", import.meta.url))
 
@@ -73,24 +69,11 @@ export const startShopJob = async (options: {
     },
     async cleanup() {
       await processes.stop()
-      const jsm = await jetstreamManager(nc)
-      for (const s of Object.values(streams)) await jsm.streams.delete(s).catch(() => false)
-      await new Kvm(nc)
-        .create(`exactor-${job}`)
-        .then((kv) => kv.destroy())
-        .catch(() => false)
-      await new Objm(nc)
-        .create(`exactor-${job}`)
-        .then((os) => os.destroy())
-        .catch(() => false)
-      const conn = await amqpConnect(amqpUrl)
-      const ch = await conn.createChannel()
-      ch.on("error", () => undefined)
-      for (const q of Object.values(queues)) await ch.deleteQueue(q).catch(() => undefined)
-      for (const sink of ["review", "totals"])
-        for (const suffix of ["marker", "lock"])
-          await ch.deleteQueue(`exactor.${job}.${sink}.0.${suffix}`).catch(() => undefined)
-      await conn.close().catch(() => undefined)
+      await removeJob(nc, amqpUrl, job, {
+        streams: Object.values(streams),
+        queues: Object.values(queues),
+        sinks: ["review", "totals"]
+      })
       await nc.close()
     }
   }

@@ -11,7 +11,7 @@ import t from "tap"
 import { drainQueue } from "../../lib/chaos/OutputCheck.ts"
 import { generateOrder } from "../../lib/connectors/jetstream/Producer.ts"
 import { amqpConnect } from "../../lib/internal/AmqpConnectOptions.ts"
-import { exactlyOnce, exitWithin, status, until } from "../harness/checks.ts"
+import { exactlyOnce, exitWithin, killAfterCheckpoint, status, until } from "../harness/checks.ts"
 import { amqpUrl } from "../harness/env.ts"
 import { startOrdersJob } from "../harness/job.ts"
 
@@ -27,23 +27,7 @@ t.test(
     })
     t.teardown(() => job.cleanup())
     const run = job.run()
-    for (const victim of ["evens#0", "total#1", "odds#0"]) {
-      const before = await job.running(victim)
-      const done = (await status(job))?.checkpoints.completed ?? 0
-      await until(
-        `a checkpoint after ${done}`,
-        async () => ((await status(job))?.checkpoints.completed ?? 0) > done
-      )
-      process.kill(before.pid, "SIGKILL")
-      const after = await until(`a new process for ${victim}`, () => {
-        const s = job.seen.get(victim)
-        return s !== undefined && s.pid !== before.pid && s.phase === "running" ? s : undefined
-      })
-      t.ok(
-        after.epoch > before.epoch,
-        `a new process runs ${victim}, in epoch ${after.epoch} > ${before.epoch}`
-      )
-    }
+    for (const victim of ["evens#0", "total#1", "odds#0"]) await killAfterCheckpoint(t, job, victim)
     const code = await run.exit
     t.equal(code, 0, "the job FINISHED")
     if (code !== 0) t.comment(run.output().slice(-3000))

@@ -5,7 +5,7 @@
  */
 import t, { type Test } from "tap"
 import type { Verdict } from "../../lib/chaos/OutputCheck.ts"
-import { status, until } from "../harness/checks.ts"
+import { killAfterCheckpoint, status } from "../harness/checks.ts"
 import { startShopJob, type ShopJob } from "../harness/shop.ts"
 
 const exactlyOnce = (t: Test, name: string, v: Verdict, n: number, chains: boolean) => {
@@ -32,7 +32,7 @@ t.test("the shop graph runs to FINISHED: review and totals exactly once", async 
   const code = await run.exit
   t.equal(code, 0, "the job FINISHED")
   if (code !== 0) t.comment(run.output().slice(-3000))
-  const s = await status(job as never)
+  const s = await status(job)
   t.equal(s?.state, "FINISHED")
   t.equal(
     s?.instances.length,
@@ -50,24 +50,7 @@ t.test("kill -9 of the co-process and of each sink mid-run: both queues exactly 
   })
   t.teardown(() => job.cleanup())
   const run = job.run()
-  for (const victim of ["enrich#1", "review#0", "totals#0"]) {
-    const before = await job.running(victim)
-    const done = (await status(job as never))?.checkpoints.completed ?? 0
-    await until(
-      `a checkpoint after ${done}`,
-      async () => ((await status(job as never))?.checkpoints.completed ?? 0) > done
-    )
-    process.kill(before.pid, "SIGKILL")
-    // (a sink's process outlives a recovery, so a newer epoch alone does not mean a new process)
-    const after = await until(`a new process for ${victim}`, () => {
-      const s = job.seen.get(victim)
-      return s !== undefined && s.pid !== before.pid && s.phase === "running" ? s : undefined
-    })
-    t.ok(
-      after.epoch > before.epoch,
-      `a new process runs ${victim}, in epoch ${after.epoch} > ${before.epoch}`
-    )
-  }
+  for (const victim of ["enrich#1", "review#0", "totals#0"]) await killAfterCheckpoint(t, job, victim)
   const code = await run.exit
   t.equal(code, 0, "the job FINISHED")
   if (code !== 0) t.comment(run.output().slice(-3000))
