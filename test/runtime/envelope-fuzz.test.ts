@@ -106,7 +106,18 @@ const record = fc.oneof(
   fc.integer(),
   fc.record({ id: fc.nat(), customer: fc.string({ maxLength: 8 }), amount: fc.double({ noNaN: true }) })
 )
-const body = fc.oneof(fc.constant(undefined), fc.jsonValue({ maxDepth: 2 }))
+/**
+ * A body that round-trips: no `__proto__` key anywhere (fast-check makes them on purpose), since
+ * msgpackr's decoder renames that key to `__proto_` so that no message can set a prototype (CI's
+ * seed -1938746506 sent `{"__proto__": null}` and got `{"__proto_": null}` back).
+ */
+const noProtoKey = (v: unknown): boolean =>
+  typeof v !== "object" || v === null
+    ? true
+    : Array.isArray(v)
+      ? v.every(noProtoKey)
+      : Object.keys(v).every((k) => k !== "__proto__" && noProtoKey((v as Record<string, unknown>)[k]))
+const body = fc.oneof(fc.constant(undefined), fc.jsonValue({ maxDepth: 2 }).filter(noProtoKey))
 
 /** Every kind of envelope as exactor sends it. */
 const validEnvelope: fc.Arbitrary<Record<string, unknown>> = fc.oneof(
