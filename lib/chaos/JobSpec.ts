@@ -5,9 +5,6 @@
  * input alone (never from the runtime). The orders examples need none: chaos knows their shape.
  * Invariant: a spec's checks see only the drained output and the records the spec generated.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
 import { pathToFileURL } from "node:url"
 import * as Effect from "effect/Effect"
 import { produce } from "../connectors/jetstream/Producer.ts"
@@ -65,23 +62,13 @@ export const loadJobSpec = (module: string) =>
     catch: (cause) => new ChaosSetupFailed({ step: `reading the job spec of ${module}`, cause })
   })
 
-/** Publishes `records` into JetStream stream `stream` (created if absent) as NDJSON, msgID per line. */
-export const publishRecords = (natsUrl: string, stream: string, records: ReadonlyArray<unknown>) =>
-  Effect.scoped(
-    Effect.gen(function* () {
-      const dir = mkdtempSync(join(tmpdir(), "exactor-spec-"))
-      yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
-      const file = join(dir, `${stream}.ndjson`)
-      writeFileSync(file, `${records.map((r) => JSON.stringify(r)).join("\n")}\n`)
-      return yield* produce({ natsUrl, stream, input: { file } })
-    })
-  )
-
 /** Publishes every input of the spec into its JetStream stream. */
 export const produceSpecInputs = (spec: JobSpec, env: SpecEnv, records: number, natsUrl: string) =>
-  Effect.forEach(spec.inputs(env, records), (input) => publishRecords(natsUrl, input.stream, input.records), {
-    discard: true
-  })
+  Effect.forEach(
+    spec.inputs(env, records),
+    (input) => produce({ natsUrl, stream: input.stream, input: { records: input.records } }),
+    { discard: true }
+  )
 
 /** Drains every sink's queue and checks it; an unreadable queue counts as all lost. */
 export const checkSpecOutputs = (

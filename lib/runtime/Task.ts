@@ -200,24 +200,24 @@ const transform = (env: TaskEnv, channel: number, records: ReadonlyArray<unknown
           if (keep) out.push(r)
         }
       ).pipe(Effect.as(out))
-    case "split":
+    case "split": {
+      const toPorts = (r: unknown, labels: string | ReadonlyArray<string>) => {
+        if (typeof labels === "string") ports.push(labels, r)
+        else for (const l of labels) ports.push(l, r)
+      }
+      // a label is pushed inside the handler's try (an unknown one fails naming the record), or,
+      // when `route` returned an Effect, inside that Effect
       return applyBatch(
         env.instance,
         records,
         (r) => {
           const labels = d.route(r)
-          if (Effect.isEffect(labels)) return labels
-          // pushed here, inside the handler's try, so an unknown label fails naming the record
-          if (typeof labels === "string") ports.push(labels, r)
-          else for (const l of labels) ports.push(l, r)
-          return undefined
+          if (Effect.isEffect(labels)) return Effect.flatMap(labels, (ls) => Effect.try(() => toPorts(r, ls)))
+          toPorts(r, labels)
         },
-        (r, labels) => {
-          if (labels === undefined) return
-          if (typeof labels === "string") ports.push(labels, r)
-          else for (const l of labels as ReadonlyArray<string>) ports.push(l, r)
-        }
+        () => undefined
       ).pipe(Effect.as(out))
+    }
     case "process":
     case "coProcess": {
       if (env.state.kind !== "keyed") return Effect.die("keyed operator without keyed state")

@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url"
 import { connect } from "@nats-io/transport-node"
 import { Effect } from "effect"
 import { drainQueue, type Verdict } from "../../lib/chaos/OutputCheck.ts"
-import { publishRecords } from "../../lib/chaos/JobSpec.ts"
+import { produce } from "../../lib/connectors/jetstream/Producer.ts"
 import { shopChecks, shopInput } from "../../actors/examples/shopCheck.ts"
 import { amqpUrl, natsUrl, uniqueName } from "./env.ts"
 import { type JobProcesses, jobProcesses, removeJob } from "./job.ts"
@@ -43,7 +43,7 @@ export const startShopJob = async (options: {
     [streams.store, input.store],
     [streams.tiers, input.tiers]
   ] as const)
-    await Effect.runPromise(publishRecords(natsUrl, stream, records))
+    await Effect.runPromise(produce({ natsUrl, stream, input: { records } }))
   const env: Record<string, string> = {
     EXACTOR_NATS_URL: natsUrl,
     EXACTOR_AMQP_URL: amqpUrl,

@@ -112,8 +112,14 @@ export interface ProduceOptions {
   readonly stream: string
   /** Subject to publish on. Default `<stream>.records`; a created stream binds this subject, else `<stream>.>`. */
   readonly subject?: string
-  /** The records: an NDJSON file (msgID `<stream>/<line number>`), or generated orders (msgID `<stream>/<id>`). */
-  readonly input: { readonly file: string } | { readonly generate: GenerateInput }
+  /**
+   * The records: an NDJSON file (msgID `<stream>/<line number>`), generated orders (msgID
+   * `<stream>/<id>`), or values in memory, each published as JSON (msgID `<stream>/<index>`).
+   */
+  readonly input:
+    | { readonly file: string }
+    | { readonly generate: GenerateInput }
+    | { readonly records: ReadonlyArray<unknown> }
   /** Publishes awaiting their ack at once. Default 1000. */
   readonly inFlight?: number
   /** Duplicate window of a created stream, in ms. Default 120000 (the server's). */
@@ -194,6 +200,8 @@ const validate = (o: ProduceOptions): ProducerOptionsInvalid | undefined => {
   if ("file" in o.input) {
     if (typeof o.input.file !== "string" || o.input.file.length === 0)
       return bad("input.file", o.input.file, "must be a path")
+  } else if ("records" in o.input) {
+    if (!Array.isArray(o.input.records)) return bad("input.records", o.input.records, "must be an array")
   } else {
     const g = o.input.generate
     if (!Number.isInteger(g.count) || g.count < 0)
@@ -254,6 +262,7 @@ export const readInputRecords = (
     const g = input.generate
     return Effect.succeed(Array.from({ length: g.count }, (_, i) => generateOrder(i, g.seed, g.customers)))
   }
+  if ("records" in input) return Effect.succeed([...input.records])
   const file = input.file
   return validateFile(file, partitions).pipe(
     Effect.andThen(
@@ -287,22 +296,29 @@ async function* fileRecords(
   }
 }
 
-function* generatedRecords(
-  g: GenerateInput,
+/** Values as JSON messages, msgID `<stream>/<index>`; `what` names them in a partitioning error. */
+function* valueRecords(
+  values: Iterable<unknown>,
   stream: string,
-  partitions: ProduceOptions["partitions"]
+  partitions: ProduceOptions["partitions"],
+  what: string
 ): Generator<Outgoing> {
   const enc = new TextEncoder()
-  for (let i = 0; i < g.count; i++) {
-    const order = generateOrder(i, g.seed, g.customers)
-    const data = enc.encode(JSON.stringify(order))
+  let i = 0
+  for (const value of values) {
+    const data = enc.encode(JSON.stringify(value))
     if (partitions === undefined) yield { msgID: `${stream}/${i}`, data }
     else {
-      const k = partitionOf(order, partitions)
-      if (typeof k === "string") throw new Error(`generated orders ${k}`)
+      const k = partitionOf(value, partitions)
+      if (typeof k === "string") throw new Error(`${what} ${k}`)
       yield { msgID: `${stream}/${i}`, data, partition: k }
     }
+    i++
   }
+}
+
+function* generatedOrders(g: GenerateInput): Generator<Order> {
+  for (let i = 0; i < g.count; i++) yield generateOrder(i, g.seed, g.customers)
 }
 
 /** The stream, created with file storage when absent (a concurrent creator's stream is fine too). */
@@ -429,7 +445,9 @@ export const produce = (options: ProduceOptions): Effect.Effect<ProduceResult, P
       const records =
         "file" in input
           ? fileRecords(input.file, stream, options.partitions)
-          : generatedRecords(input.generate, stream, options.partitions)
+          : "records" in input
+            ? valueRecords(input.records, stream, options.partitions, "records")
+            : valueRecords(generatedOrders(input.generate), stream, options.partitions, "generated orders")
       return yield* publishAll(jetstream(nc), stream, subject, records, options.inFlight ?? 1000)
     })
   )
