@@ -6,8 +6,8 @@
  */
 import { createHash } from "node:crypto"
 import * as Data from "effect/Data"
-import { Packr } from "msgpackr"
 import { causeMessage } from "../internal/causeMessage.ts"
+import { packr } from "../internal/msgpack.ts"
 
 /** A small snapshot carried inside the ack and the manifest. */
 export interface InlineHandle {
@@ -48,8 +48,8 @@ export interface Manifest {
   readonly committed?: Readonly<Record<string, number>>
 }
 
-/** The msgpack settings of `Envelope.ts`: plain objects and arrays, binary as `Uint8Array`. */
-export const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false })
+/** The msgpack codec of `Envelope.ts`. */
+export { packr }
 
 /** SHA-256 of `bytes` as the Object Store writes it in `ObjectInfo.digest`. */
 export const digestOf = (bytes: Uint8Array): string =>

@@ -5,8 +5,8 @@
  * typed `EnvelopeDecodeError` that names what was wrong.
  */
 import * as Data from "effect/Data"
-import { Packr } from "msgpackr"
 import { causeMessage } from "../internal/causeMessage.ts"
+import { packr } from "../internal/msgpack.ts"
 
 /** Data plane: what travels on a mailbox subject, in `seq` order per (epoch, channel). */
 export interface BatchEnvelope {
@@ -108,8 +108,6 @@ export class EnvelopeDecodeError extends Data.TaggedError("EnvelopeDecodeError")
     return `malformed message on ${this.subject}: ${this.reason}`
   }
 }
-
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false })
 
 export const encode = (envelope: Envelope): Uint8Array => packr.pack(envelope)
 

@@ -245,6 +245,42 @@ runs("truncated valid envelopes", truncated, 10_000)
 runs("bit-flipped valid envelopes", bitFlipped, 20_000)
 runs("spliced valid envelopes", spliced, 10_000)
 
+t.test("extension types the encoder never writes are refused, naming the type", async (t) => {
+  // A batch {k, e, c, s, r: [x]} with x spliced in as raw msgpack.
+  const batchWith = (x: number[]) =>
+    Uint8Array.from([...encode({ k: "batch", e: 1, c: "src#0", s: 1, r: [] }).slice(0, -1), 0x91, ...x])
+  const refused: ReadonlyArray<[string, number[]]> = [
+    ["0x65 (Error)", [0xc7, 3, 0x65, 0x92, 0xa1, 0x78]],
+    ["0x65 (Error)", [0xd4, 0x65, 0x00]],
+    ["0x73 (Set)", [0xc7, 2, 0x73, 0x91, 0x01]],
+    ["0x78 (RegExp)", [0xc7, 5, 0x78, 0x92, 0xa1, 0x61, 0xa1, 0x67]],
+    ["0x74 (typed array)", [0xd5, 0x74, 0x01, 0x07]],
+    ["0x42 (BigInt)", [0xd4, 0x42, 0x07]]
+  ]
+  for (const [name, x] of refused) {
+    const r = decode(subject, batchWith(x))
+    t.ok(r instanceof EnvelopeDecodeError && r.reason.includes(name), `${name} refused: ${String(r)}`)
+  }
+  const dated = decode(subject, batchWith([0xd6, 0xff, 0, 0, 0, 0]))
+  t.same(
+    dated instanceof EnvelopeDecodeError ? dated.reason : (dated as unknown as { r: unknown[] }).r,
+    [new Date(0)],
+    "Date kept"
+  )
+  // CI's seed 867092629: a spliced batch whose record held an Error that re-encoded as an array.
+  const ci = decode(
+    subject,
+    Buffer.from(
+      "de0005a16ba56261746368a165ce000a2696a163a57372632332a173ce000a1a95a17298ce3ab842c0a82f6965454f61" +
+        "5341d2a6cfb9b2de0003a26964ce3c5e45d3a8637573746f6d0000d46572a3456e48a6616d6f756e74cb1dfb61444794" +
+        "b337de0003a26964ce58237c26a8637573746f6d6572a2674aa6616d6f756e74cbee687b54c8df4b5cd2819dde58d299" +
+        "b58df5d2ce6832d5",
+      "hex"
+    )
+  )
+  t.ok(ci instanceof EnvelopeDecodeError && ci.reason.includes("0x65 (Error)"), "CI's case refused")
+})
+
 t.test("every valid envelope decodes to itself (no false rejections)", async (t) => {
   fc.assert(
     fc.property(validEnvelope, (env) => {
