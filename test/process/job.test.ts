@@ -103,7 +103,12 @@ t.test(
     t.match(output, new RegExp(`${id} killed by SIGKILL; restarting in \\d+ ms`), "and restarted it")
     t.not(job.seen.get(id)?.pid, Number(killed?.[2]), `a new process ran ${id} to the end`)
     const s = await status(job)
-    t.ok((s?.recoveries ?? 0) <= 5, `recovered in ${s?.recoveries} recoveries, not at the restart budget`)
+    // the budget is 20; a loaded machine adds a recovery or two from heartbeat and checkpoint
+    // timeouts (CI saw 6), a wedged restore without the kill would use all 20
+    t.ok(
+      (s?.recoveries ?? 0) <= 10,
+      `recovered in ${s?.recoveries} recoveries, far from the restart budget (20)`
+    )
   }
 )
 
