@@ -28,10 +28,10 @@ import {
   type Manifest,
   manifestProblem,
   objectNames,
-  packr,
   type SnapshotHandle,
   sameDigest
 } from "./Manifest.ts"
+import { packr } from "../internal/msgpack.ts"
 
 export type {
   CheckpointStoreOptions,

@@ -11,7 +11,7 @@ import * as Effect from "effect/Effect"
 import { causeMessage } from "../internal/causeMessage.ts"
 import type { NatsConnection } from "../runtime/Nats.ts"
 import { isEnded, type JobState, type JobStatus } from "./JobStatus.ts"
-import { packr } from "./Manifest.ts"
+import { packr } from "../internal/msgpack.ts"
 
 export class JobCatalogError extends Data.TaggedError("JobCatalogError")<{
   readonly operation: string

@@ -7,7 +7,6 @@
 import { createHash } from "node:crypto"
 import * as Data from "effect/Data"
 import { causeMessage } from "../internal/causeMessage.ts"
-import { packr } from "../internal/msgpack.ts"
 
 /** A small snapshot carried inside the ack and the manifest. */
 export interface InlineHandle {
@@ -47,9 +46,6 @@ export interface Manifest {
   /** by sink instance: the records committed once this checkpoint's commit is done, across epochs */
   readonly committed?: Readonly<Record<string, number>>
 }
-
-/** The msgpack codec of `Envelope.ts`. */
-export { packr }
 
 /** SHA-256 of `bytes` as the Object Store writes it in `ObjectInfo.digest`. */
 export const digestOf = (bytes: Uint8Array): string =>

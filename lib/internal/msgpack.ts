@@ -13,24 +13,23 @@
 import { addExtension, Packr } from "msgpackr"
 
 /** Extension types msgpackr decodes by default that the encoder below never writes. */
-const refusedExtensions: Readonly<Record<number, string>> = {
-  66: "BigInt",
-  98: "string bundle",
-  101: "Error",
-  105: "structured-clone id",
-  112: "structured-clone pointer",
-  115: "Set",
-  116: "typed array",
-  120: "RegExp"
-}
+const refusedExtensions: ReadonlyArray<readonly [number, string]> = [
+  [0x42, "BigInt"],
+  [0x62, "string bundle"],
+  [0x65, "Error"],
+  [0x69, "structured-clone id"],
+  [0x70, "structured-clone pointer"],
+  [0x73, "Set"],
+  [0x74, "typed array"],
+  [0x78, "RegExp"]
+]
 
-for (const [type, name] of Object.entries(refusedExtensions)) {
+for (const [type, name] of refusedExtensions) {
+  const refusal = `msgpack extension 0x${type.toString(16)} (${name}) is not part of an exactor message`
   addExtension({
-    type: Number(type),
+    type,
     unpack: () => {
-      throw new Error(
-        `msgpack extension 0x${Number(type).toString(16)} (${name}) is not part of an exactor message`
-      )
+      throw new Error(refusal)
     }
   })
 }

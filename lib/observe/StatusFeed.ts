@@ -11,7 +11,7 @@ import { Kvm } from "@nats-io/kv"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import type { JobStatus } from "../checkpoint/JobStatus.ts"
-import { packr } from "../checkpoint/Manifest.ts"
+import { packr } from "../internal/msgpack.ts"
 import { causeMessage } from "../internal/causeMessage.ts"
 import type { NatsConnection } from "../runtime/Nats.ts"
 
