@@ -1,7 +1,8 @@
 /**
  * The JetStream source as an actor declaration: reads a stream from the position in its snapshot
  * (see lib/connectors/jetstream/JetStreamSource.ts for how parallel instances split the stream and how a bounded
- * source fixes its end). A fresh run of the job forgets the previous run's bounded end. With
+ * source fixes its end). With `onMalformed: "deadLetter"` its undecodable payloads reach
+ * `stream.sideOutput(deadLetters)`. A fresh run of the job forgets the previous run's bounded end. With
  * `partitions`, the source can be rescaled on restore: each instance gets the partitions it owns.
  */
 import * as Effect from "effect/Effect"
@@ -12,7 +13,7 @@ import {
 } from "../lib/connectors/jetstream/JetStreamSource.ts"
 import type { JetStreamSourceOptions } from "../lib/connectors/jetstream/JetStreamSourceOptions.ts"
 import { natsConnection } from "../lib/runtime/Nats.ts"
-import { type SourceDeclaration, source } from "../lib/api/Operator.ts"
+import { type SourceDeclaration, source, withDeadLetters } from "../lib/api/Operator.ts"
 import type { JetStreamPosition } from "../lib/connectors/jetstream/SourceReader.ts"
 
 export const jetstreamSource = <A>(
@@ -21,7 +22,7 @@ export const jetstreamSource = <A>(
 ): SourceDeclaration<A> => {
   const r = reader(options)
   const partitions = options.partitions
-  return source<A>(
+  const declaration = source<A>(
     name,
     (ctx, position) => r.open(ctx, position as JetStreamPosition | undefined),
     (ctx) =>
@@ -36,4 +37,6 @@ export const jetstreamSource = <A>(
       ? undefined
       : (ctx, positions) => mergePartitionedPositions(partitions, ctx, positions)
   )
+  // payloads it cannot decode go to its deadLetters output
+  return options.onMalformed === "deadLetter" ? withDeadLetters(declaration) : declaration
 }

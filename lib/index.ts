@@ -7,7 +7,9 @@
 // Declaring pipelines (DESIGN §6)
 export {
   type CoProcessDeclaration,
+  type DeadLetter,
   type Declaration,
+  deadLetters,
   type Emit,
   type FilterDeclaration,
   type FlatMapDeclaration,
@@ -18,6 +20,7 @@ export {
   keyedProcess,
   type MapDeclaration,
   map,
+  type OnError,
   type OperatorContext,
   type OutputTag,
   outputTag,
@@ -31,7 +34,9 @@ export {
   sink,
   source,
   split,
-  type SplitDeclaration
+  type SplitDeclaration,
+  type UndecodedRecord,
+  withDeadLetters
 } from "./api/Operator.ts"
 export {
   type Edge,

@@ -26,7 +26,10 @@ export class InvalidOrder extends Data.TaggedError("InvalidOrder")<{ readonly re
   }
 }
 
-/** Checks the shape of an order; a bad one stops the job with an error naming it (nothing is lost). */
+/**
+ * Checks the shape of an order; a bad one stops the job with an error naming it (nothing is lost),
+ * or under `withDeadLetters` becomes a dead letter with that error as its reason.
+ */
 export const parseOrder = map("parse", (raw: unknown): Order | Effect.Effect<never, InvalidOrder> => {
   const o = raw as Partial<Order> | null
   if (typeof o !== "object" || o === null) return Effect.fail(new InvalidOrder({ reason: "not an object" }))

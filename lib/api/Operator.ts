@@ -22,17 +22,70 @@ export interface OperatorContext {
 /** A result or an Effect of it: handlers that need I/O or typed errors return an Effect. */
 export type Result<A, E> = A | Effect.Effect<A, E>
 
+/**
+ * What a record its operator could not take becomes under the `deadLetter` policy: the record as it
+ * arrived (a source's: the payload as text), why, and where it was. Written exactly once, like
+ * any record, by whatever sink reads the operator's `deadLetters` side output.
+ */
+export interface DeadLetter {
+  /** the operator and the instance that rejected it (e.g. `parse`, `parse#1`) */
+  readonly operator: string
+  readonly instance: string
+  /** the handler's error or the decoder's reason */
+  readonly reason: string
+  readonly record: unknown
+  /** the input stream: the instance that sent it, or a source's stream */
+  readonly input: string
+  /**
+   * where it was in that input: a channel's batch (`epoch`, the batch's sequence `seq`, the record's
+   * `index` in it) or a stream's sequence (and partition)
+   */
+  readonly position:
+    | { readonly epoch: number; readonly seq: number; readonly index: number }
+    | { readonly seq: number; readonly partition?: number }
+}
+
+/** A payload a source could not decode, handed to the runtime under the `deadLetter` policy. */
+export interface UndecodedRecord {
+  readonly record: unknown
+  readonly reason: string
+  readonly input: string
+  readonly position: { readonly seq: number; readonly partition?: number }
+}
+
 /** A source instance reading from its recorded position on. */
 export interface SourceReader<A, E = unknown> {
-  /** Up to `max` records after the current position; `end` once a bounded source is exhausted. */
-  read(max: number): Effect.Effect<{ readonly records: ReadonlyArray<A>; readonly end: boolean }, E>
+  /**
+   * Up to `max` records after the current position; `end` once a bounded source is exhausted;
+   * `undecoded`: payloads it read but could not decode (its policy `deadLetter` only), in order.
+   */
+  read(max: number): Effect.Effect<
+    {
+      readonly records: ReadonlyArray<A>
+      readonly end: boolean
+      readonly undecoded?: ReadonlyArray<UndecodedRecord>
+    },
+    E
+  >
   /** msgpack-able position of the last record `read` returned; restored readers continue after it. */
   position(): unknown
 }
 
+/**
+ * What an operator does with a record its handler rejects (throws, or returns a failed Effect):
+ * `fail` (the default) fails the epoch, naming the record; `deadLetter` sends a `DeadLetter` to its
+ * `deadLetters` side output and goes on with the next record. A pipeline must read that output.
+ */
+export type OnError = "fail" | "deadLetter"
+
+/** The side output of an operator with the `deadLetter` policy. */
+export const deadLetters: OutputTag<DeadLetter> = { kind: "outputTag", name: "deadLetter" }
+
 export interface SourceDeclaration<A, E = unknown> {
   readonly kind: "source"
   readonly name: string
+  /** `deadLetter`: payloads the reader cannot decode go to `deadLetters` (its reader returns them as `undecoded`) */
+  readonly onError?: OnError
   open(ctx: OperatorContext, position: unknown): Effect.Effect<SourceReader<A, E>, E, Scope.Scope>
   /** Forgets what a previous run of the job left behind (e.g. a bounded source's fixed end). */
   onFreshStart?(ctx: OperatorContext): Effect.Effect<void, unknown>
@@ -48,18 +101,21 @@ export interface SourceDeclaration<A, E = unknown> {
 export interface MapDeclaration<I, O, E = unknown> {
   readonly kind: "map"
   readonly name: string
+  readonly onError?: OnError
   handle(record: I): Result<O, E>
 }
 
 export interface FlatMapDeclaration<I, O, E = unknown> {
   readonly kind: "flatMap"
   readonly name: string
+  readonly onError?: OnError
   handle(record: I): Result<ReadonlyArray<O>, E>
 }
 
 export interface FilterDeclaration<I, E = unknown> {
   readonly kind: "filter"
   readonly name: string
+  readonly onError?: OnError
   handle(record: I): Result<boolean, E>
 }
 
@@ -93,6 +149,7 @@ export interface Emit<O> {
 export interface ProcessDeclaration<I, S, O, E = unknown> {
   readonly kind: "process"
   readonly name: string
+  readonly onError?: OnError
   readonly state: KeyedState<S>
   /** the side outputs `handle` may emit to */
   readonly outputs?: ReadonlyArray<OutputTag<unknown>>
@@ -106,6 +163,7 @@ export interface ProcessDeclaration<I, S, O, E = unknown> {
 export interface CoProcessDeclaration<I1, I2, S, O, E = unknown> {
   readonly kind: "coProcess"
   readonly name: string
+  readonly onError?: OnError
   readonly state: KeyedState<S>
   readonly outputs?: ReadonlyArray<OutputTag<unknown>>
   handle1(record: I1, state: S, emit: Emit<O>, key: Key): Result<S, E>
@@ -119,6 +177,7 @@ export interface CoProcessDeclaration<I1, I2, S, O, E = unknown> {
 export interface SplitDeclaration<A, L extends string = string, E = unknown> {
   readonly kind: "split"
   readonly name: string
+  readonly onError?: OnError
   readonly labels: ReadonlyArray<L>
   route(record: A): Result<L | ReadonlyArray<L>, E>
 }
@@ -159,13 +218,28 @@ export type Declaration =
   | SplitDeclaration<unknown>
   | SinkDeclaration<unknown>
 
-/** The output ports of a declaration besides `main` (a split has only its labels). */
-export const declaredPorts = (d: Declaration): ReadonlyArray<string> =>
-  d.kind === "split"
-    ? d.labels
-    : d.kind === "process" || d.kind === "coProcess"
-      ? (d.outputs ?? []).map((t) => t.name)
-      : []
+/** The output ports of a declaration besides `main` (a split has only its labels), `deadLetter` last. */
+export const declaredPorts = (d: Declaration): ReadonlyArray<string> => {
+  const ports =
+    d.kind === "split"
+      ? d.labels
+      : d.kind === "process" || d.kind === "coProcess"
+        ? (d.outputs ?? []).map((t) => t.name)
+        : []
+  return "onError" in d && d.onError === "deadLetter" ? [...ports, deadLetters.name] : ports
+}
+
+/** Declarations that can take the `deadLetter` policy (a sink cannot: it has no outputs). */
+export type HandlerDeclaration = Exclude<Declaration, SinkDeclaration<unknown>>
+
+/**
+ * `declaration` with the `deadLetter` policy: a record its handler rejects (a source: a payload
+ * its reader cannot decode, where the reader supports it) goes to `stream.sideOutput(deadLetters)`.
+ */
+export const withDeadLetters = <D extends HandlerDeclaration>(declaration: D): D => ({
+  ...declaration,
+  onError: "deadLetter"
+})
 
 export const source = <A, E = unknown>(
   name: string,

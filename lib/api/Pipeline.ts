@@ -15,7 +15,7 @@ import * as Data from "effect/Data"
 import { InstanceId, isToken } from "../core/Address.ts"
 import { InvalidJobOption, type JobOptions, type JobOptionsInput, resolveJobOptions } from "./JobOptions.ts"
 import type { Key } from "../core/KeyGroups.ts"
-import { type Declaration, declaredPorts } from "./Operator.ts"
+import { type Declaration, deadLetters, declaredPorts } from "./Operator.ts"
 
 export type Partitioning =
   | { readonly kind: "forward" }
@@ -160,7 +160,19 @@ export const validatePipeline = (p: Pipeline): JobPlan | PipelineInvalid | Inval
       if (labels.length === 0) add(node.name, "a split needs at least one label")
       if (new Set(labels).size !== labels.length) add(node.name, "a split's labels must be distinct")
     }
-    for (const port of declaredPorts(node.declaration)) {
+    const d = node.declaration
+    if ("onError" in d && d.onError !== undefined && d.onError !== "fail" && d.onError !== "deadLetter")
+      add(node.name, `onError "${String(d.onError)}" must be "fail" or "deadLetter"`)
+    if ("onError" in d && d.onError === "deadLetter" && !outs.some((e) => portOf(e) === deadLetters.name))
+      add(
+        node.name,
+        `its policy is deadLetter, but nothing reads its "${deadLetters.name}" output: add .sideOutput(deadLetters) into a sink, or its rejected records would be lost`
+      )
+    const declared = declaredPorts(d)
+    const labelsRepeat = d.kind === "split" && new Set(d.labels).size !== d.labels.length
+    if (new Set(declared).size !== declared.length && !labelsRepeat)
+      add(node.name, `its output ports must be distinct (${declared.join(", ")})`)
+    for (const port of declared) {
       if (!isToken(port)) add(node.name, `output port "${port}" must be letters, digits, '-' or '_'`)
       if (port === "main" && kind !== "split") add(node.name, `a side output cannot be named "main"`)
     }

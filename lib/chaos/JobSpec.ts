@@ -7,6 +7,7 @@
  */
 import { pathToFileURL } from "node:url"
 import * as Effect from "effect/Effect"
+import type { Partitioning } from "../connectors/jetstream/Partitioning.ts"
 import { produce } from "../connectors/jetstream/Producer.ts"
 import { ChaosSetupFailed } from "./ChaosJob.ts"
 import { drainQueue, type OutputMessage, type Verdict } from "./OutputCheck.ts"
@@ -16,11 +17,18 @@ export type SpecEnv = Readonly<Record<string, string>>
 export interface JobSpec {
   /** the environment of a run tagged `tag` (letters, digits): the module takes its names from it */
   readonly env: (tag: string) => SpecEnv
-  /** the JetStream streams to fill for about `records` records in all, with their records */
+  /**
+   * the JetStream streams to fill for about `records` records in all, with their records (and
+   * the partitioning to write them with, for a source that reads partitions)
+   */
   readonly inputs: (
     env: SpecEnv,
     records: number
-  ) => ReadonlyArray<{ readonly stream: string; readonly records: ReadonlyArray<unknown> }>
+  ) => ReadonlyArray<{
+    readonly stream: string
+    readonly records: ReadonlyArray<unknown>
+    readonly partitions?: Partitioning
+  }>
   /** each sink's RabbitMQ queue and the check of its drained messages */
   readonly outputs: (
     env: SpecEnv,
@@ -66,7 +74,13 @@ export const loadJobSpec = (module: string) =>
 export const produceSpecInputs = (spec: JobSpec, env: SpecEnv, records: number, natsUrl: string) =>
   Effect.forEach(
     spec.inputs(env, records),
-    (input) => produce({ natsUrl, stream: input.stream, input: { records: input.records } }),
+    (input) =>
+      produce({
+        natsUrl,
+        stream: input.stream,
+        input: { records: input.records },
+        ...(input.partitions === undefined ? {} : { partitions: input.partitions })
+      }),
     { discard: true }
   )
 

@@ -54,6 +54,8 @@ export interface InstanceView {
   rejectedCommands: number
   /** a sink: `complete n` it refused because checkpoint n was not completed in the store */
   refusedCommits: number
+  /** records it sent to its dead-letter output this epoch (policy `deadLetter`) */
+  deadLetters: number
 }
 
 /** The job's operator graph as a status shows it: operators in topological order, and edges. */
@@ -151,7 +153,8 @@ export const newInstanceView = (id: string): InstanceView => ({
   externalMb: 0,
   rejected: 0,
   rejectedCommands: 0,
-  refusedCommits: 0
+  refusedCommits: 0,
+  deadLetters: 0
 })
 
 const phases: ReadonlySet<string> = new Set<InstancePhase>([
@@ -195,6 +198,7 @@ export const applyHeartbeat = (
   if (figure(hb.rejected)) v.rejected = hb.rejected
   if (figure(hb.rejectedCommands)) v.rejectedCommands = hb.rejectedCommands
   if (figure(hb.refusedCommits)) v.refusedCommits = hb.refusedCommits
+  if (figure(hb.deadLetters)) v.deadLetters = hb.deadLetters
 }
 
 /** The part of the coordinator's state that a status shows. */

@@ -2,7 +2,7 @@
  * Renders a job's status record (written by its coordinator every second) as the text of
  * `exactor status`: state, epoch, committed output per sink, instances with records in/out,
  * committed, backpressure, restarts and messages rejected off the wire, last checkpoints, and
- * forged control messages refused.
+ * forged control messages refused, and dead letters sent.
  */
 import { committedBySink, type JobStatus } from "../checkpoint/JobStatus.ts"
 
@@ -25,6 +25,12 @@ export const formatStatus = (s: JobStatus, now = Date.now()): string => {
         `${i.id.padEnd(16)}${String(i.phase).padEnd(11)}${String(i.recordsIn).padStart(12)}${String(i.recordsOut).padStart(13)}${String(i.recordsCommitted ?? 0).padStart(11)}${`${Math.round((i.backpressure ?? 0) * 100)} %`.padStart(9)}${String(i.restarts).padStart(10)}${String(i.rejected ?? 0).padStart(10)}${String(i.rssMb ?? "").padStart(8)}${String(i.pid).padStart(9)}  ${i.host}`
     )
   ]
+  const dead = s.instances.filter((i) => (i.deadLetters ?? 0) > 0)
+  if (dead.length > 0)
+    lines.push(
+      "",
+      `dead letters this epoch: ${dead.map((i) => `${i.id} ${i.deadLetters}`).join(", ")} (written exactly once by the sink of each operator's deadLetters output)`
+    )
   const forged = s.instances.filter((i) => (i.rejectedCommands ?? 0) > 0 || (i.refusedCommits ?? 0) > 0)
   if (forged.length > 0 || (s.rejectedReports ?? 0) > 0)
     lines.push(

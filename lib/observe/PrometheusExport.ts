@@ -47,6 +47,7 @@ export const exportedMetrics = {
   exactor_heartbeat_age_seconds: "gauge",
   exactor_instance_resident_memory_bytes: "gauge",
   exactor_rejected_messages_total: "counter",
+  exactor_dead_letters_total: "counter",
   exactor_coordinator_rejected_messages_total: "counter"
 } as const
 
@@ -225,6 +226,16 @@ export const prometheusExport = (feed: StatusFeed): Registry => {
     collect() {
       this.reset()
       each((s, i) => this.inc({ job: s.job, ...split(i.id) }, i.rejected ?? 0))
+    }
+  })
+  new Counter({
+    name: "exactor_dead_letters_total",
+    help: "records an instance sent to its dead-letter output (policy deadLetter) in the current epoch",
+    labelNames: ["job", "operator", "subtask"],
+    registers,
+    collect() {
+      this.reset()
+      each((s, i) => this.inc({ job: s.job, ...split(i.id) }, i.deadLetters ?? 0))
     }
   })
   new Counter({

@@ -287,6 +287,7 @@ export const runActor = (env: ActorEnv) =>
         failure = undefined
         stats.recordsIn = 0
         stats.recordsOut = 0
+        stats.deadLetters = 0
         stats.finished = false
         stats.wantsCheckpoint = false
         stats.commitMs = 0
@@ -393,7 +394,8 @@ export const runActor = (env: ActorEnv) =>
         sourceBatch: plan.options.sourceBatch,
         lingerMs: plan.options.channel.lingerMs,
         stats,
-        report,
+        // a task's heartbeat (at the end of its input) carries the counters now, as the periodic one does
+        report: (k, n, b) => report(k, n, k === "heartbeat" ? heartbeat() : b),
         ...(current.commits ? { commits: current.commits } : {}),
         putSnapshot: (n, state) => store.putSnapshot(n, id.operator, id.index, state)
       })

@@ -10,16 +10,19 @@ import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import { Aligner } from "./Aligner.ts"
 import type { Inbound, Mailbox } from "./Channel.ts"
-import type { ReportKind } from "./Envelope.ts"
+import type { BatchEnvelope, ReportKind } from "./Envelope.ts"
 import type { KeyedStateStore } from "./KeyedStateStore.ts"
 import type { Key } from "../core/KeyGroups.ts"
 import {
+  type DeadLetter,
   type Declaration,
+  deadLetters,
   declaredPorts,
   type Emit,
   type Result,
   type SinkWriter,
-  type SourceReader
+  type SourceReader,
+  type UndecodedRecord
 } from "../api/Operator.ts"
 import type { Edge } from "../api/Pipeline.ts"
 import type { Router } from "./Router.ts"
@@ -68,6 +71,7 @@ export interface TaskEnv {
   readonly sourceBatch: number
   readonly lingerMs: number
   readonly stats: TaskStats
+  /** sends a report; `heartbeat` sends the instance's heartbeat (its body is filled in) */
   readonly report: (kind: ReportKind, n?: number, body?: unknown) => void
   /** a sink's commits (beside the loop or in it, per its writer); the loop fails when one failed */
   readonly commits?: SinkCommits
@@ -84,40 +88,77 @@ const describe = (record: unknown): string => {
   }
 }
 
+/** A handler's failure as one line: the error's message, a Cause's first error, or the value. */
+export const reasonOf = (cause: unknown): string => {
+  const x = Cause.isCause(cause) ? Cause.squash(cause) : cause
+  if (x instanceof Error) return x.message
+  if (typeof x === "object" && x !== null && "message" in x) return String(x.message)
+  return String(x)
+}
+
 /**
  * Applies `fn` to every record in a plain loop; switches to Effect only for the records whose
- * handler returned an Effect. `onResult` receives each record with its result, in order.
+ * handler returned an Effect. `onResult` receives each record with its result, in order. Without
+ * `onFailure` the first failure fails the batch naming its record; with it, a failed record (a
+ * throw, a failed or dying Effect; never an interruption) goes to `onFailure` and the loop goes on.
  */
 export const applyBatch = <X>(
   instance: string,
   records: ReadonlyArray<unknown>,
   fn: (record: unknown) => Result<X, unknown>,
-  onResult: (record: unknown, result: X) => void
+  onResult: (record: unknown, result: X) => void,
+  onFailure?: (record: unknown, index: number, cause: unknown) => void
 ): Effect.Effect<void, UserCodeError> => {
   const fail = (record: unknown, cause: unknown) =>
     new UserCodeError({ instance, record: describe(record), cause })
+  /** the rest of the batch from `i` on, once a handler returned an Effect */
+  const rest = (i: number, first: Effect.Effect<X, unknown>) =>
+    Effect.gen(function* () {
+      for (let j = i; j < records.length; j++) {
+        const r = records[j]
+        let y: Result<X, unknown>
+        if (j === i) y = first
+        else
+          try {
+            y = fn(r)
+          } catch (cause) {
+            if (onFailure === undefined) return yield* Effect.fail(fail(r, cause))
+            onFailure(r, j, cause)
+            continue
+          }
+        if (!Effect.isEffect(y)) {
+          onResult(r, y)
+          continue
+        }
+        const e = y as Effect.Effect<X, unknown>
+        if (onFailure === undefined) onResult(r, yield* Effect.mapError(e, (c) => fail(r, c)))
+        else {
+          const ok = yield* e.pipe(
+            Effect.map((x) => ({ x })),
+            Effect.catchCause((cause) =>
+              Cause.hasInterrupts(cause)
+                ? Effect.failCause(cause)
+                : Effect.sync(() => {
+                    onFailure(r, j, cause)
+                    return undefined
+                  })
+            )
+          )
+          if (ok !== undefined) onResult(r, ok.x)
+        }
+      }
+    }) as Effect.Effect<void, UserCodeError>
   for (let i = 0; i < records.length; i++) {
     const record = records[i]
     let x: Result<X, unknown>
     try {
       x = fn(record)
     } catch (cause) {
-      return Effect.fail(fail(record, cause))
+      if (onFailure === undefined) return Effect.fail(fail(record, cause))
+      onFailure(record, i, cause)
+      continue
     }
-    if (Effect.isEffect(x)) {
-      const first = x as Effect.Effect<X, unknown>
-      return Effect.gen(function* () {
-        onResult(record, yield* Effect.mapError(first, (e) => fail(record, e)))
-        for (let j = i + 1; j < records.length; j++) {
-          const r = records[j]
-          const y = yield* Effect.try({ try: () => fn(r), catch: (e) => fail(r, e) })
-          onResult(
-            r,
-            Effect.isEffect(y) ? yield* Effect.mapError(y as Effect.Effect<X, unknown>, (e) => fail(r, e)) : y
-          )
-        }
-      })
-    }
+    if (Effect.isEffect(x)) return rest(i, x as Effect.Effect<X, unknown>)
     onResult(record, x)
   }
   return Effect.void
@@ -126,16 +167,20 @@ export const applyBatch = <X>(
 /**
  * The records a batch sent to ports other than `main` (side outputs, split labels), routed after
  * the batch's main output. A port the operator does not declare is a user-code error naming it.
+ * With `journal` (the `deadLetter` policy) it can take back what a failed record had pushed.
  */
 export class PortOutputs {
   private readonly byPort = new Map<string, Array<unknown>>()
   private readonly operator: string
   private readonly declared: ReadonlySet<string>
+  /** the list each push went to, in order, when pushes can be taken back */
+  private readonly journal: Array<Array<unknown>> | undefined
   count = 0
 
-  constructor(operator: string, declared: ReadonlySet<string>) {
+  constructor(operator: string, declared: ReadonlySet<string>, journal = false) {
     this.operator = operator
     this.declared = declared
+    this.journal = journal ? [] : undefined
   }
 
   push(port: string, record: unknown): void {
@@ -143,16 +188,30 @@ export class PortOutputs {
       throw new Error(
         `output "${port}" is not declared by ${this.operator} (declared: ${[...this.declared].join(", ") || "none"})`
       )
-    const list = this.byPort.get(port)
-    if (list === undefined) this.byPort.set(port, [record])
-    else list.push(record)
+    let list = this.byPort.get(port)
+    if (list === undefined) {
+      list = [record]
+      this.byPort.set(port, list)
+    } else list.push(record)
+    this.journal?.push(list)
     this.count++
+  }
+
+  /** Takes back the pushes after the first `count` of this batch (a record that failed half way). */
+  rollback(count: number): void {
+    const journal = this.journal
+    if (journal === undefined) throw new Error("PortOutputs.rollback without a journal")
+    while (this.count > count) {
+      journal.pop()!.pop()
+      this.count--
+    }
   }
 
   /** Routes what was pushed, port by port, and forgets it. */
   route(router: Router): Effect.Effect<void> {
-    const ports = [...this.byPort]
+    const ports = [...this.byPort].filter(([, records]) => records.length > 0)
     this.byPort.clear()
+    if (this.journal !== undefined) this.journal.length = 0
     this.count = 0
     return Effect.forEach(ports, ([port, records]) => router.route(records, port), { discard: true })
   }
@@ -167,39 +226,79 @@ const emitter = (out: Array<unknown>, ports: PortOutputs): Emit<unknown> => {
   return emit
 }
 
+/** The operator name of an instance id (`parse#1` -> `parse`). */
+const operatorOf = (instance: string) => instance.slice(0, instance.lastIndexOf("#"))
+
+/**
+ * Under the `deadLetter` policy: `before` marks what was emitted before each record, and
+ * `onFailure` takes back what a failed record emitted (a keyed handler may emit, then fail) and
+ * sends its dead letter instead. A keyed record that fails leaves its key's state as it was.
+ */
+const deadLetterMode = (env: TaskEnv, batch: BatchEnvelope, out: Array<unknown>, ports: PortOutputs) => {
+  let outMark = 0
+  let portsMark = 0
+  const operator = operatorOf(env.instance)
+  return {
+    before: () => {
+      outMark = out.length
+      portsMark = ports.count
+    },
+    onFailure: (record: unknown, index: number, cause: unknown) => {
+      out.length = outMark
+      ports.rollback(portsMark)
+      const letter: DeadLetter = {
+        operator,
+        instance: env.instance,
+        reason: reasonOf(cause),
+        record,
+        input: batch.c,
+        position: { epoch: batch.e, seq: batch.s, index }
+      }
+      ports.push(deadLetters.name, letter)
+      env.stats.deadLetters++
+    }
+  }
+}
+
 /**
  * Applies the operator of `env` to one batch from `channel`; returns its main output records (the
- * other ports' records are in `ports`).
+ * other ports' records, dead letters among them, are in `ports`).
  */
-const transform = (env: TaskEnv, channel: number, records: ReadonlyArray<unknown>, ports: PortOutputs) => {
+const transform = (env: TaskEnv, channel: number, batch: BatchEnvelope, ports: PortOutputs) => {
   const d = env.declaration
+  const records = batch.r
   const out: Array<unknown> = []
+  const dl = "onError" in d && d.onError === "deadLetter" ? deadLetterMode(env, batch, out, ports) : undefined
+  /** the handler, marking emits first under the `deadLetter` policy */
+  const guarded = <X>(fn: (r: unknown) => Result<X, unknown>): ((r: unknown) => Result<X, unknown>) =>
+    dl === undefined
+      ? fn
+      : (r) => {
+          dl.before()
+          return fn(r)
+        }
+  const apply = <X>(fn: (r: unknown) => Result<X, unknown>, onResult: (r: unknown, x: X) => void) =>
+    applyBatch(env.instance, records, guarded(fn), onResult, dl?.onFailure).pipe(Effect.as(out))
   switch (d.kind) {
     case "map":
-      return applyBatch(
-        env.instance,
-        records,
+      return apply(
         (r) => d.handle(r),
         (_, o) => out.push(o)
-      ).pipe(Effect.as(out))
+      )
     case "flatMap":
-      return applyBatch(
-        env.instance,
-        records,
+      return apply(
         (r) => d.handle(r),
         (_, os) => {
           for (const o of os) out.push(o)
         }
-      ).pipe(Effect.as(out))
+      )
     case "filter":
-      return applyBatch(
-        env.instance,
-        records,
+      return apply(
         (r) => d.handle(r),
         (r, keep) => {
           if (keep) out.push(r)
         }
-      ).pipe(Effect.as(out))
+      )
     case "split": {
       const toPorts = (r: unknown, labels: string | ReadonlyArray<string>) => {
         if (typeof labels === "string") ports.push(labels, r)
@@ -207,16 +306,14 @@ const transform = (env: TaskEnv, channel: number, records: ReadonlyArray<unknown
       }
       // a label is pushed inside the handler's try (an unknown one fails naming the record), or,
       // when `route` returned an Effect, inside that Effect
-      return applyBatch(
-        env.instance,
-        records,
+      return apply(
         (r) => {
           const labels = d.route(r)
           if (Effect.isEffect(labels)) return Effect.flatMap(labels, (ls) => Effect.try(() => toPorts(r, ls)))
           toPorts(r, labels)
         },
         () => undefined
-      ).pipe(Effect.as(out))
+      )
     }
     case "process":
     case "coProcess": {
@@ -228,15 +325,13 @@ const transform = (env: TaskEnv, channel: number, records: ReadonlyArray<unknown
       const handle = d.kind === "process" ? d.handle : edge.input === 1 ? d.handle2 : d.handle1
       const emit = emitter(out, ports)
       let key: Key = ""
-      return applyBatch(
-        env.instance,
-        records,
+      return apply(
         (r) => {
           key = keyOf(r)
           return handle(r, store.get(key), emit, key)
         },
         (_, next) => store.set(key, next)
-      ).pipe(Effect.as(out))
+      )
     }
     default:
       return Effect.succeed(records)
@@ -310,6 +405,25 @@ const handleCommand = (
     }
   })
 
+/**
+ * A source's payloads it could not decode, as dead letters (its policy is `deadLetter`). They
+ * follow the records of the same read; the reader's position is past them, so a replay from a
+ * checkpoint sends each again exactly when it sends the records around it.
+ */
+const sendUndecoded = (env: TaskEnv, undecoded: ReadonlyArray<UndecodedRecord>) => {
+  const d = env.declaration
+  if (!("onError" in d) || d.onError !== "deadLetter")
+    return Effect.die(
+      `${env.instance}: its reader returned undecoded records, but its policy is not deadLetter`
+    )
+  const operator = operatorOf(env.instance)
+  const letters = undecoded.map((u): DeadLetter => ({ operator, instance: env.instance, ...u }))
+  env.stats.recordsIn += letters.length
+  env.stats.recordsOut += letters.length
+  env.stats.deadLetters += letters.length
+  return env.router.route(letters, deadLetters.name)
+}
+
 /** The loop of a source instance: read, route, serve triggers between reads. */
 const runSource = (env: TaskEnv, reader: SourceReader<unknown>) =>
   Effect.gen(function* () {
@@ -324,17 +438,20 @@ const runSource = (env: TaskEnv, reader: SourceReader<unknown>) =>
           yield* handleCommand(env, undefined, item.posted, triggered)
         continue
       }
-      const { records, end } = yield* reader.read(env.sourceBatch)
+      const { records, end, undecoded } = yield* reader.read(env.sourceBatch)
       if (records.length > 0) {
         env.stats.recordsIn += records.length
         yield* env.router.route(records)
         env.stats.recordsOut += records.length
       }
+      if (undecoded !== undefined && undecoded.length > 0) yield* sendUndecoded(env, undecoded)
       if (end) {
         ended = true
         yield* env.router.eos
         env.stats.finished = true
         env.report("finished")
+        // the final counts at once: a status must not wait a heartbeat interval for them
+        env.report("heartbeat")
       }
       yield* env.router.flushLingering(Date.now())
     }
@@ -356,7 +473,12 @@ const runOperator = (env: TaskEnv) =>
     const ready: Array<Inbound<TaskCommand>> = []
     let wanted = false
     let lastFlush = Date.now()
-    const ports = new PortOutputs(env.instance, new Set(declaredPorts(env.declaration)))
+    const d = env.declaration
+    const ports = new PortOutputs(
+      env.instance,
+      new Set(declaredPorts(d)),
+      "onError" in d && d.onError === "deadLetter"
+    )
     /**
      * A sink whose transaction is full asks for a checkpoint (once per checkpoint), and is finished
      * only when it has seen eos on every input and nothing is left waiting for a transaction.
@@ -401,7 +523,7 @@ const runOperator = (env: TaskEnv) =>
             env.stats.recordsOut += envelope.r.length
             sinkProgress(env.state.writer)
           } else {
-            const out = yield* transform(env, channel, envelope.r, ports)
+            const out = yield* transform(env, channel, envelope, ports)
             if (out.length > 0) yield* env.router.route(out)
             env.stats.recordsOut += out.length + ports.count
             if (ports.count > 0) yield* ports.route(env.router)
@@ -425,7 +547,10 @@ const runOperator = (env: TaskEnv) =>
             endedCount++
             if (endedCount === channels) {
               if (env.state.kind === "sink") sinkProgress(env.state.writer)
-              else yield* env.router.eos
+              else {
+                yield* env.router.eos
+                env.report("heartbeat")
+              }
             }
           }
           break

@@ -25,6 +25,8 @@ export interface TaskStats {
   rejectedCommands: number
   /** a sink's `complete n` refused since the process started: checkpoint n was not completed in the store */
   refusedCommits: number
+  /** records it sent to its `deadLetters` output this epoch (policy `deadLetter`) */
+  deadLetters: number
 }
 
 /** The counters of a new instance: nothing in or out, no checkpoint yet. */
@@ -38,5 +40,6 @@ export const initialTaskStats = (): TaskStats => ({
   commitMs: 0,
   recordsCommitted: 0,
   rejectedCommands: 0,
-  refusedCommits: 0
+  refusedCommits: 0,
+  deadLetters: 0
 })

@@ -44,7 +44,8 @@ import type {
   PartitionedPosition,
   SourceContext,
   SourcePosition,
-  SourceReader
+  SourceReader,
+  UndecodedRecord
 } from "./SourceReader.ts"
 import { openCursor, type Raw, type StreamCursor } from "./StreamCursor.ts"
 import { Signal } from "../BufferSignal.ts"
@@ -144,8 +145,11 @@ export const mergePartitionedPositions = (
   return ends === undefined ? { partitions, at } : { partitions, at, ends }
 }
 
+/** A payload as text for a dead letter: invalid UTF-8 becomes U+FFFD rather than failing. */
+const lossy = new TextDecoder("utf-8")
+
 export interface JetStreamSourceReader<A> extends SourceReader<A> {
-  /** Malformed payloads skipped since this reader opened (`onMalformed: "skip-and-count"`). */
+  /** Malformed payloads skipped or dead-lettered since this reader opened (`onMalformed` not `"fail"`). */
   readonly malformed: () => number
 }
 
@@ -287,7 +291,7 @@ const open = <A>(
     if (cfg instanceof SourceOptionsInvalid) return yield* cfg
     const ctxError = checkContext(ctx)
     if (ctxError !== undefined) return yield* ctxError
-    const { stream, skipMalformed } = cfg
+    const { stream, skipMalformed, deadLetterMalformed } = cfg
 
     const nc = yield* natsConnection(ctx.natsUrl, {
       name: `${ctx.job}/${ctx.operator}#${ctx.index}/source`,
@@ -332,6 +336,7 @@ const open = <A>(
     const take = (max: number) =>
       Effect.suspend(() => {
         const records: Array<A> = []
+        let undecoded: Array<UndecodedRecord> | undefined
         for (let i = 0; i < cursors.length && records.length < max; i++) {
           const c = cursors[(next + i) % cursors.length]!
           const buffer = c.buffer
@@ -344,6 +349,18 @@ const open = <A>(
             if (r instanceof DecodeFailure) {
               if (skipMalformed) {
                 malformed++
+                continue
+              }
+              if (deadLetterMalformed) {
+                malformed++
+                if (undecoded === undefined) undecoded = []
+                undecoded.push({
+                  record: lossy.decode(raw.data),
+                  reason: r.reason,
+                  input: `jetstream:${stream}`,
+                  position:
+                    c.partition === undefined ? { seq: raw.seq } : { seq: raw.seq, partition: c.partition }
+                })
                 continue
               }
               if (used === 0 && records.length === 0)
@@ -368,7 +385,7 @@ const open = <A>(
         const failed = cursors.find((c) => c.failure() !== undefined)?.failure()
         if (empty && failed !== undefined && records.length === 0) return Effect.fail(failed)
         const end = empty && failed === undefined && cursors.every((c) => c.exhausted())
-        return Effect.succeed({ records, end })
+        return Effect.succeed(undecoded === undefined ? { records, end } : { records, end, undecoded })
       })
 
     const read = (max: number) =>

@@ -12,8 +12,12 @@ export interface JetStreamSourceOptions<A> {
   readonly stream: string
   /** Payload → record, or `DecodeFailure`. Default: UTF-8 JSON, not checked against `A` (validate in `decode`). */
   readonly decode?: (bytes: Uint8Array, seq: number) => A | DecodeFailure
-  /** `"fail"` (default): a malformed payload is a `MalformedRecord` error. `"skip-and-count"`: skipped, counted in `malformed()`. */
-  readonly onMalformed?: "fail" | "skip-and-count"
+  /**
+   * `"fail"` (default): a malformed payload is a `MalformedRecord` error. `"skip-and-count"`:
+   * skipped, counted in `malformed()`. `"deadLetter"`: returned as `undecoded` (the source
+   * declaration then has the `deadLetter` policy: the payload reaches its `deadLetters` output).
+   */
+  readonly onMalformed?: "fail" | "skip-and-count" | "deadLetter"
   /** Default unbounded. `"atStart"`: up to the stream's last sequence at the job's first open. `{ records: N }`: the N sequences from the stream's first one at the job's first open. */
   readonly bounded?: "atStart" | { readonly records: number }
   /** Longest `read` waits when nothing is buffered, in ms. Default 50. */
@@ -40,6 +44,7 @@ export interface ResolvedJetStreamSourceOptions<A> {
   readonly stream: string
   readonly decode: (bytes: Uint8Array, seq: number) => A | DecodeFailure
   readonly skipMalformed: boolean
+  readonly deadLetterMalformed: boolean
   readonly bounded: "atStart" | { readonly records: number } | undefined
   readonly idleMs: number
   readonly fetchSize: number
@@ -77,8 +82,13 @@ export const resolveJetStreamSourceOptions = <A>(
     return bad("stream", o.stream, "must be a non-empty name")
   if (!streamNameOk.test(o.stream))
     return bad("stream", o.stream, "must not contain whitespace, '.', '*', '>', '/' or '\\'")
-  if (o.onMalformed !== undefined && o.onMalformed !== "fail" && o.onMalformed !== "skip-and-count")
-    return bad("onMalformed", o.onMalformed, 'must be "fail" or "skip-and-count"')
+  if (
+    o.onMalformed !== undefined &&
+    o.onMalformed !== "fail" &&
+    o.onMalformed !== "skip-and-count" &&
+    o.onMalformed !== "deadLetter"
+  )
+    return bad("onMalformed", o.onMalformed, 'must be "fail", "skip-and-count" or "deadLetter"')
   if (o.bounded !== undefined && o.bounded !== "atStart") {
     if (typeof o.bounded !== "object" || !isPositiveInt(o.bounded.records))
       return bad(
@@ -115,6 +125,7 @@ export const resolveJetStreamSourceOptions = <A>(
     stream: o.stream,
     decode: o.decode ?? decodeJson,
     skipMalformed: o.onMalformed === "skip-and-count",
+    deadLetterMalformed: o.onMalformed === "deadLetter",
     bounded: o.bounded,
     idleMs,
     fetchSize,

@@ -8,12 +8,27 @@ import type { SourceError } from "./SourceError.ts"
 
 export interface SourceReader<A> {
   /** Up to `max` records after the current position. `end` is true when a bounded source has nothing more (now and ever). Must not block for long when nothing is available: wait at most `idle` (e.g. 50 ms) and return what it has (possibly empty). */
-  readonly read: (
-    max: number
-  ) => Effect.Effect<{ readonly records: ReadonlyArray<A>; readonly end: boolean }, SourceError>
+  readonly read: (max: number) => Effect.Effect<
+    {
+      readonly records: ReadonlyArray<A>
+      readonly end: boolean
+      /** payloads it could not decode, in order (`onMalformed: "deadLetter"` only) */
+      readonly undecoded?: ReadonlyArray<UndecodedRecord>
+    },
+    SourceError
+  >
   /** msgpack-able position of the last record returned by read; after a restore, a new reader opened with this position continues right after it. */
   readonly position: () => SourcePosition
 }
+/** A payload the source read but could not decode: its text, why, and its stream position. */
+export interface UndecodedRecord {
+  readonly record: string
+  readonly reason: string
+  /** `jetstream:<stream>` */
+  readonly input: string
+  readonly position: { readonly seq: number; readonly partition?: number }
+}
+
 export interface SourceContext {
   readonly job: string
   readonly operator: string
