@@ -1,5 +1,5 @@
 /**
- * The layout of lib/ and actors/ as the README's Architecture table states it: no import cycle
+ * The layout of lib/ and actors/ as docs/layout.md's table states it: no import cycle
  * between files, every folder imports only the folders its row allows, and lib/ itself holds at most
  * three files. Reads the import statements as text (relative specifiers only); runs nothing.
  */
@@ -10,7 +10,7 @@ import t from "tap"
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..")
 
-/** folder → the folders it may import (besides itself); the README's table says the same */
+/** folder → the folders it may import (besides itself); docs/layout.md's table says the same */
 const mayImport: Readonly<Record<string, ReadonlyArray<string>>> = {
   "lib/internal": [],
   "lib/core": ["lib/internal"],

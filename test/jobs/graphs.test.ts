@@ -73,7 +73,7 @@ t.test(
   async (t) => {
     // not slowed (alignment stays short, so the first checkpoint comes early) and long enough
     // that the savepoint is taken with most of the input ahead
-    const orders = 200_000
+    const orders = 130_000
     const job = await startOrdersJob({
       orders,
       module: graphs,
