@@ -25,7 +25,7 @@ t.test(
       runChaos({
         module: ordersModule,
         records,
-        intervalMs: 1500,
+        intervalMs: 2500,
         kinds: ["sources", "keyed", "sinks", "coordinator", "operators"],
         pause: false,
         natsRestarts: false,

@@ -24,7 +24,10 @@ t.test("a partitioned source rescales 1 -> 2 -> 1 from checkpoints: exactly once
 
   const latest = async () => (await Effect.runPromise((await store(job)).readLatest()))?.manifest
 
-  /** Runs until two checkpoints newer than `after` are completed while it runs, then stops it; the latest checkpoint. */
+  /**
+   * Runs until a checkpoint newer than `after` is completed while it runs, then stops it; the
+   * latest checkpoint. (One, not two: a loaded machine's run could finish its input first.)
+   */
   const runAndStop = async (
     args: ReadonlyArray<string>,
     parallelism: string,
@@ -33,9 +36,11 @@ t.test("a partitioned source rescales 1 -> 2 -> 1 from checkpoints: exactly once
   ) => {
     const run = job.run(args, { EXACTOR_SOURCE_PARALLELISM: parallelism })
     await job.running(running)
-    await until(`two checkpoints after ${after} (log: ${run.output().slice(-2000)})`, async () => {
+    await until(`a checkpoint after ${after} while RUNNING`, async () => {
       const m = await latest()
-      return m && m.checkpoint >= after + 2 && (await status(job))?.state === "RUNNING" ? m : undefined
+      return m && m.checkpoint >= after + 1 && (await status(job))?.state === "RUNNING" ? m : undefined
+    }).catch((e: Error) => {
+      throw new Error(`${e.message}; the run's log: ${run.output().slice(-3000)}`)
     })
     run.child.kill("SIGTERM")
     await run.exit
