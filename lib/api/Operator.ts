@@ -226,8 +226,11 @@ export const declaredPorts = (d: Declaration): ReadonlyArray<string> => {
       : d.kind === "process" || d.kind === "coProcess"
         ? (d.outputs ?? []).map((t) => t.name)
         : []
-  return "onError" in d && d.onError === "deadLetter" ? [...ports, deadLetters.name] : ports
+  return hasDeadLetters(d) ? [...ports, deadLetters.name] : ports
 }
+
+/** Whether `d` has the `deadLetter` policy (a sink never has). */
+export const hasDeadLetters = (d: Declaration): boolean => "onError" in d && d.onError === "deadLetter"
 
 /** Declarations that can take the `deadLetter` policy (a sink cannot: it has no outputs). */
 export type HandlerDeclaration = Exclude<Declaration, SinkDeclaration<unknown>>

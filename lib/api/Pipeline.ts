@@ -15,7 +15,7 @@ import * as Data from "effect/Data"
 import { InstanceId, isToken } from "../core/Address.ts"
 import { InvalidJobOption, type JobOptions, type JobOptionsInput, resolveJobOptions } from "./JobOptions.ts"
 import type { Key } from "../core/KeyGroups.ts"
-import { type Declaration, deadLetters, declaredPorts } from "./Operator.ts"
+import { type Declaration, deadLetters, declaredPorts, hasDeadLetters } from "./Operator.ts"
 
 export type Partitioning =
   | { readonly kind: "forward" }
@@ -163,7 +163,7 @@ export const validatePipeline = (p: Pipeline): JobPlan | PipelineInvalid | Inval
     const d = node.declaration
     if ("onError" in d && d.onError !== undefined && d.onError !== "fail" && d.onError !== "deadLetter")
       add(node.name, `onError "${String(d.onError)}" must be "fail" or "deadLetter"`)
-    if ("onError" in d && d.onError === "deadLetter" && !outs.some((e) => portOf(e) === deadLetters.name))
+    if (hasDeadLetters(d) && !outs.some((e) => portOf(e) === deadLetters.name))
       add(
         node.name,
         `its policy is deadLetter, but nothing reads its "${deadLetters.name}" output: add .sideOutput(deadLetters) into a sink, or its rejected records would be lost`

@@ -19,6 +19,7 @@ import {
   deadLetters,
   declaredPorts,
   type Emit,
+  hasDeadLetters,
   type Result,
   type SinkWriter,
   type SourceReader,
@@ -268,7 +269,7 @@ const transform = (env: TaskEnv, channel: number, batch: BatchEnvelope, ports: P
   const d = env.declaration
   const records = batch.r
   const out: Array<unknown> = []
-  const dl = "onError" in d && d.onError === "deadLetter" ? deadLetterMode(env, batch, out, ports) : undefined
+  const dl = hasDeadLetters(d) ? deadLetterMode(env, batch, out, ports) : undefined
   /** the handler, marking emits first under the `deadLetter` policy */
   const guarded = <X>(fn: (r: unknown) => Result<X, unknown>): ((r: unknown) => Result<X, unknown>) =>
     dl === undefined
@@ -411,8 +412,7 @@ const handleCommand = (
  * checkpoint sends each again exactly when it sends the records around it.
  */
 const sendUndecoded = (env: TaskEnv, undecoded: ReadonlyArray<UndecodedRecord>) => {
-  const d = env.declaration
-  if (!("onError" in d) || d.onError !== "deadLetter")
+  if (!hasDeadLetters(env.declaration))
     return Effect.die(
       `${env.instance}: its reader returned undecoded records, but its policy is not deadLetter`
     )
@@ -474,11 +474,7 @@ const runOperator = (env: TaskEnv) =>
     let wanted = false
     let lastFlush = Date.now()
     const d = env.declaration
-    const ports = new PortOutputs(
-      env.instance,
-      new Set(declaredPorts(d)),
-      "onError" in d && d.onError === "deadLetter"
-    )
+    const ports = new PortOutputs(env.instance, new Set(declaredPorts(d)), hasDeadLetters(d))
     /**
      * A sink whose transaction is full asks for a checkpoint (once per checkpoint), and is finished
      * only when it has seen eos on every input and nothing is left waiting for a transaction.
