@@ -70,6 +70,11 @@ export interface ChaosOptions {
   readonly records: number
   /** mean ms between faults */
   readonly intervalMs: number
+  /**
+   * stop injecting after this many faults (default: no limit), so the job then runs undisturbed to
+   * its end: faults that come faster than a loaded machine recovers would never let it finish
+   */
+  readonly maxFaults?: number
   readonly kinds: ReadonlyArray<TargetKind>
   /** SIGSTOP/SIGCONT pauses too, every other one (the first too) longer than the heartbeat timeout */
   readonly pause: boolean
@@ -109,6 +114,7 @@ const validate = (o: ChaosOptions): ChaosOptionInvalid | undefined => {
   return (
     whole("records", o.records, 1) ??
     whole("interval", o.intervalMs, 50) ??
+    (o.maxFaults === undefined ? undefined : whole("maxFaults", o.maxFaults, 1)) ??
     whole("duration", o.deadlineMs, 1000) ??
     whole("rabbitmqCrashes", o.rabbitmqCrashes ?? 0, 0) ??
     (o.postgresCrashes === undefined ? undefined : whole("postgres-crashes", o.postgresCrashes, 0)) ??
@@ -448,7 +454,10 @@ export const runChaos = (o: ChaosOptions) =>
       const nemesis = Effect.gen(function* () {
         let progressAt = watch.latestCheckpoint
         let withoutProgress = 0
+        let faults = 0
         for (;;) {
+          if (o.maxFaults !== undefined && faults >= o.maxFaults)
+            return o.log(`chaos: ${faults} faults injected (maxFaults); the job runs on undisturbed`)
           // a postgres crash comes first and at once, so that even a short job sees one
           if (!postgresFirst) yield* sleepMs(o.intervalMs * rng.between(0.5, 1.5))
           if (withoutProgress >= 2) yield* until(() => watch.latestCheckpoint > progressAt)
@@ -458,7 +467,10 @@ export const runChaos = (o: ChaosOptions) =>
             withoutProgress = 0
           }
           const slot = nextSlot()
-          if (slot) yield* inject(slot)
+          if (slot) {
+            yield* inject(slot)
+            faults++
+          }
           withoutProgress++
         }
       })
