@@ -145,6 +145,48 @@ export interface Emit<O> {
   side<T>(tag: OutputTag<T>, value: T): void
 }
 
+/** A timer's tag: several timers of one key at one time are told apart by it (a window's start). */
+export type TimerTag = string | number
+
+/**
+ * The timers of the current key (DESIGN-dataflow §3). One timer per (domain, at, key, tag):
+ * registering it twice keeps one. Event-time timers fire when the instance's watermark reaches
+ * `at`; processing-time ones when the wall clock does. Both are in every snapshot, per key group.
+ */
+export interface Timers {
+  eventTime(at: number, tag?: TimerTag): void
+  processingTime(at: number, tag?: TimerTag): void
+  deleteEventTime(at: number, tag?: TimerTag): void
+  deleteProcessingTime(at: number, tag?: TimerTag): void
+}
+
+/** A timer that fired, as `onTimer` gets it. */
+export interface FiredTimer {
+  readonly domain: "event" | "processing"
+  readonly at: number
+  readonly tag: TimerTag
+}
+
+/**
+ * What a keyed handler and `onTimer` know beyond the record and the state: the key, the record's
+ * event time (undefined on a stream without event time, and in a processing-time `onTimer`), the
+ * instance's watermark, the wall clock, the timers, and a way to drop the key's state.
+ */
+export interface ProcessContext<O> {
+  readonly key: Key
+  readonly timestamp: number | undefined
+  readonly watermark: number
+  readonly now: number
+  /** to the main output, with the record's (or the timer's) timestamp unless `timestamp` is given */
+  emit(output: O, timestamp?: number): void
+  output<T>(tag: OutputTag<T>, value: T): void
+  readonly timers: Timers
+  /** drops the key's state after this call (what the call returns is ignored) */
+  clearState(): void
+  /** counts a record that came too late (windows, joins): `exactor status` shows the count */
+  lateRecord(): void
+}
+
 /** A keyed operator: gets each record with its key's state, emits outputs, returns the new state. */
 export interface ProcessDeclaration<I, S, O, E = unknown> {
   readonly kind: "process"
@@ -153,7 +195,11 @@ export interface ProcessDeclaration<I, S, O, E = unknown> {
   readonly state: KeyedState<S>
   /** the side outputs `handle` may emit to */
   readonly outputs?: ReadonlyArray<OutputTag<unknown>>
-  handle(record: I, state: S, emit: Emit<O>, key: Key): Result<S, E>
+  handle(record: I, state: S, emit: Emit<O>, key: Key, ctx: ProcessContext<O>): Result<S, E>
+  /** a timer of the key fired (it is removed first); returns the key's new state */
+  onTimer?(timer: FiredTimer, state: S, ctx: ProcessContext<O>): Result<S, E>
+  /** true when the operator needs event time on its input (windows, joins): validation checks it */
+  readonly eventTime?: boolean
 }
 
 /**
@@ -166,8 +212,10 @@ export interface CoProcessDeclaration<I1, I2, S, O, E = unknown> {
   readonly onError?: OnError
   readonly state: KeyedState<S>
   readonly outputs?: ReadonlyArray<OutputTag<unknown>>
-  handle1(record: I1, state: S, emit: Emit<O>, key: Key): Result<S, E>
-  handle2(record: I2, state: S, emit: Emit<O>, key: Key): Result<S, E>
+  handle1(record: I1, state: S, emit: Emit<O>, key: Key, ctx: ProcessContext<O>): Result<S, E>
+  handle2(record: I2, state: S, emit: Emit<O>, key: Key, ctx: ProcessContext<O>): Result<S, E>
+  onTimer?(timer: FiredTimer, state: S, ctx: ProcessContext<O>): Result<S, E>
+  readonly eventTime?: boolean
 }
 
 /**
@@ -285,14 +333,18 @@ export const keyedProcess = <I, S, O, E = never>(
   spec: {
     readonly state: KeyedState<S>
     readonly outputs?: ReadonlyArray<OutputTag<unknown>>
-    handle(record: I, state: S, emit: Emit<O>, key: Key): Result<S, E>
+    handle(record: I, state: S, emit: Emit<O>, key: Key, ctx: ProcessContext<O>): Result<S, E>
+    onTimer?(timer: FiredTimer, state: S, ctx: ProcessContext<O>): Result<S, E>
+    readonly eventTime?: boolean
   }
 ): ProcessDeclaration<I, S, O, E> => ({
   kind: "process",
   name,
   state: spec.state,
   handle: spec.handle,
-  ...(spec.outputs ? { outputs: spec.outputs } : {})
+  ...(spec.outputs ? { outputs: spec.outputs } : {}),
+  ...(spec.onTimer ? { onTimer: spec.onTimer } : {}),
+  ...(spec.eventTime ? { eventTime: true } : {})
 })
 
 export const keyedCoProcess = <I1, I2, S, O, E = never>(
@@ -300,8 +352,10 @@ export const keyedCoProcess = <I1, I2, S, O, E = never>(
   spec: {
     readonly state: KeyedState<S>
     readonly outputs?: ReadonlyArray<OutputTag<unknown>>
-    handle1(record: I1, state: S, emit: Emit<O>, key: Key): Result<S, E>
-    handle2(record: I2, state: S, emit: Emit<O>, key: Key): Result<S, E>
+    handle1(record: I1, state: S, emit: Emit<O>, key: Key, ctx: ProcessContext<O>): Result<S, E>
+    handle2(record: I2, state: S, emit: Emit<O>, key: Key, ctx: ProcessContext<O>): Result<S, E>
+    onTimer?(timer: FiredTimer, state: S, ctx: ProcessContext<O>): Result<S, E>
+    readonly eventTime?: boolean
   }
 ): CoProcessDeclaration<I1, I2, S, O, E> => ({
   kind: "coProcess",
@@ -309,7 +363,9 @@ export const keyedCoProcess = <I1, I2, S, O, E = never>(
   state: spec.state,
   handle1: spec.handle1,
   handle2: spec.handle2,
-  ...(spec.outputs ? { outputs: spec.outputs } : {})
+  ...(spec.outputs ? { outputs: spec.outputs } : {}),
+  ...(spec.onTimer ? { onTimer: spec.onTimer } : {}),
+  ...(spec.eventTime ? { eventTime: true } : {})
 })
 
 export const split = <A, L extends string, E = never>(

@@ -16,6 +16,7 @@ import { InstanceId, isToken } from "../core/Address.ts"
 import { InvalidJobOption, type JobOptions, type JobOptionsInput, resolveJobOptions } from "./JobOptions.ts"
 import type { Key } from "../core/KeyGroups.ts"
 import { type Declaration, deadLetters, declaredPorts, hasDeadLetters } from "./Operator.ts"
+import type { WatermarkStrategy } from "./Watermark.ts"
 
 export type Partitioning =
   | { readonly kind: "forward" }
@@ -27,6 +28,8 @@ export interface OperatorNode {
   readonly name: string
   readonly declaration: Declaration
   readonly parallelism: number
+  /** a source's event time: timestamps and watermarks per split (DESIGN-dataflow §2.2) */
+  readonly watermarks?: WatermarkStrategy<unknown>
 }
 
 export interface Edge {
@@ -217,6 +220,21 @@ export const validatePipeline = (p: Pipeline): JobPlan | PipelineInvalid | Inval
   }
   for (const o of p.operators)
     if (!order.includes(o.name) && inputs.get(o.name)!.length > 0) add(o.name, "is part of a cycle")
+  // event time: an operator that needs it (windows, joins) must get timestamps on every path (§1.2)
+  const timed = new Map<string, boolean>()
+  for (const name of order) {
+    const node = operator.get(name)!
+    const ins = inputs.get(name)!
+    const d = node.declaration
+    timed.set(name, d.kind === "source" ? node.watermarks !== undefined : ins.every((e) => timed.get(e.from)))
+    if ("eventTime" in d && d.eventTime === true && !timed.get(name)) {
+      const untimed = ins.filter((e) => !timed.get(e.from)).map((e) => e.from)
+      add(
+        name,
+        `needs event time, but its input from ${untimed.join(", ")} has none: give every source on the way \`watermarks\` (pipeline.source(decl, { watermarks: boundedOutOfOrderness(...) }))`
+      )
+    }
+  }
   if (problems.length > 0) return new PipelineInvalid({ job: p.job, problems })
   const instances = order.flatMap((name) =>
     Array.from({ length: operator.get(name)!.parallelism }, (_, i) => InstanceId.make(name, i))

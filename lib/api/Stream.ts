@@ -24,6 +24,18 @@ import type {
 } from "./Operator.ts"
 import { split as splitDeclaration } from "./Operator.ts"
 import type { Edge, OperatorNode, Partitioning, Pipeline } from "./Pipeline.ts"
+import {
+  type AggregateFunction,
+  reducing,
+  validateWindow,
+  type Window,
+  type WindowAssigner,
+  type WindowResult,
+  type WindowSpec,
+  windowAggregate,
+  windowProcess
+} from "./Windows.ts"
+import type { WatermarkStrategy } from "./Watermark.ts"
 
 /** Per-operator options in the builder. */
 export interface StageOptions {
@@ -33,6 +45,11 @@ export interface StageOptions {
   readonly name?: string
   /** partitioning of the edges into this operator; default forward when parallelisms match, else rebalance. */
   readonly partitioning?: "forward" | "rebalance" | "broadcast"
+}
+
+/** A source's options: a stage's, plus its event time (timestamps and watermarks per split). */
+export interface SourceOptions<A> extends StageOptions {
+  readonly watermarks?: WatermarkStrategy<A>
 }
 
 /** One output of the graph so far: an operator's port. */
@@ -52,8 +69,18 @@ class Graph {
     this.options = options
   }
 
-  add(declaration: Declaration, parallelism: number, options: StageOptions | undefined): OperatorNode {
-    const node: OperatorNode = { name: options?.name ?? declaration.name, declaration, parallelism }
+  add(
+    declaration: Declaration,
+    parallelism: number,
+    options: StageOptions | undefined,
+    watermarks?: WatermarkStrategy<unknown>
+  ): OperatorNode {
+    const node: OperatorNode = {
+      name: options?.name ?? declaration.name,
+      declaration,
+      parallelism,
+      ...(watermarks === undefined ? {} : { watermarks })
+    }
     this.operators.push(node)
     return node
   }
@@ -111,8 +138,13 @@ export class PipelineBuilder {
     return this.graph.job
   }
 
-  source<A, E>(declaration: SourceDeclaration<A, E>, options?: StageOptions): Stream<A> {
-    const node = this.graph.add(declaration as SourceDeclaration<unknown>, options?.parallelism ?? 1, options)
+  source<A, E>(declaration: SourceDeclaration<A, E>, options?: SourceOptions<A>): Stream<A> {
+    const node = this.graph.add(
+      declaration as SourceDeclaration<unknown>,
+      options?.parallelism ?? 1,
+      options,
+      options?.watermarks as WatermarkStrategy<unknown> | undefined
+    )
     return new Stream<A>(this.graph, [{ operator: node, port: "main" }])
   }
 
@@ -258,6 +290,15 @@ export class KeyedStream<A, K extends Key> {
     return new Stream<B>(graph, [{ operator: node, port: "main" }])
   }
 
+  /**
+   * Event-time windows per key (DESIGN-dataflow §4), named `spec.name`; then `aggregate`, `reduce`
+   * or `process`. Checks the assigner and the spec now (`WindowInvalid` names the field).
+   */
+  window(assigner: WindowAssigner, spec: WindowSpec<A> & { readonly name: string }): WindowedStream<A, K> {
+    validateWindow(spec.name, assigner, spec)
+    return new WindowedStream<A, K>(this, assigner, spec)
+  }
+
   /** Two inputs keyed alike into one keyed operator: `.process(keyedCoProcess(...))`. */
   connect<B>(other: KeyedStream<B, K>): ConnectedStreams<A, B, K> {
     return new ConnectedStreams<A, B, K>(this, other)
@@ -270,6 +311,46 @@ export class KeyedStream<A, K extends Key> {
       { stream: this.stream as Stream<unknown>, key: this.partitioning }
     ])
     return graph.build()
+  }
+}
+
+/** A keyed stream cut into windows: each method makes the window operator and gives its results. */
+export class WindowedStream<A, K extends Key> {
+  readonly keyed: KeyedStream<A, K>
+  readonly assigner: WindowAssigner
+  readonly spec: WindowSpec<A> & { readonly name: string }
+  constructor(
+    keyed: KeyedStream<A, K>,
+    assigner: WindowAssigner,
+    spec: WindowSpec<A> & { readonly name: string }
+  ) {
+    this.keyed = keyed
+    this.assigner = assigner
+    this.spec = spec
+  }
+
+  /** A `WindowResult` per firing of each window of each key, aggregated incrementally by `f`. */
+  aggregate<Acc, R>(f: AggregateFunction<A, Acc, R>, options?: StageOptions): Stream<WindowResult<K, R>> {
+    return this.keyed.process(
+      windowAggregate<A, K, Acc, R>(this.spec.name, this.assigner, this.spec, f),
+      options
+    )
+  }
+
+  /** A `WindowResult` per firing whose value is the window's records combined by `f`. */
+  reduce(f: (x: A, y: A) => A, options?: StageOptions): Stream<WindowResult<K, A>> {
+    return this.aggregate(reducing(f), options)
+  }
+
+  /**
+   * Each result of `f(key, window, elements)` per firing, with timestamp window.end − 1. Keeps every
+   * element of every open window (state grows with the window): prefer `aggregate`.
+   */
+  process<R>(
+    f: (key: K, window: Window, elements: ReadonlyArray<A>) => ReadonlyArray<R>,
+    options?: StageOptions
+  ): Stream<R> {
+    return this.keyed.process(windowProcess<A, K, R>(this.spec.name, this.assigner, this.spec, f), options)
   }
 }
 

@@ -29,14 +29,15 @@ import { InstanceId, Subjects } from "../core/Address.ts"
 import { type ChannelSender, Mailbox, subscribeCredits } from "./Channel.ts"
 import type { ControlAuth } from "./ControlAuth.ts"
 import { type ControlEnvelope, decode, EnvelopeDecodeError, encode, type ReportKind } from "./Envelope.ts"
-import { KeyedStateStore, type KeyedSnapshot } from "./KeyedStateStore.ts"
+import { KeyedStateStore, type KeyedSnapshot, restoredWatermark } from "./KeyedStateStore.ts"
 import { rejectedMessagesScoped } from "./RejectedMessages.ts"
 import { failOnDisconnect, type NatsConnection } from "./Nats.ts"
 import type { OperatorContext, SinkWriter } from "../api/Operator.ts"
+import type { WatermarkStrategy } from "../api/Watermark.ts"
 import type { Edge, JobPlan } from "../api/Pipeline.ts"
 import { Router } from "./Router.ts"
 import { type CompletedCheckpoint, SinkCommits } from "./SinkCommits.ts"
-import { runTask, type TaskCommand, type TaskState } from "./Task.ts"
+import { runTask, type SourceClock, type TaskCommand, type TaskState } from "./Task.ts"
 import { initialTaskStats, type TaskStats } from "./TaskStats.ts"
 
 export class InstanceNotInPipeline extends Data.TaggedError("InstanceNotInPipeline")<{
@@ -59,6 +60,34 @@ export interface SnapshotStore {
   readonly getSnapshot: (handle: never) => Effect.Effect<unknown, unknown>
   /** the latest completed checkpoint's manifest (a sink commits only up to it) */
   readonly readLatest: () => Effect.Effect<{ readonly manifest: CompletedCheckpoint } | undefined, unknown>
+}
+
+/** The event-time counters of a heartbeat, dropped at each new epoch (they are recomputed). */
+const eventTimeStats = [
+  "watermark",
+  "idle",
+  "idleInputs",
+  "timers",
+  "lateRecords",
+  "droppedTimers",
+  "firing"
+] as const
+
+/**
+ * A source's event time after a restore: its generator and idle flag as the snapshot has them
+ * (§2.7). After a rescale (several old splits) the generator starts afresh: its first watermarks
+ * are lower than the restored ones downstream, which never regress (the valve), so nothing is late
+ * that was not.
+ */
+const restoredClock = (
+  strategy: WatermarkStrategy<unknown>,
+  snapshots: ReadonlyArray<unknown>
+): SourceClock => {
+  const generator = strategy.generator()
+  const own =
+    snapshots.length === 1 ? (snapshots[0] as { generator?: unknown; idle?: unknown } | undefined) : undefined
+  if (own?.generator !== undefined) generator.restore(own.generator)
+  return { strategy, generator, idle: own?.idle === true }
 }
 
 /** The body of a `restore` command. */
@@ -266,6 +295,8 @@ export const runActor = (env: ActorEnv) =>
           readonly mailbox: Mailbox<TaskCommand>
           state: TaskState
           commits: SinkCommits | undefined
+          clock: SourceClock | undefined
+          watermarkFloor: number | undefined
           fiber?: Fiber.Fiber<never, unknown>
         }
       | undefined
@@ -288,6 +319,7 @@ export const runActor = (env: ActorEnv) =>
         stats.recordsIn = 0
         stats.recordsOut = 0
         stats.deadLetters = 0
+        for (const k of eventTimeStats) delete stats[k]
         stats.finished = false
         stats.wantsCheckpoint = false
         stats.commitMs = 0
@@ -298,6 +330,7 @@ export const runActor = (env: ActorEnv) =>
             const snapshots: Array<unknown> = []
             for (const h of body.handles) snapshots.push(yield* store.getSnapshot(h as never))
             let state: TaskState
+            let clock: SourceClock | undefined
             switch (d.kind) {
               case "source": {
                 const positions = snapshots.map((s) => (s as { position?: unknown } | undefined)?.position)
@@ -306,6 +339,7 @@ export const runActor = (env: ActorEnv) =>
                     ? d.mergePositions(ctx, positions)
                     : positions[0]
                 state = { kind: "source", reader: yield* d.open(ctx, position) }
+                if (node.watermarks !== undefined) clock = restoredClock(node.watermarks, snapshots)
                 break
               }
               case "process":
@@ -340,7 +374,8 @@ export const runActor = (env: ActorEnv) =>
             const router = new Router(nc, subjects, plan, id, e, plan.options.channel)
             senders = router.senders
             yield* subscribeCredits(nc, subjects, id, e, router.senders, reject)
-            return { mailbox, router, state }
+            const watermarkFloor = d.kind === "source" ? undefined : restoredWatermark(snapshots as never)
+            return { mailbox, router, state, clock, watermarkFloor }
           }).pipe(
             Scope.provide(scope),
             // a newer restore or a stop interrupted this one: nothing of it stays open
@@ -362,7 +397,7 @@ export const runActor = (env: ActorEnv) =>
           failure = errorText(built.cause)
           return { ok: false as const, error: failure }
         }
-        const { mailbox, router, state } = built.value
+        const { mailbox, router, state, clock, watermarkFloor } = built.value
         const commits = writer
           ? new SinkCommits(writer, scope, stats, {
               epoch: e,
@@ -373,7 +408,7 @@ export const runActor = (env: ActorEnv) =>
               )
             })
           : undefined
-        live = { scope, mailbox, state, commits }
+        live = { scope, mailbox, state, commits, clock, watermarkFloor }
         phase = "restored"
         return { ok: true as const, router }
       })
@@ -397,6 +432,8 @@ export const runActor = (env: ActorEnv) =>
         // a task's heartbeat (at the end of its input) carries the counters now, as the periodic one does
         report: (k, n, b) => report(k, n, k === "heartbeat" ? heartbeat() : b),
         ...(current.commits ? { commits: current.commits } : {}),
+        ...(current.clock ? { clock: current.clock } : {}),
+        ...(current.watermarkFloor === undefined ? {} : { watermarkFloor: current.watermarkFloor }),
         putSnapshot: (n, state) => store.putSnapshot(n, id.operator, id.index, state)
       })
       phase = "running"

@@ -11,6 +11,7 @@ import * as Effect from "effect/Effect"
 import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
 import type { ChannelOptions } from "../api/ChannelOptions.ts"
+import { START_OF_TIME } from "../api/Watermark.ts"
 import type { InstanceId, Subjects } from "../core/Address.ts"
 import { ReceiverCredit, SenderCredit } from "./CreditWindow.ts"
 import { decode, type DataEnvelope, encode, type Envelope, EnvelopeDecodeError, isData } from "./Envelope.ts"
@@ -44,6 +45,8 @@ export class ChannelSender {
   private readonly nc: NatsConnection
   private seq = 0
   private buffer: Array<unknown> = []
+  /** the buffered records' event times, once one of them has one (E4: absent on a stream without event time) */
+  private times: Array<number> | undefined
   private firstAt = 0
   private readonly credit: SenderCredit
   private wake: (() => void) | undefined
@@ -84,6 +87,18 @@ export class ChannelSender {
   add(record: unknown): boolean {
     if (this.buffer.length === 0) this.firstAt = Date.now()
     this.buffer.push(record)
+    // a record without event time in a batch that has some carries START_OF_TIME (as Flink's Long.MIN_VALUE)
+    if (this.times !== undefined) this.times.push(START_OF_TIME)
+    this.records++
+    return this.buffer.length >= this.options.batchSize
+  }
+
+  /** `add` of a record with its event time. */
+  addTimed(record: unknown, timestamp: number): boolean {
+    if (this.times === undefined) this.times = new Array<number>(this.buffer.length).fill(START_OF_TIME)
+    this.times.push(timestamp)
+    if (this.buffer.length === 0) this.firstAt = Date.now()
+    this.buffer.push(record)
     this.records++
     return this.buffer.length >= this.options.batchSize
   }
@@ -110,15 +125,51 @@ export class ChannelSender {
 
   /** Sends the buffered records as one batch, first waiting for credit. */
   get sendBatch(): Effect.Effect<void> {
+    return this.sendBatchWith(undefined)
+  }
+
+  /** Sends the buffered records as one batch, closed by watermark `w` if given. */
+  private sendBatchWith(w: number | undefined): Effect.Effect<void> {
     return Effect.suspend(() => {
       if (this.buffer.length === 0) return Effect.void
-      if (!this.credit.canSend()) return this.awaitCredit.pipe(Effect.andThen(this.sendBatch))
+      if (!this.credit.canSend()) return this.awaitCredit.pipe(Effect.andThen(this.sendBatchWith(w)))
       const r = this.buffer
+      const t = this.times
       this.buffer = []
+      this.times = undefined
       this.credit.onSent()
-      this.publish({ k: "batch", e: this.epoch, c: this.channel, s: this.seq++, r })
+      this.publish({
+        k: "batch",
+        e: this.epoch,
+        c: this.channel,
+        s: this.seq++,
+        r,
+        ...(t === undefined ? {} : { t }),
+        ...(w === undefined ? {} : { w })
+      })
       return Effect.void
     })
+  }
+
+  /**
+   * Sends watermark `w` after what is buffered (E1): it closes the open batch, or goes alone as a
+   * `wm` message (no credit) when nothing is buffered.
+   */
+  watermark(w: number): Effect.Effect<void> {
+    return Effect.suspend(() =>
+      this.buffer.length > 0
+        ? this.sendBatchWith(w)
+        : Effect.sync(() => this.publish({ k: "wm", e: this.epoch, c: this.channel, s: this.seq++, w }))
+    )
+  }
+
+  /** Flushes the partial batch, then sends the channel's watermark status. */
+  idle(on: boolean): Effect.Effect<void> {
+    return this.sendBatch.pipe(
+      Effect.andThen(
+        Effect.sync(() => this.publish({ k: "idle", e: this.epoch, c: this.channel, s: this.seq++, on }))
+      )
+    )
   }
 
   /** Flushes the partial batch, then sends `barrier n` (barriers need no credit). */

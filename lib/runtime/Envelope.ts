@@ -15,6 +15,26 @@ export interface BatchEnvelope {
   readonly c: string
   readonly s: number
   readonly r: ReadonlyArray<unknown>
+  /** the records' event times (ms), one per record, iff the stream carries event time */
+  readonly t?: ReadonlyArray<number>
+  /** a watermark that follows the records (it closed the batch) */
+  readonly w?: number
+}
+/** A watermark when no batch was open to carry it; needs no credit. */
+export interface WatermarkEnvelope {
+  readonly k: "wm"
+  readonly e: number
+  readonly c: string
+  readonly s: number
+  readonly w: number
+}
+/** The channel's watermark status: `on` true, the sender is idle and sends no watermarks. */
+export interface IdleEnvelope {
+  readonly k: "idle"
+  readonly e: number
+  readonly c: string
+  readonly s: number
+  readonly on: boolean
 }
 export interface BarrierEnvelope {
   readonly k: "barrier"
@@ -30,7 +50,7 @@ export interface EosEnvelope {
   readonly c: string
   readonly s: number
 }
-export type DataEnvelope = BatchEnvelope | BarrierEnvelope | EosEnvelope
+export type DataEnvelope = BatchEnvelope | BarrierEnvelope | EosEnvelope | WatermarkEnvelope | IdleEnvelope
 
 /** Credit: receiver `c` allows its upstream to send batches with batch number < `g`. */
 export interface CreditEnvelope {
@@ -120,10 +140,14 @@ const nat: FieldCheck = (v) => typeof v === "number" && Number.isSafeInteger(v) 
 const str: FieldCheck = (v) => typeof v === "string" && v.length > 0 && v.length <= maxIdLength
 const bool: FieldCheck = (v) => typeof v === "boolean"
 const array: FieldCheck = (v) => Array.isArray(v)
+/** An event time or watermark: a safe integer, negative ones before 1970. */
+const int: FieldCheck = (v) => typeof v === "number" && Number.isSafeInteger(v)
 
 /** Required fields per kind beyond `k`, `e` and `c`; `n` is optional on control and report kinds. */
 const required: Record<Kind, Readonly<Record<string, FieldCheck>>> = {
   batch: { s: nat, r: array },
+  wm: { s: nat, w: int },
+  idle: { s: nat, on: bool },
   barrier: { s: nat, n: nat },
   eos: { s: nat },
   credit: { g: nat },
@@ -157,6 +181,18 @@ const describe = (v: unknown): string =>
           : typeof v === "number"
             ? `number ${v}`
             : typeof v
+
+/** Why a batch's optional `t` and `w` are wrong, if they are: one safe integer per record, an integer watermark. */
+const timeFieldsProblem = (o: Record<string, unknown>): string | undefined => {
+  if (o.w !== undefined && !int(o.w)) return `field w (watermark) is not an integer (got ${describe(o.w)})`
+  if (o.t === undefined) return undefined
+  if (!Array.isArray(o.t)) return `field t (timestamps) is not an array (got ${describe(o.t)})`
+  const r = o.r as ReadonlyArray<unknown>
+  if (o.t.length !== r.length) return `field t has ${o.t.length} timestamps for ${r.length} records`
+  for (let i = 0; i < o.t.length; i++)
+    if (!int(o.t[i])) return `field t[${i}] is not an integer timestamp (got ${describe(o.t[i])})`
+  return undefined
+}
 
 /** Decodes and validates one message. Never throws. */
 export const decode = (subject: string, bytes: Uint8Array): Envelope | EnvelopeDecodeError => {
@@ -198,6 +234,10 @@ export const decode = (subject: string, bytes: Uint8Array): Envelope | EnvelopeD
       subject,
       reason: `${kind}: field n (checkpoint) is not a whole number (got ${describe(o.n)})`
     })
+  if (kind === "batch") {
+    const problem = timeFieldsProblem(o)
+    if (problem !== undefined) return new EnvelopeDecodeError({ subject, reason: `batch: ${problem}` })
+  }
   if (kind === "reply" && o.err !== undefined && typeof o.err !== "string")
     return new EnvelopeDecodeError({
       subject,
@@ -207,4 +247,4 @@ export const decode = (subject: string, bytes: Uint8Array): Envelope | EnvelopeD
 }
 
 export const isData = (e: Envelope): e is DataEnvelope =>
-  e.k === "batch" || e.k === "barrier" || e.k === "eos"
+  e.k === "batch" || e.k === "barrier" || e.k === "eos" || e.k === "wm" || e.k === "idle"

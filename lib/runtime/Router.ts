@@ -19,6 +19,18 @@ interface Route {
   next: number
 }
 
+/** The channel of a route a record goes to (not for broadcast, which takes all). */
+const pick = (route: Route, record: unknown, maxP: number): ChannelSender => {
+  const { senders } = route
+  const part = route.edge.partitioning
+  if (part.kind === "keyBy")
+    return senders[instanceForKeyGroup(maxP, senders.length, keyGroupOf(part.key(record), maxP))]!
+  if (part.kind === "forward") return senders[0]!
+  const target = senders[route.next]!
+  route.next = (route.next + 1) % senders.length
+  return target
+}
+
 export class Router {
   /** every sender of this instance, by downstream instance id */
   readonly senders: ReadonlyMap<string, ChannelSender>
@@ -60,32 +72,62 @@ export class Router {
    * Routes records of output `port` to their channels, sending every batch that fills (waiting for
    * credit). A port no edge reads drops its records (an unread side output, as in Flink).
    */
-  route(records: ReadonlyArray<unknown>, port = "main"): Effect.Effect<void> {
+  route(
+    records: ReadonlyArray<unknown>,
+    port = "main",
+    timestamps?: ReadonlyArray<number>
+  ): Effect.Effect<void> {
     const routes = this.routes.get(port) ?? []
+    if (timestamps !== undefined) return this.routeTimed(routes, records, timestamps)
     const maxP = this.maxParallelism
     return Effect.gen(function* () {
       for (const route of routes) {
-        const { senders, edge } = route
-        const p = senders.length
-        const part = edge.partitioning
+        const broadcast = route.edge.partitioning.kind === "broadcast"
         for (let i = 0; i < records.length; i++) {
           const record = records[i]
-          if (part.kind === "broadcast") {
-            for (const s of senders) if (s.add(record)) yield* s.sendBatch
+          if (broadcast) {
+            for (const s of route.senders) if (s.add(record)) yield* s.sendBatch
             continue
           }
-          let target: ChannelSender
-          if (part.kind === "keyBy")
-            target = senders[instanceForKeyGroup(maxP, p, keyGroupOf(part.key(record), maxP))]!
-          else if (part.kind === "forward") target = senders[0]!
-          else {
-            target = senders[route.next]!
-            route.next = (route.next + 1) % p
-          }
+          const target = pick(route, record, maxP)
           if (target.add(record)) yield* target.sendBatch
         }
       }
     })
+  }
+
+  /** `route` of records with event times (a second loop, so a stream without event time pays nothing). */
+  private routeTimed(
+    routes: ReadonlyArray<Route>,
+    records: ReadonlyArray<unknown>,
+    timestamps: ReadonlyArray<number>
+  ): Effect.Effect<void> {
+    const maxP = this.maxParallelism
+    return Effect.gen(function* () {
+      for (const route of routes) {
+        const broadcast = route.edge.partitioning.kind === "broadcast"
+        for (let i = 0; i < records.length; i++) {
+          const record = records[i]
+          const ts = timestamps[i]!
+          if (broadcast) {
+            for (const s of route.senders) if (s.addTimed(record, ts)) yield* s.sendBatch
+            continue
+          }
+          const target = pick(route, record, maxP)
+          if (target.addTimed(record, ts)) yield* target.sendBatch
+        }
+      }
+    })
+  }
+
+  /** Sends watermark `w` on every channel of every port, after what each has buffered. */
+  watermark(w: number): Effect.Effect<void> {
+    return Effect.forEach(this.senders.values(), (s) => s.watermark(w), { discard: true })
+  }
+
+  /** Sends the instance's watermark status on every channel of every port. */
+  idle(on: boolean): Effect.Effect<void> {
+    return Effect.forEach(this.senders.values(), (s) => s.idle(on), { discard: true })
   }
 
   /** Sends the partial batches that have lingered long enough. */

@@ -5,52 +5,42 @@
  * Invariant: every record is processed at most once per epoch, in channel order, and a snapshot
  * of checkpoint n reflects exactly the records that preceded `barrier n` on every input.
  */
-import * as Cause from "effect/Cause"
-import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import { Aligner } from "./Aligner.ts"
 import type { Inbound, Mailbox } from "./Channel.ts"
-import type { BatchEnvelope, ReportKind } from "./Envelope.ts"
+import type { ReportKind } from "./Envelope.ts"
+import { KeyedContext } from "./KeyedContext.ts"
 import type { KeyedStateStore } from "./KeyedStateStore.ts"
-import type { Key } from "../core/KeyGroups.ts"
 import {
   type DeadLetter,
-  type Declaration,
   deadLetters,
   declaredPorts,
-  type Emit,
   hasDeadLetters,
-  type Result,
   type SinkWriter,
   type SourceReader,
   type UndecodedRecord
 } from "../api/Operator.ts"
-import type { Edge } from "../api/Pipeline.ts"
+import {
+  END_OF_TIME,
+  START_OF_TIME,
+  type WatermarkGenerator,
+  type WatermarkStrategy
+} from "../api/Watermark.ts"
+import { type ApplyEnv, operatorOf, transform, UserCodeError } from "./OperatorApply.ts"
+import { PortOutputs } from "./PortOutputs.ts"
 import type { Router } from "./Router.ts"
 import type { SinkCommits } from "./SinkCommits.ts"
 import type { TaskStats } from "./TaskStats.ts"
+import { OperatorTime } from "./OperatorTime.ts"
+
+export { applyBatch, reasonOf, UserCodeError } from "./OperatorApply.ts"
+export { PortOutputs } from "./PortOutputs.ts"
 
 /** A command of the coordinator handed to the task, with the way to answer it. */
 export interface TaskCommand {
   readonly kind: "trigger" | "complete" | "abort"
   readonly n: number
   readonly reply: (ok: boolean, error?: string) => void
-}
-
-export class UserCodeError extends Data.TaggedError("UserCodeError")<{
-  readonly instance: string
-  readonly record: string
-  readonly cause: unknown
-}> {
-  override get message(): string {
-    const why =
-      this.cause instanceof Error
-        ? this.cause.message
-        : Cause.isCause(this.cause)
-          ? Cause.pretty(this.cause)
-          : String(this.cause)
-    return `operator ${this.instance} failed on record ${this.record}: ${why}`
-  }
 }
 
 /** The state the task works on, restored before it starts. */
@@ -60,13 +50,16 @@ export type TaskState =
   | { readonly kind: "keyed"; readonly store: KeyedStateStore<unknown> }
   | { readonly kind: "sink"; readonly writer: SinkWriter<unknown> }
 
-export interface TaskEnv {
-  readonly instance: string
-  readonly declaration: Declaration
+/** A source's event time: its strategy, its split's generator (restored) and its idle flag. */
+export interface SourceClock {
+  readonly strategy: WatermarkStrategy<unknown>
+  readonly generator: WatermarkGenerator
+  idle: boolean
+}
+
+export interface TaskEnv extends ApplyEnv {
   readonly epoch: number
   readonly mailbox: Mailbox<TaskCommand>
-  /** the input edge of each mailbox channel */
-  readonly channelEdges: ReadonlyArray<Edge>
   readonly router: Router
   readonly state: TaskState
   readonly sourceBatch: number
@@ -76,281 +69,33 @@ export interface TaskEnv {
   readonly report: (kind: ReportKind, n?: number, body?: unknown) => void
   /** a sink's commits (beside the loop or in it, per its writer); the loop fails when one failed */
   readonly commits?: SinkCommits
+  /** a source with `watermarks` */
+  readonly clock?: SourceClock
+  /** an operator's watermark restored from the checkpoint (the floor of every input channel) */
+  readonly watermarkFloor?: number
   /** stores a snapshot of checkpoint n and returns its handle */
   readonly putSnapshot: (n: number, state: unknown) => Effect.Effect<unknown, unknown>
 }
 
-const describe = (record: unknown): string => {
-  try {
-    const s = JSON.stringify(record)
-    return s === undefined ? String(record) : s.length > 200 ? `${s.slice(0, 200)}…` : s
-  } catch {
-    return String(record)
-  }
-}
-
-/** A handler's failure as one line: the error's message, a Cause's first error, or the value. */
-export const reasonOf = (cause: unknown): string => {
-  const x = Cause.isCause(cause) ? Cause.squash(cause) : cause
-  if (x instanceof Error) return x.message
-  if (typeof x === "object" && x !== null && "message" in x) return String(x.message)
-  return String(x)
-}
-
-/**
- * Applies `fn` to every record in a plain loop; switches to Effect only for the records whose
- * handler returned an Effect. `onResult` receives each record with its result, in order. Without
- * `onFailure` the first failure fails the batch naming its record; with it, a failed record (a
- * throw, a failed or dying Effect; never an interruption) goes to `onFailure` and the loop goes on.
- */
-export const applyBatch = <X>(
-  instance: string,
-  records: ReadonlyArray<unknown>,
-  fn: (record: unknown) => Result<X, unknown>,
-  onResult: (record: unknown, result: X) => void,
-  onFailure?: (record: unknown, index: number, cause: unknown) => void
-): Effect.Effect<void, UserCodeError> => {
-  const fail = (record: unknown, cause: unknown) =>
-    new UserCodeError({ instance, record: describe(record), cause })
-  /** the rest of the batch from `i` on, once a handler returned an Effect */
-  const rest = (i: number, first: Effect.Effect<X, unknown>) =>
-    Effect.gen(function* () {
-      for (let j = i; j < records.length; j++) {
-        const r = records[j]
-        let y: Result<X, unknown>
-        if (j === i) y = first
-        else
-          try {
-            y = fn(r)
-          } catch (cause) {
-            if (onFailure === undefined) return yield* Effect.fail(fail(r, cause))
-            onFailure(r, j, cause)
-            continue
-          }
-        if (!Effect.isEffect(y)) {
-          onResult(r, y)
-          continue
-        }
-        const e = y as Effect.Effect<X, unknown>
-        if (onFailure === undefined) onResult(r, yield* Effect.mapError(e, (c) => fail(r, c)))
-        else {
-          const ok = yield* e.pipe(
-            Effect.map((x) => ({ x })),
-            Effect.catchCause((cause) =>
-              Cause.hasInterrupts(cause)
-                ? Effect.failCause(cause)
-                : Effect.sync(() => {
-                    onFailure(r, j, cause)
-                    return undefined
-                  })
-            )
-          )
-          if (ok !== undefined) onResult(r, ok.x)
-        }
-      }
-    }) as Effect.Effect<void, UserCodeError>
-  for (let i = 0; i < records.length; i++) {
-    const record = records[i]
-    let x: Result<X, unknown>
-    try {
-      x = fn(record)
-    } catch (cause) {
-      if (onFailure === undefined) return Effect.fail(fail(record, cause))
-      onFailure(record, i, cause)
-      continue
-    }
-    if (Effect.isEffect(x)) return rest(i, x as Effect.Effect<X, unknown>)
-    onResult(record, x)
-  }
-  return Effect.void
-}
-
-/**
- * The records a batch sent to ports other than `main` (side outputs, split labels), routed after
- * the batch's main output. A port the operator does not declare is a user-code error naming it.
- * With `journal` (the `deadLetter` policy) it can take back what a failed record had pushed.
- */
-export class PortOutputs {
-  private readonly byPort = new Map<string, Array<unknown>>()
-  private readonly operator: string
-  private readonly declared: ReadonlySet<string>
-  /** the list each push went to, in order, when pushes can be taken back */
-  private readonly journal: Array<Array<unknown>> | undefined
-  count = 0
-
-  constructor(operator: string, declared: ReadonlySet<string>, journal = false) {
-    this.operator = operator
-    this.declared = declared
-    this.journal = journal ? [] : undefined
-  }
-
-  push(port: string, record: unknown): void {
-    if (!this.declared.has(port))
-      throw new Error(
-        `output "${port}" is not declared by ${this.operator} (declared: ${[...this.declared].join(", ") || "none"})`
-      )
-    let list = this.byPort.get(port)
-    if (list === undefined) {
-      list = [record]
-      this.byPort.set(port, list)
-    } else list.push(record)
-    this.journal?.push(list)
-    this.count++
-  }
-
-  /** Takes back the pushes after the first `count` of this batch (a record that failed half way). */
-  rollback(count: number): void {
-    const journal = this.journal
-    if (journal === undefined) throw new Error("PortOutputs.rollback without a journal")
-    while (this.count > count) {
-      journal.pop()!.pop()
-      this.count--
-    }
-  }
-
-  /** Routes what was pushed, port by port, and forgets it. */
-  route(router: Router): Effect.Effect<void> {
-    const ports = [...this.byPort].filter(([, records]) => records.length > 0)
-    this.byPort.clear()
-    if (this.journal !== undefined) this.journal.length = 0
-    this.count = 0
-    return Effect.forEach(ports, ([port, records]) => router.route(records, port), { discard: true })
-  }
-}
-
-/** The emit of a keyed operator: main output into `out`, side outputs into `ports`. */
-const emitter = (out: Array<unknown>, ports: PortOutputs): Emit<unknown> => {
-  const emit = ((o: unknown) => {
-    out.push(o)
-  }) as Emit<unknown>
-  emit.side = (tag, value) => ports.push(tag.name, value)
-  return emit
-}
-
-/** The operator name of an instance id (`parse#1` -> `parse`). */
-const operatorOf = (instance: string) => instance.slice(0, instance.lastIndexOf("#"))
-
-/**
- * Under the `deadLetter` policy: `before` marks what was emitted before each record, and
- * `onFailure` takes back what a failed record emitted (a keyed handler may emit, then fail) and
- * sends its dead letter instead. A keyed record that fails leaves its key's state as it was.
- */
-const deadLetterMode = (env: TaskEnv, batch: BatchEnvelope, out: Array<unknown>, ports: PortOutputs) => {
-  let outMark = 0
-  let portsMark = 0
-  const operator = operatorOf(env.instance)
-  return {
-    before: () => {
-      outMark = out.length
-      portsMark = ports.count
-    },
-    onFailure: (record: unknown, index: number, cause: unknown) => {
-      out.length = outMark
-      ports.rollback(portsMark)
-      const letter: DeadLetter = {
-        operator,
-        instance: env.instance,
-        reason: reasonOf(cause),
-        record,
-        input: batch.c,
-        position: { epoch: batch.e, seq: batch.s, index }
-      }
-      ports.push(deadLetters.name, letter)
-      env.stats.deadLetters++
-    }
-  }
-}
-
-/**
- * Applies the operator of `env` to one batch from `channel`; returns its main output records (the
- * other ports' records, dead letters among them, are in `ports`).
- */
-const transform = (env: TaskEnv, channel: number, batch: BatchEnvelope, ports: PortOutputs) => {
-  const d = env.declaration
-  const records = batch.r
-  const out: Array<unknown> = []
-  const dl = hasDeadLetters(d) ? deadLetterMode(env, batch, out, ports) : undefined
-  /** the handler, marking emits first under the `deadLetter` policy */
-  const guarded = <X>(fn: (r: unknown) => Result<X, unknown>): ((r: unknown) => Result<X, unknown>) =>
-    dl === undefined
-      ? fn
-      : (r) => {
-          dl.before()
-          return fn(r)
-        }
-  const apply = <X>(fn: (r: unknown) => Result<X, unknown>, onResult: (r: unknown, x: X) => void) =>
-    applyBatch(env.instance, records, guarded(fn), onResult, dl?.onFailure).pipe(Effect.as(out))
-  switch (d.kind) {
-    case "map":
-      return apply(
-        (r) => d.handle(r),
-        (_, o) => out.push(o)
-      )
-    case "flatMap":
-      return apply(
-        (r) => d.handle(r),
-        (_, os) => {
-          for (const o of os) out.push(o)
-        }
-      )
-    case "filter":
-      return apply(
-        (r) => d.handle(r),
-        (r, keep) => {
-          if (keep) out.push(r)
-        }
-      )
-    case "split": {
-      const toPorts = (r: unknown, labels: string | ReadonlyArray<string>) => {
-        if (typeof labels === "string") ports.push(labels, r)
-        else for (const l of labels) ports.push(l, r)
-      }
-      // a label is pushed inside the handler's try (an unknown one fails naming the record), or,
-      // when `route` returned an Effect, inside that Effect
-      return apply(
-        (r) => {
-          const labels = d.route(r)
-          if (Effect.isEffect(labels)) return Effect.flatMap(labels, (ls) => Effect.try(() => toPorts(r, ls)))
-          toPorts(r, labels)
-        },
-        () => undefined
-      )
-    }
-    case "process":
-    case "coProcess": {
-      if (env.state.kind !== "keyed") return Effect.die("keyed operator without keyed state")
-      const store = env.state.store
-      const edge = env.channelEdges[channel]!
-      if (edge.partitioning.kind !== "keyBy") return Effect.die("keyed operator input without keyBy")
-      const keyOf = edge.partitioning.key
-      const handle = d.kind === "process" ? d.handle : edge.input === 1 ? d.handle2 : d.handle1
-      const emit = emitter(out, ports)
-      let key: Key = ""
-      return apply(
-        (r) => {
-          key = keyOf(r)
-          return handle(r, store.get(key), emit, key)
-        },
-        (_, next) => store.set(key, next)
-      )
-    }
-    default:
-      return Effect.succeed(records)
-  }
-}
-
-/** The synchronous part of a snapshot: captures the state as plain data. */
+/** The synchronous part of a snapshot: captures the state as plain data (with the watermark, E2). */
 const captureState = (env: TaskEnv, n: number): Effect.Effect<unknown, unknown> => {
   const s = env.state
+  const w = env.stats.watermark
   switch (s.kind) {
-    case "source":
-      return Effect.succeed({ position: s.reader.position() })
+    case "source": {
+      const clock = env.clock
+      return Effect.succeed(
+        clock === undefined
+          ? { position: s.reader.position() }
+          : { position: s.reader.position(), generator: clock.generator.snapshot(), idle: clock.idle }
+      )
+    }
     case "keyed":
-      return Effect.succeed(s.store.snapshot())
+      return Effect.succeed(s.store.snapshot(w))
     case "sink":
       return s.writer.snapshot(n)
     case "stateless":
-      return Effect.succeed(undefined)
+      return Effect.succeed(w === undefined ? undefined : { watermark: w })
   }
 }
 
@@ -424,11 +169,83 @@ const sendUndecoded = (env: TaskEnv, undecoded: ReadonlyArray<UndecodedRecord>) 
   return env.router.route(letters, deadLetters.name)
 }
 
+/** A source's watermark: sent after what it routed so far, and its status. */
+const sourceWatermark = (env: TaskEnv, w: number) => {
+  env.stats.watermark = w
+  return env.router.watermark(w)
+}
+
+/**
+ * Idleness of a source with `idleTimeout` (§2.5): idle once its reads returned nothing for that
+ * long; only time spent in `read` counts, never time blocked on credit (FLIP-471).
+ */
+const sourceIdleness = (env: TaskEnv) => {
+  let emptyMs = 0
+  const timeout = env.clock?.strategy.idleTimeout
+  return {
+    readNothing: (ms: number) =>
+      Effect.suspend(() => {
+        const clock = env.clock
+        if (timeout === undefined || clock === undefined || clock.idle) return Effect.void
+        emptyMs += ms
+        if (emptyMs < timeout) return Effect.void
+        clock.idle = true
+        env.stats.idle = true
+        return env.router.idle(true)
+      }),
+    reset: () => {
+      emptyMs = 0
+    }
+  }
+}
+
+/**
+ * Routes a read's records with their event times; every watermark the generator returns goes out
+ * right after the record that raised it (it closes the batch, E1). A record read while idle first
+ * ends the idleness.
+ */
+const routeWithWatermarks = (env: TaskEnv, clock: SourceClock, records: ReadonlyArray<unknown>) =>
+  Effect.gen(function* () {
+    if (clock.idle) {
+      clock.idle = false
+      env.stats.idle = false
+      yield* env.router.idle(false)
+    }
+    const times = new Array<number>(records.length)
+    let from = 0
+    for (let i = 0; i < records.length; i++) {
+      let ts: number
+      try {
+        ts = clock.strategy.timestamp(records[i])
+      } catch (cause) {
+        return yield* new UserCodeError({ instance: env.instance, record: JSON.stringify(records[i]), cause })
+      }
+      if (!Number.isSafeInteger(ts))
+        return yield* new UserCodeError({
+          instance: env.instance,
+          record: JSON.stringify(records[i]),
+          cause: new Error(`its timestamp is not a whole number of ms (got ${ts})`)
+        })
+      times[i] = ts
+      const w = clock.generator.onEvent(ts)
+      if (w === undefined) continue
+      yield* env.router.route(records.slice(from, i + 1), "main", times.slice(from, i + 1))
+      from = i + 1
+      yield* sourceWatermark(env, w)
+    }
+    if (from === 0) yield* env.router.route(records, "main", times)
+    else if (from < records.length) yield* env.router.route(records.slice(from), "main", times.slice(from))
+  })
+
 /** The loop of a source instance: read, route, serve triggers between reads. */
 const runSource = (env: TaskEnv, reader: SourceReader<unknown>) =>
   Effect.gen(function* () {
     let ended = false
     const triggered = { last: -1 }
+    const clock = env.clock
+    const idleness = sourceIdleness(env)
+    // a restored idle status is sent again (the new channels start active, §2.7)
+    if (clock?.idle === true) yield* env.router.idle(true)
     for (;;) {
       for (let item = env.mailbox.poll(); item !== undefined; item = env.mailbox.poll())
         if ("posted" in item) yield* handleCommand(env, undefined, item.posted, triggered)
@@ -438,15 +255,21 @@ const runSource = (env: TaskEnv, reader: SourceReader<unknown>) =>
           yield* handleCommand(env, undefined, item.posted, triggered)
         continue
       }
+      const readStarted = Date.now()
       const { records, end, undecoded } = yield* reader.read(env.sourceBatch)
       if (records.length > 0) {
         env.stats.recordsIn += records.length
-        yield* env.router.route(records)
+        if (clock === undefined) yield* env.router.route(records)
+        else {
+          idleness.reset()
+          yield* routeWithWatermarks(env, clock, records)
+        }
         env.stats.recordsOut += records.length
-      }
+      } else if (clock !== undefined && !end) yield* idleness.readNothing(Date.now() - readStarted)
       if (undecoded !== undefined && undecoded.length > 0) yield* sendUndecoded(env, undecoded)
       if (end) {
         ended = true
+        if (clock !== undefined) yield* sourceWatermark(env, END_OF_TIME)
         yield* env.router.eos
         env.stats.finished = true
         env.report("finished")
@@ -475,6 +298,10 @@ const runOperator = (env: TaskEnv) =>
     let lastFlush = Date.now()
     const d = env.declaration
     const ports = new PortOutputs(env.instance, new Set(declaredPorts(d)), hasDeadLetters(d))
+    const keyed =
+      env.state.kind === "keyed" ? new KeyedContext(operatorOf(env.instance), env.state.store) : undefined
+    const time = new OperatorTime(env, channels, env.watermarkFloor ?? START_OF_TIME, keyed, ports)
+    const isSink = env.state.kind === "sink"
     /**
      * A sink whose transaction is full asks for a checkpoint (once per checkpoint), and is finished
      * only when it has seen eos on every input and nothing is left waiting for a transaction.
@@ -493,10 +320,13 @@ const runOperator = (env: TaskEnv) =>
     }
     for (;;) {
       // a partial batch (or a sink's commits) wants a look every lingerMs; otherwise only input wakes the loop
-      const wait = env.commits !== undefined || env.router.lingering ? env.lingerMs : idleWaitMs
+      const base = env.commits !== undefined || env.router.lingering ? env.lingerMs : idleWaitMs
+      const timerWait = keyed === undefined ? undefined : time.processingWait(Date.now())
+      const wait = timerWait === undefined ? base : Math.min(base, timerWait)
       const item = ready.length > 0 ? ready.shift() : yield* env.mailbox.takeWithin(wait)
       if (env.commits) yield* env.commits.check
       const now = Date.now()
+      if (keyed !== undefined) yield* time.fireProcessing(now)
       if (now - lastFlush >= env.lingerMs) {
         lastFlush = now
         yield* env.router.flushLingering(now)
@@ -519,14 +349,21 @@ const runOperator = (env: TaskEnv) =>
             env.stats.recordsOut += envelope.r.length
             sinkProgress(env.state.writer)
           } else {
-            const out = yield* transform(env, channel, envelope, ports)
-            if (out.length > 0) yield* env.router.route(out)
+            const out = yield* transform(env, channel, envelope, ports, keyed)
+            if (out.length > 0) yield* env.router.route(out.records, "main", out.times)
             env.stats.recordsOut += out.length + ports.count
             if (ports.count > 0) yield* ports.route(env.router)
+            if (envelope.w !== undefined) yield* time.onWatermark(channel, envelope.w)
           }
           env.mailbox.consumed(channel)
           break
         }
+        case "wm":
+          if (!isSink) yield* time.onWatermark(channel, envelope.w)
+          break
+        case "idle":
+          if (!isSink) yield* time.onIdle(channel, envelope.on)
+          break
         case "barrier": {
           const outcome = aligner.onBarrier(channel, envelope.n, now)
           if (outcome.kind === "aligned") {
@@ -541,6 +378,8 @@ const runOperator = (env: TaskEnv) =>
           if (!ended[channel]) {
             ended[channel] = true
             endedCount++
+            // an ended channel is out of the minimum; all ended: END fires every event-time timer (§1.5)
+            if (!isSink) yield* time.onEnded(channel)
             if (endedCount === channels) {
               if (env.state.kind === "sink") sinkProgress(env.state.writer)
               else {

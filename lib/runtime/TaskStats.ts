@@ -27,6 +27,20 @@ export interface TaskStats {
   refusedCommits: number
   /** records it sent to its `deadLetters` output this epoch (policy `deadLetter`) */
   deadLetters: number
+  /** event time only (absent otherwise): the instance's watermark, ms */
+  watermark?: number
+  /** its output is idle (a source read nothing for `idleTimeout`; every input of an operator is idle) */
+  idle?: boolean
+  /** input channels that are idle now */
+  idleInputs?: number
+  /** timers pending (event and processing time) */
+  timers?: number
+  /** late records (windows, joins) this epoch */
+  lateRecords?: number
+  /** processing-time timers dropped at the end of input this epoch */
+  droppedTimers?: number
+  /** it is firing timers (a burst after a watermark, at the end of input) */
+  firing?: boolean
 }
 
 /** The counters of a new instance: nothing in or out, no checkpoint yet. */
