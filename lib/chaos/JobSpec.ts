@@ -36,7 +36,11 @@ export interface JobSpec {
   ) => ReadonlyArray<{
     readonly sink: string
     readonly queue: string
-    readonly check: (output: ReadonlyArray<OutputMessage>) => Verdict
+    /** `output` is this sink's queue; `outputOf` gives another sink's (a check may need both) */
+    readonly check: (
+      output: ReadonlyArray<OutputMessage>,
+      outputOf: (sink: string) => ReadonlyArray<OutputMessage>
+    ) => Verdict
   }>
 }
 
@@ -84,7 +88,7 @@ export const produceSpecInputs = (spec: JobSpec, env: SpecEnv, records: number, 
     { discard: true }
   )
 
-/** Drains every sink's queue and checks it; an unreadable queue counts as all lost. */
+/** Drains every sink's queue, then checks each; an unreadable queue counts as all lost. */
 export const checkSpecOutputs = (
   spec: JobSpec,
   env: SpecEnv,
@@ -92,17 +96,26 @@ export const checkSpecOutputs = (
   amqpUrl: string,
   log: (line: string) => void
 ) =>
-  Effect.forEach(spec.outputs(env, records), (o) =>
-    drainQueue(amqpUrl, o.queue).pipe(
-      Effect.catch((e) =>
-        Effect.sync(() => {
-          log(`chaos: ${e.message} (counted as lost)`)
-          return [] as ReadonlyArray<OutputMessage>
-        })
-      ),
-      Effect.map((out): SinkVerdict => ({ sink: o.sink, queue: o.queue, verdict: o.check(out) }))
+  Effect.gen(function* () {
+    const outputs = spec.outputs(env, records)
+    const drained = new Map<string, ReadonlyArray<OutputMessage>>()
+    for (const o of outputs)
+      drained.set(
+        o.sink,
+        yield* drainQueue(amqpUrl, o.queue).pipe(
+          Effect.catch((e) =>
+            Effect.sync(() => {
+              log(`chaos: ${e.message} (counted as lost)`)
+              return [] as ReadonlyArray<OutputMessage>
+            })
+          )
+        )
+      )
+    const outputOf = (sink: string) => drained.get(sink) ?? []
+    return outputs.map(
+      (o): SinkVerdict => ({ sink: o.sink, queue: o.queue, verdict: o.check(outputOf(o.sink), outputOf) })
     )
-  )
+  })
 
 /** The sum of several sinks' verdicts (exactly once iff every one is). */
 export const sumVerdicts = (vs: ReadonlyArray<Verdict>): Verdict => ({
@@ -113,5 +126,11 @@ export const sumVerdicts = (vs: ReadonlyArray<Verdict>): Verdict => ({
   unexpected: vs.reduce((a, v) => a + v.unexpected, 0),
   customers: Math.max(0, ...vs.map((v) => v.customers)),
   brokenChains: vs.reduce((a, v) => a + v.brokenChains, 0),
+  ...optionalSum(vs, "lateWrong"),
+  ...optionalSum(vs, "mismatch"),
   examples: vs.flatMap((v) => v.examples).slice(0, 5)
 })
+
+/** The sum of a counter only some verdicts carry (absent when none does). */
+const optionalSum = (vs: ReadonlyArray<Verdict>, k: "lateWrong" | "mismatch") =>
+  vs.some((v) => v[k] !== undefined) ? { [k]: vs.reduce((a, v) => a + (v[k] ?? 0), 0) } : {}

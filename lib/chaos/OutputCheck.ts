@@ -95,11 +95,21 @@ export interface Verdict {
   readonly unexpected: number
   readonly customers: number
   readonly brokenChains: number
+  /** event-time checks only: on-time records in a late output */
+  readonly lateWrong?: number
+  /** event-time checks only: results other than the exact simulation of a single-split run */
+  readonly mismatch?: number
   readonly examples: ReadonlyArray<string>
 }
 
 export const exactlyOnce = (v: Verdict): boolean =>
-  v.lost === 0 && v.duplicated === 0 && v.unexpected === 0 && v.brokenChains === 0 && v.ok === v.attempted
+  v.lost === 0 &&
+  v.duplicated === 0 &&
+  v.unexpected === 0 &&
+  v.brokenChains === 0 &&
+  (v.lateWrong ?? 0) === 0 &&
+  (v.mismatch ?? 0) === 0 &&
+  v.ok === v.attempted
 
 /** ok, lost and duplicated over the expected ids, from how often each came out (`seen`). */
 const countDeliveries = (
@@ -227,5 +237,7 @@ export const formatVerdict = (v: Verdict): string =>
       : [
           `${"chains".padEnd(12)}${v.customers - v.brokenChains}/${v.customers} customers with an unbroken running-total chain ending at the true total`
         ]),
+    ...(v.lateWrong === undefined ? [] : [`${"lateWrong".padEnd(12)}${v.lateWrong}`]),
+    ...(v.mismatch === undefined ? [] : [`${"mismatch".padEnd(12)}${v.mismatch}`]),
     ...v.examples.map((e) => `  e.g. ${e}`)
   ].join("\n")

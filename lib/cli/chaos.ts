@@ -15,6 +15,7 @@ export interface ChaosFlags {
   readonly module: string
   readonly records: number
   readonly interval: number
+  readonly maxFaults: number | undefined
   readonly kinds: string
   readonly pause: boolean
   readonly natsRestarts: boolean
@@ -57,6 +58,7 @@ export const runChaosCli = (f: ChaosFlags) =>
       module: f.module,
       records: f.records,
       intervalMs: f.interval,
+      ...(f.maxFaults === undefined ? {} : { maxFaults: f.maxFaults }),
       kinds,
       pause: f.pause,
       natsRestarts: f.natsRestarts,

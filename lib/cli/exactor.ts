@@ -298,7 +298,9 @@ const example = Command.make(
   "example",
   {
     name: Argument.String("example").pipe(
-      Argument.withDescription("which example: orders (the default) or shop (a graph with two sinks)"),
+      Argument.withDescription(
+        "which example: orders (the default), shop (a graph with two sinks) or revenue (event-time windows)"
+      ),
       Argument.withDefault("orders")
     ),
     orders: Flag.Int("orders").pipe(
@@ -334,6 +336,10 @@ const chaos = Command.make(
     interval: Flag.Int("interval").pipe(
       Flag.withDescription("mean ms between faults"),
       Flag.withDefault(1500)
+    ),
+    maxFaults: Flag.Int("max-faults").pipe(
+      Flag.withDescription("stop injecting after this many faults; the job then runs on to its end"),
+      Flag.optional
     ),
     kinds: Flag.String("kinds").pipe(
       Flag.withDescription("what to kill: sources,keyed,sinks,coordinator,operators"),
@@ -374,6 +380,7 @@ const chaos = Command.make(
           ...f,
           seed: Option.getOrUndefined(f.seed),
           postgresCrashes: Option.getOrUndefined(f.postgresCrashes),
+          maxFaults: Option.getOrUndefined(f.maxFaults),
           urls
         })
       ),

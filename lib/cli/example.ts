@@ -59,7 +59,9 @@ const runWithView = (
 /** The examples `exactor example <name>` runs. */
 export const examples: Readonly<Record<string, string>> = {
   orders: exampleModule,
-  shop: fileURLToPath(new URL("../../actors/examples/shop.ts", import.meta.url))
+  shop: fileURLToPath(new URL("../../actors/examples/shop.ts", import.meta.url)),
+  // the event-time example with its oracle (the oracle lives in test/: it imports nothing from lib/)
+  revenue: fileURLToPath(new URL("../../test/oracle/revenueJob.ts", import.meta.url))
 }
 
 export class UnknownExample extends Data.TaggedError("UnknownExample")<{ readonly name: string }> {
@@ -107,7 +109,7 @@ const runSpecExample = (module: string, o: ExampleOptions) =>
         `running job ${job}: ${plan.instances.length} actor processes + coordinator (logs: ${logFile})`
       )
       // what the sinks must commit in all: what each check expects of an empty queue
-      const expected = outputs.reduce((a, q) => a + q.check([]).attempted, 0)
+      const expected = outputs.reduce((a, q) => a + q.check([], () => []).attempted, 0)
       const { result, figures, seconds } = yield* runWithView(module, plan, nc, logFile, expected, o)
       const sinks = yield* checkSpecOutputs(spec, env, o.orders, o.urls.amqpUrl, (line) =>
         process.stderr.write(`${line}\n`)

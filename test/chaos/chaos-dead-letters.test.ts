@@ -4,40 +4,26 @@
  * and the coordinator are killed with SIGKILL. Good orders reach the totals queue exactly once and
  * each malformed one the dead-letter queue exactly once.
  */
-import { randomInt } from "node:crypto"
-import { Effect } from "effect"
 import t from "tap"
+import { chaosInTest } from "../harness/chaos.ts"
 import { malformedEvery } from "../../actors/examples/ordersDeadLetterCheck.ts"
-import { runChaos } from "../../lib/chaos/Chaos.ts"
-import { formatChaosReport } from "../../lib/chaos/ChaosReport.ts"
 import { exactlyOnce } from "../../lib/chaos/OutputCheck.ts"
-import { amqpUrl, natsUrl } from "../harness/env.ts"
 import { ordersModule } from "../harness/job.ts"
 
 t.test(
   "dead letters under kills of every kind: good orders and dead letters each exactly once",
   async (t) => {
-    const seed = Number(process.env.EXACTOR_CHAOS_SEED ?? randomInt(1, 2 ** 31 - 1))
-    t.comment(`seed ${seed} (repeat with EXACTOR_CHAOS_SEED=${seed})`)
     const records = 40_000
     process.env.EXACTOR_DEAD_LETTERS = "1"
-    const report = await Effect.runPromise(
-      runChaos({
-        module: ordersModule,
-        records,
-        intervalMs: 2500,
-        // then heal: CI's loaded run at 2.5 s recovered 82 times in 300 s and never finished
-        maxFaults: 12,
-        kinds: ["sources", "keyed", "sinks", "coordinator", "operators"],
-        pause: false,
-        natsRestarts: false,
-        seed,
-        deadlineMs: 300_000,
-        urls: { natsUrl, amqpUrl },
-        log: (line) => t.comment(line)
-      })
-    )
-    t.comment(`\n${formatChaosReport(report)}`)
+    const report = await chaosInTest(t, {
+      module: ordersModule,
+      records,
+      intervalMs: 2500,
+      // then heal: CI's loaded run at 2.5 s recovered 82 times in 300 s and never finished
+      maxFaults: 12,
+      kinds: ["sources", "keyed", "sinks", "coordinator", "operators"],
+      pause: false
+    })
     t.ok(report.finished, `the job FINISHED (state ${report.state}, exit ${report.exitCode})`)
     const bySink = new Map((report.sinks ?? []).map((s) => [s.sink, s.verdict]))
     t.same([...bySink.keys()], ["sink", "deadLetters"], "one verdict per sink")

@@ -3,35 +3,21 @@
  * co-process, a split into two sinks) while sources, keyed operators, both sinks and the
  * coordinator are killed with SIGKILL. The report has one verdict per sink, each exactly once.
  */
-import { randomInt } from "node:crypto"
 import { fileURLToPath } from "node:url"
-import { Effect } from "effect"
 import t from "tap"
-import { runChaos } from "../../lib/chaos/Chaos.ts"
-import { formatChaosReport } from "../../lib/chaos/ChaosReport.ts"
+import { chaosInTest } from "../harness/chaos.ts"
 import { exactlyOnce } from "../../lib/chaos/OutputCheck.ts"
-import { amqpUrl, natsUrl } from "../harness/env.ts"
 
 const shopModule = fileURLToPath(new URL("../../actors/examples/shop.ts", import.meta.url))
 
 t.test("the shop graph under kills of every kind: each sink exactly once", async (t) => {
-  const seed = Number(process.env.EXACTOR_CHAOS_SEED ?? randomInt(1, 2 ** 31 - 1))
-  t.comment(`seed ${seed} (repeat with EXACTOR_CHAOS_SEED=${seed})`)
-  const report = await Effect.runPromise(
-    runChaos({
-      module: shopModule,
-      records: 20_000,
-      intervalMs: 1200,
-      kinds: ["sources", "keyed", "sinks", "coordinator"],
-      pause: false,
-      natsRestarts: false,
-      seed,
-      deadlineMs: 300_000,
-      urls: { natsUrl, amqpUrl },
-      log: (line) => t.comment(line)
-    })
-  )
-  t.comment(`\n${formatChaosReport(report)}`)
+  const report = await chaosInTest(t, {
+    module: shopModule,
+    records: 20_000,
+    intervalMs: 1200,
+    kinds: ["sources", "keyed", "sinks", "coordinator"],
+    pause: false
+  })
   t.ok(report.finished, `the job FINISHED (state ${report.state}, exit ${report.exitCode})`)
   t.same(
     (report.sinks ?? []).map((s) => s.sink),

@@ -5,35 +5,21 @@
  * killed with SIGKILL and restarted (up to twice) under 20,000 orders. Checked with plain SQL: every order exactly once (rows
  * per order id), every chain unbroken, and no prepared transaction left.
  */
-import { randomInt } from "node:crypto"
 import { fileURLToPath } from "node:url"
-import { Effect } from "effect"
 import t from "tap"
-import { runChaos } from "../../lib/chaos/Chaos.ts"
-import { formatChaosReport } from "../../lib/chaos/ChaosReport.ts"
-import { amqpUrl, natsUrl } from "../harness/env.ts"
+import { chaosInTest } from "../harness/chaos.ts"
 
 const module = fileURLToPath(new URL("../../actors/examples/ordersPostgres.ts", import.meta.url))
 
 t.test("kills, a zombie and PostgreSQL crashes: every order exactly once in the table", async (t) => {
-  const seed = Number(process.env.EXACTOR_CHAOS_SEED ?? randomInt(1, 2 ** 31 - 1))
-  t.comment(`seed ${seed} (repeat with EXACTOR_CHAOS_SEED=${seed})`)
-  const report = await Effect.runPromise(
-    runChaos({
-      module,
-      records: 20_000,
-      intervalMs: 1000,
-      kinds: ["sinks", "keyed"],
-      pause: true,
-      natsRestarts: false,
-      postgresCrashes: 2,
-      seed,
-      deadlineMs: 300_000,
-      urls: { natsUrl, amqpUrl },
-      log: (line) => t.comment(line)
-    })
-  )
-  t.comment(`\n${formatChaosReport(report)}`)
+  const report = await chaosInTest(t, {
+    module,
+    records: 20_000,
+    intervalMs: 1000,
+    kinds: ["sinks", "keyed"],
+    pause: true,
+    postgresCrashes: 2
+  })
   const v = report.verdict
   t.ok(report.finished, `the job FINISHED (state ${report.state}, exit ${report.exitCode})`)
   t.same(

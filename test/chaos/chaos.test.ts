@@ -4,34 +4,20 @@
  * instance is paused past the heartbeat timeout (a zombie). Exactly-once must hold: the job
  * FINISHES, and lost, duplicated and unexpected are 0 with every running-total chain unbroken.
  */
-import { randomInt } from "node:crypto"
 import { fileURLToPath } from "node:url"
-import { Effect } from "effect"
 import t from "tap"
-import { runChaos } from "../../lib/chaos/Chaos.ts"
-import { formatChaosReport } from "../../lib/chaos/ChaosReport.ts"
-import { amqpUrl, natsUrl } from "../harness/env.ts"
+import { chaosInTest } from "../harness/chaos.ts"
 
 const ordersModule = fileURLToPath(new URL("../../actors/examples/orders.ts", import.meta.url))
 
 t.test("kills of every kind and a zombie: the output is still exactly once", async (t) => {
-  const seed = Number(process.env.EXACTOR_CHAOS_SEED ?? randomInt(1, 2 ** 31 - 1))
-  t.comment(`seed ${seed} (repeat with EXACTOR_CHAOS_SEED=${seed})`)
-  const report = await Effect.runPromise(
-    runChaos({
-      module: ordersModule,
-      records: 100_000,
-      intervalMs: 1200,
-      kinds: ["sources", "keyed", "sinks", "coordinator"],
-      pause: true,
-      natsRestarts: false,
-      seed,
-      deadlineMs: 300_000,
-      urls: { natsUrl, amqpUrl },
-      log: (line) => t.comment(line)
-    })
-  )
-  t.comment(`\n${formatChaosReport(report)}`)
+  const report = await chaosInTest(t, {
+    module: ordersModule,
+    records: 100_000,
+    intervalMs: 1200,
+    kinds: ["sources", "keyed", "sinks", "coordinator"],
+    pause: true
+  })
   const v = report.verdict
   t.ok(report.finished, `the job FINISHED (state ${report.state}, exit ${report.exitCode})`)
   t.same(
