@@ -7,6 +7,7 @@
  */
 import type { HeartbeatBody, InstancePhase } from "../runtime/Actor.ts"
 import type { JobPlan } from "../api/Pipeline.ts"
+import type { TaskStats } from "../runtime/TaskStats.ts"
 import type { CheckpointTracker } from "./CheckpointTracker.ts"
 
 export type JobState =
@@ -23,8 +24,8 @@ export type JobState =
 export const isEnded = (state: string | undefined): boolean =>
   state === "FINISHED" || state === "FAILED" || state === "CANCELLED"
 
-/** One instance as the coordinator sees it. */
-export interface InstanceView {
+/** One instance as the coordinator sees it; its event-time fields (absent without event time) as TaskStats. */
+export interface InstanceView extends EventTimeFields {
   readonly id: string
   incarnation: string | undefined
   lastSeen: number
@@ -199,7 +200,95 @@ export const applyHeartbeat = (
   if (figure(hb.rejectedCommands)) v.rejectedCommands = hb.rejectedCommands
   if (figure(hb.refusedCommits)) v.refusedCommits = hb.refusedCommits
   if (figure(hb.deadLetters)) v.deadLetters = hb.deadLetters
+  Object.assign(v, eventTimeOf(hb))
 }
+
+/** The event-time fields of an instance, as a heartbeat carries them. */
+export type EventTimeFields = Pick<
+  TaskStats,
+  "watermark" | "idle" | "idleInputs" | "timers" | "lateRecords" | "droppedTimers" | "firing"
+>
+
+/** The event-time fields of a heartbeat body off the wire: those of the right type only. */
+export const eventTimeOf = (hb: Partial<HeartbeatBody> | undefined): EventTimeFields => {
+  const out: { -readonly [K in keyof EventTimeFields]?: EventTimeFields[K] } = {}
+  if (typeof hb !== "object" || hb === null) return out
+  if (figure(hb.watermark)) out.watermark = hb.watermark
+  if (typeof hb.idle === "boolean") out.idle = hb.idle
+  if (figure(hb.idleInputs)) out.idleInputs = hb.idleInputs
+  if (figure(hb.timers)) out.timers = hb.timers
+  if (figure(hb.lateRecords)) out.lateRecords = hb.lateRecords
+  if (figure(hb.droppedTimers)) out.droppedTimers = hb.droppedTimers
+  if (typeof hb.firing === "boolean") out.firing = hb.firing
+  return out
+}
+
+/** What an operator's instances say of event time, summed (the watermark: their minimum). */
+export interface OperatorEventTime {
+  readonly operator: string
+  /** min over its instances' watermarks (Flink's currentInputWatermark of the operator) */
+  readonly watermark: number
+  /** now − watermark, ms: how far event time lags the wall clock */
+  readonly lagMs: number
+  readonly idle: number
+  readonly idleInputs: number
+  readonly timers: number
+  readonly lateRecords: number
+  readonly droppedTimers: number
+  readonly firing: number
+}
+
+/** Per operator with event time (an instance id is `<operator>#<i>`), in first-seen order. */
+export const eventTimeByOperator = (
+  instances: ReadonlyArray<EventTimeFields & { readonly id: string }>,
+  now: number
+): Array<OperatorEventTime> => {
+  const by = new Map<string, OperatorEventTime>()
+  for (const i of instances) {
+    if (i.watermark === undefined) continue
+    const operator = i.id.slice(0, i.id.lastIndexOf("#"))
+    const o = by.get(operator)
+    const watermark = Math.min(o?.watermark ?? Number.MAX_SAFE_INTEGER, i.watermark)
+    by.set(operator, {
+      operator,
+      watermark,
+      lagMs: Math.max(0, now - watermark),
+      idle: (o?.idle ?? 0) + (i.idle === true ? 1 : 0),
+      idleInputs: (o?.idleInputs ?? 0) + (i.idleInputs ?? 0),
+      timers: (o?.timers ?? 0) + (i.timers ?? 0),
+      lateRecords: (o?.lateRecords ?? 0) + (i.lateRecords ?? 0),
+      droppedTimers: (o?.droppedTimers ?? 0) + (i.droppedTimers ?? 0),
+      firing: (o?.firing ?? 0) + (i.firing === true ? 1 : 0)
+    })
+  }
+  return [...by.values()]
+}
+
+/** A watermark as text: an ISO time, or −∞ / END at the ends of event time. */
+export const formatWatermark = (w: number): string =>
+  w <= Number.MIN_SAFE_INTEGER ? "−∞" : w >= Number.MAX_SAFE_INTEGER ? "END" : new Date(w).toISOString()
+
+/** A lag as text: seconds below 2 min, then minutes, hours, days. */
+export const formatLag = (ms: number): string =>
+  ms < 120_000
+    ? `${(ms / 1000).toFixed(1)} s`
+    : ms < 7_200_000
+      ? `${(ms / 60_000).toFixed(1)} min`
+      : ms < 172_800_000
+        ? `${(ms / 3_600_000).toFixed(1)} h`
+        : `${(ms / 86_400_000).toFixed(1)} d`
+
+/** The rows of an event-time table (header first), or none when no operator has event time. */
+export const eventTimeRows = (ops: ReadonlyArray<OperatorEventTime>): Array<string> =>
+  ops.length === 0
+    ? []
+    : [
+        `${"event time".padEnd(16)}${"watermark".padEnd(26)}${"lag".padStart(11)}${"idle".padStart(6)}${"idle in".padStart(9)}${"timers".padStart(9)}${"late".padStart(8)}${"dropped".padStart(9)}${"firing".padStart(8)}`,
+        ...ops.map(
+          (o) =>
+            `${o.operator.padEnd(16)}${formatWatermark(o.watermark).padEnd(26)}${(o.watermark >= Number.MAX_SAFE_INTEGER || o.watermark <= Number.MIN_SAFE_INTEGER ? "" : formatLag(o.lagMs)).padStart(11)}${String(o.idle).padStart(6)}${String(o.idleInputs).padStart(9)}${String(o.timers).padStart(9)}${String(o.lateRecords).padStart(8)}${String(o.droppedTimers).padStart(9)}${String(o.firing).padStart(8)}`
+        )
+      ]
 
 /** The part of the coordinator's state that a status shows. */
 export interface CoordinatorState {

@@ -7,6 +7,12 @@
 import logUpdate from "log-update"
 import * as Effect from "effect/Effect"
 import type { HeartbeatBody } from "../runtime/Actor.ts"
+import {
+  type EventTimeFields,
+  eventTimeByOperator,
+  eventTimeOf,
+  eventTimeRows
+} from "../checkpoint/JobStatus.ts"
 import { Subjects } from "../core/Address.ts"
 import { decode, EnvelopeDecodeError } from "../runtime/Envelope.ts"
 import type { LauncherEvent } from "../process/Launcher.ts"
@@ -20,6 +26,8 @@ interface Seen {
   phase: string
   epoch: number
   lastCheckpoint: number
+  /** event time, absent without it */
+  eventTime: EventTimeFields
 }
 
 export interface LiveView {
@@ -85,7 +93,8 @@ export const liveView = (nc: NatsConnection, plan: JobPlan, expected: number | u
               recordsCommitted: n(b?.recordsCommitted, 0),
               phase: typeof b?.phase === "string" ? b.phase : "?",
               epoch: r.e,
-              lastCheckpoint: n(b?.lastCheckpoint, -1)
+              lastCheckpoint: n(b?.lastCheckpoint, -1),
+              eventTime: eventTimeOf(b)
             })
           }
         })
@@ -147,6 +156,13 @@ export const liveView = (nc: NatsConnection, plan: JobPlan, expected: number | u
             `${o.operator.padEnd(16)}${String(o.parallelism).padStart(10)}${n(o.recordsIn).padStart(14)}${n(o.recordsOut).padStart(14)}${(plan.operator.get(o.operator)!.declaration.kind === "sink" ? n(o.recordsCommitted) : "").padStart(14)}`
         )
       ]
+      const eventTime = eventTimeRows(
+        eventTimeByOperator(
+          [...seen].map(([id, v]) => ({ id, ...v.eventTime })),
+          now
+        )
+      )
+      if (eventTime.length > 0) lines.push("", ...eventTime)
       if (kills.length > 0) lines.push("", `process exits: ${kills.slice(-4).join(", ")}`)
       logUpdate(lines.join("\n"))
     }

@@ -2,9 +2,15 @@
  * Renders a job's status record (written by its coordinator every second) as the text of
  * `exactor status`: state, epoch, committed output per sink, instances with records in/out,
  * committed, backpressure, restarts and messages rejected off the wire, last checkpoints, and
- * forged control messages refused, and dead letters sent.
+ * forged control messages refused, dead letters sent, and per operator with event time its
+ * watermark, its lag behind the wall clock, idle inputs, timers pending and late records.
  */
-import { committedBySink, type JobStatus } from "../checkpoint/JobStatus.ts"
+import {
+  committedBySink,
+  eventTimeByOperator,
+  eventTimeRows,
+  type JobStatus
+} from "../checkpoint/JobStatus.ts"
 
 const ago = (ms: number) => (ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`)
 
@@ -25,6 +31,8 @@ export const formatStatus = (s: JobStatus, now = Date.now()): string => {
         `${i.id.padEnd(16)}${String(i.phase).padEnd(11)}${String(i.recordsIn).padStart(12)}${String(i.recordsOut).padStart(13)}${String(i.recordsCommitted ?? 0).padStart(11)}${`${Math.round((i.backpressure ?? 0) * 100)} %`.padStart(9)}${String(i.restarts).padStart(10)}${String(i.rejected ?? 0).padStart(10)}${String(i.rssMb ?? "").padStart(8)}${String(i.pid).padStart(9)}  ${i.host}`
     )
   ]
+  const eventTime = eventTimeRows(eventTimeByOperator(s.instances, now))
+  if (eventTime.length > 0) lines.push("", ...eventTime)
   const dead = s.instances.filter((i) => (i.deadLetters ?? 0) > 0)
   if (dead.length > 0)
     lines.push(
