@@ -1,17 +1,25 @@
 /**
- * Event time end to end on the real brokers (test/fixtures/windowedOrders.ts): one JetStream split
- * of seeded orders (96 % on time, 2 % allowed-late, 2 % too late; test/oracle/windowInput.ts) into
- * a tumbling, a sliding and a session window at parallelism 2, results and late orders into two
- * RabbitMQ queues. Single split, so the oracle (test/oracle/windowOracle.ts) simulates the run and
- * every result row and late row must equal its simulation exactly: mismatch 0, and lost,
- * duplicated, unexpected, lateWrong and brokenChains 0.
+ * Event time end to end on the real brokers (test/fixtures/windowedOrders.ts): seeded orders (96 %
+ * on time, 2 % allowed-late, 2 % too late; test/oracle/windowInput.ts) from JetStream into one
+ * window operator at parallelism 2, results and late orders into two RabbitMQ queues, checked by
+ * the independent oracle (test/oracle/windowOracle.ts).
+ * - One split, tumbling, sliding and session windows: every result row and late row equals the
+ *   oracle's simulation exactly (mismatch 0, and lost, duplicated, unexpected, lateWrong 0).
+ * - T8: a savepoint at window parallelism 2, restored at 3, watermarks 5 s of event time apart:
+ *   still exactly the simulation. (Without the restored watermark floor it printed brokenChains 4,
+ *   "firings 1,1"; without timers in the snapshot, lost 787.)
+ * - T6: two sources blocked on credit ~10 s each with idleTimeout 100 ms never report idle, and
+ *   no on-time order is late. (Counting the time blocked in routing as idle made them report idle.)
  */
 import { connect } from "@nats-io/transport-node"
 import * as Effect from "effect/Effect"
-import t from "tap"
+import t, { type Test } from "tap"
 import { drainQueue } from "../../lib/chaos/OutputCheck.ts"
+import { Subjects } from "../../lib/core/Address.ts"
+import type { HeartbeatBody } from "../../lib/runtime/Actor.ts"
+import { decode, EnvelopeDecodeError } from "../../lib/runtime/Envelope.ts"
 import { produce } from "../../lib/connectors/jetstream/Producer.ts"
-import { exitWithin } from "../harness/checks.ts"
+import { exitWithin, status, until } from "../harness/checks.ts"
 import { amqpUrl, natsUrl, uniqueName } from "../harness/env.ts"
 import { jobProcesses, removeJob } from "../harness/job.ts"
 import { generateOrders } from "../oracle/windowInput.ts"
@@ -26,7 +34,7 @@ import {
 const fixture = new URL("../fixtures/windowedOrders.ts", import.meta.url).pathname
 const maxDelay = 2000
 const lateness = 1000
-const emitEvery = 200
+const defaultEmitEvery = 200
 
 const cases: ReadonlyArray<{ readonly text: string; readonly assigner: Assigner; readonly size: number }> = [
   { text: "tumbling:10000", assigner: { kind: "tumbling", size: 10_000 }, size: 10_000 },
@@ -34,76 +42,192 @@ const cases: ReadonlyArray<{ readonly text: string; readonly assigner: Assigner;
   { text: "session:3000", assigner: { kind: "session", gap: 3000 }, size: 3000 }
 ]
 
+/**
+ * Publishes one split (two: one stream each, read by two sources), starts the fixture on them;
+ * `verdict` drains both queues through the oracle, exact in single-split mode.
+ */
+const windowJob = async (
+  t: Test,
+  c: (typeof cases)[number],
+  perSplit: number,
+  extra: Readonly<Record<string, string>> = {},
+  emitEvery = defaultEmitEvery,
+  splits: 1 | 2 = 1
+) => {
+  const inputs = generateOrders({
+    seed: 11,
+    splits,
+    perSplit,
+    customers: 20,
+    step: 20,
+    start: 1_700_000_000_000,
+    maxDelay,
+    lateness,
+    size: c.size,
+    emitEvery
+  })
+  const job = uniqueName("wjob")
+  const streams = inputs.map(() => uniqueName("timed"))
+  const queue = uniqueName("windows")
+  const lateQueue = uniqueName("late")
+  for (const [i, stream] of streams.entries())
+    await Effect.runPromise(
+      produce({
+        natsUrl,
+        stream,
+        input: { records: inputs[i]!.map(({ id, customer, amount, at }) => ({ id, customer, amount, at })) }
+      })
+    )
+  const nc = await connect({ servers: natsUrl })
+  t.teardown(async () => {
+    await removeJob(nc, amqpUrl, job, {
+      streams,
+      queues: [queue, lateQueue],
+      sinks: ["sink", "late"]
+    })
+    await nc.close()
+  })
+  const processes = await jobProcesses(
+    job,
+    fixture,
+    {
+      EXACTOR_NATS_URL: natsUrl,
+      EXACTOR_AMQP_URL: amqpUrl,
+      EXACTOR_ORDERS_JOB: job,
+      EXACTOR_ORDERS_STREAM: streams[0]!,
+      ...(streams[1] === undefined ? {} : { EXACTOR_ORDERS_STREAM_B: streams[1] }),
+      EXACTOR_ORDERS_QUEUE: queue,
+      EXACTOR_LATE_QUEUE: lateQueue,
+      EXACTOR_WINDOW: c.text,
+      EXACTOR_MAX_DELAY: String(maxDelay),
+      EXACTOR_LATENESS: String(lateness),
+      EXACTOR_EMIT_EVERY: String(emitEvery),
+      EXACTOR_CHECKPOINT_INTERVAL: "300",
+      ...extra
+    },
+    nc
+  )
+  t.teardown(() => processes.stop())
+  const drained = async <A>(q: string) =>
+    (await Effect.runPromise(drainQueue(amqpUrl, q))).map((m) => m.body as A)
+  const verdict = async () => {
+    const v = checkWindows({
+      input: inputs.flat(),
+      kind: c.assigner.kind,
+      config: { assigner: c.assigner, lateness, maxDelay, emitEvery },
+      results: await drained<WindowResultRow>(queue),
+      late: await drained<LateRow>(lateQueue),
+      singleSplit: splits === 1
+    })
+    t.comment(`\n${verdictTable(v)}`)
+    return v
+  }
+  return { job, nc, processes, verdict }
+}
+
 for (const c of cases)
   t.test(
     `${c.assigner.kind} windows over one out-of-order split: exactly the oracle's simulation`,
     async (t) => {
-      const [input] = generateOrders({
-        seed: 11,
-        splits: 1,
-        perSplit: 3000,
-        customers: 20,
-        step: 20,
-        start: 1_700_000_000_000,
-        maxDelay,
-        lateness,
-        size: c.size,
-        emitEvery
-      })
-      const job = uniqueName("wjob")
-      const stream = uniqueName("timed")
-      const queue = uniqueName("windows")
-      const lateQueue = uniqueName("late")
-      await Effect.runPromise(
-        produce({
-          natsUrl,
-          stream,
-          input: { records: input!.map(({ id, customer, amount, at }) => ({ id, customer, amount, at })) }
-        })
-      )
-      const nc = await connect({ servers: natsUrl })
-      t.teardown(async () => {
-        await removeJob(nc, amqpUrl, job, {
-          streams: [stream],
-          queues: [queue, lateQueue],
-          sinks: ["sink", "late"]
-        })
-        await nc.close()
-      })
-      const processes = await jobProcesses(
-        job,
-        fixture,
-        {
-          EXACTOR_NATS_URL: natsUrl,
-          EXACTOR_AMQP_URL: amqpUrl,
-          EXACTOR_ORDERS_JOB: job,
-          EXACTOR_ORDERS_STREAM: stream,
-          EXACTOR_ORDERS_QUEUE: queue,
-          EXACTOR_LATE_QUEUE: lateQueue,
-          EXACTOR_WINDOW: c.text,
-          EXACTOR_MAX_DELAY: String(maxDelay),
-          EXACTOR_LATENESS: String(lateness),
-          EXACTOR_CHECKPOINT_INTERVAL: "300"
-        },
-        nc
-      )
-      t.teardown(() => processes.stop())
+      const { processes, verdict } = await windowJob(t, c, 3000)
       const run = processes.run()
       const code = await exitWithin(run.exit, 180_000)
       t.equal(code, 0, "the job FINISHED")
       if (code !== 0) t.comment(run.output().slice(-4000))
-      const drained = async <A>(q: string) =>
-        (await Effect.runPromise(drainQueue(amqpUrl, q))).map((m) => m.body as A)
-      const verdict = checkWindows({
-        input: input!,
-        kind: c.assigner.kind,
-        config: { assigner: c.assigner, lateness, maxDelay, emitEvery },
-        results: await drained<WindowResultRow>(queue),
-        late: await drained<LateRow>(lateQueue),
-        singleSplit: true
-      })
-      t.comment(`\n${verdictTable(verdict)}`)
-      t.ok(verdict.ok, `exactly the simulation: ${verdict.results} results, ${verdict.lateRecords} late rows`)
-      t.ok(verdict.lateRecords > 0, "some orders were too late for their windows")
+      const v = await verdict()
+      t.ok(v.ok, `exactly the simulation: ${v.results} results, ${v.lateRecords} late rows`)
+      t.ok(v.lateRecords > 0, "some orders were too late for their windows")
     }
   )
+
+t.test(
+  "T8: a savepoint at window parallelism 2, restored at 3: still exactly the simulation (timers and watermarks follow the key groups)",
+  async (t) => {
+    // watermarks 5 s of event time apart (250 orders): the restored run reads orders too late for
+    // windows already cleaned up before its first watermark, so a watermark restored at −∞ would
+    // take them in and fire those windows a second time (FLINK-36663's shape, T4)
+    const { job, nc, processes, verdict } = await windowJob(
+      t,
+      cases[0]!,
+      10_000,
+      { EXACTOR_PACE_MS: "1" },
+      5000
+    )
+    const first = processes.run()
+    await processes.running("window#1")
+    await until(
+      "a completed checkpoint",
+      async () => ((await status({ nc, job }))?.checkpoints.completed ?? 0) >= 1
+    )
+    const cancelled = await processes.cli(["cancel", job, "--savepoint", "wide"])
+    t.equal(cancelled.code, 0, cancelled.output)
+    t.equal(await exitWithin(first.exit), 4, "the first run ends CANCELLED after the savepoint")
+    const committed = ((await status({ nc, job }))?.instances ?? [])
+      .filter((i) => i.id.startsWith("sink#"))
+      .reduce((a, i) => a + i.recordsCommitted, 0)
+    t.ok(committed > 0, `the first run committed ${committed} window results before the savepoint`)
+    const wider = processes.run(["--from-savepoint", "wide"], { EXACTOR_WINDOW_PARALLELISM: "3" })
+    const code = await exitWithin(wider.exit, 240_000)
+    t.equal(code, 0, "the run from the savepoint with 3 window instances FINISHED")
+    if (code !== 0) t.comment(wider.output().slice(-3000))
+    t.same(
+      ((await status({ nc, job }))?.instances ?? [])
+        .filter((i) => i.id.startsWith("window#"))
+        .map((i) => i.id)
+        .sort(),
+      ["window#0", "window#1", "window#2"],
+      "3 window instances"
+    )
+    const v = await verdict()
+    t.ok(v.ok, `exactly the simulation across both runs: ${v.results} results, ${v.lateRecords} late rows`)
+    t.ok(committed < v.results, "the restored run wrote the rest")
+  }
+)
+
+t.test(
+  "T6: backpressure is not idleness: sources blocked on credit far longer than idleTimeout never go idle, no on-time order is late",
+  async (t) => {
+    const idleTimeout = 100
+    const { job, nc, processes, verdict } = await windowJob(
+      t,
+      cases[0]!,
+      1000,
+      {
+        EXACTOR_IDLE_TIMEOUT: String(idleTimeout),
+        EXACTOR_PACE_MS: "5",
+        EXACTOR_BATCH_SIZE: "32",
+        EXACTOR_CREDIT_WINDOW: "1"
+      },
+      defaultEmitEvery,
+      2
+    )
+    const idle = new Set<string>()
+    const creditWaitMs = new Map<string, number>()
+    const subjects = new Subjects(job)
+    nc.subscribe(subjects.coordinator, {
+      callback: (_e, m) => {
+        const r = decode(subjects.coordinator, m.data)
+        if (r instanceof EnvelopeDecodeError || r.k !== "heartbeat" || !("b" in r)) return
+        const b = r.b as Partial<HeartbeatBody>
+        if (b.idle === true) idle.add(r.c)
+        if (r.c.startsWith("orders") && typeof b.creditWaitMs === "number")
+          creditWaitMs.set(r.c, Math.max(creditWaitMs.get(r.c) ?? 0, b.creditWaitMs))
+      }
+    })
+    const run = processes.run()
+    const code = await exitWithin(run.exit, 180_000)
+    t.equal(code, 0, "the job FINISHED")
+    if (code !== 0) t.comment(run.output().slice(-4000))
+    const waits = [...creditWaitMs.values()]
+    t.ok(
+      waits.length === 2 && waits.every((w) => w > 20 * idleTimeout),
+      `both sources waited for credit: ${[...creditWaitMs].map(([i, w]) => `${i} ${w} ms`).join(", ")} (idleTimeout ${idleTimeout} ms)`
+    )
+    t.same([...idle], [], "no instance ever reported idle")
+    const v = await verdict()
+    t.ok(
+      v.ok,
+      `exactly once by the oracle (lateWrong ${v.lateWrong}): ${v.results} results, ${v.lateRecords} late rows`
+    )
+  }
+)
