@@ -10,7 +10,8 @@
  * and 2 partitioned source instances: source CPU per record),
  * p3 (P2's job with checkpoints off vs every 1 s), p5 (checkpoint duration/alignment at half rate; also the
  * steady RSS of P6), p4 (recovery after SIGKILL), p6 (RSS under a slowed sink), pgsink (the PostgreSQL
- * sink vs a raw pg client, on a private cluster; JSON key `pgSink`), p1pg (P1 with the PostgreSQL sink).
+ * sink vs a raw pg client, on a private cluster; JSON key `pgSink`), p1pg (P1 with the PostgreSQL sink),
+ * windowed (the event-time example end to end, against P1: `results.windowed.perSecond`, `ratioP1`).
  * `EXACTOR_BENCH_PROFILE=<dir>`: the processes of the P1 and p2js jobs write `--cpu-prof` profiles there.
  */
 import { spawn } from "node:child_process"
@@ -36,6 +37,7 @@ import { createInput } from "./jobRun.ts"
 import { type RateFigures, rawTxPublish, sinkCycles } from "./rabbit.ts"
 import { streamSinkBench } from "./streamSink.ts"
 import { p1PostgresBench, type PgSinkFigures, pgSinkBench } from "./postgres.ts"
+import { windowedBench as windowedBench_ } from "./windowed.ts"
 
 const natsUrl = process.env.EXACTOR_NATS_URL ?? defaultNatsUrl
 const profileDir = process.env.EXACTOR_BENCH_PROFILE
@@ -406,6 +408,17 @@ const pgsinkBench = once(async () => {
   return r
 })
 
+/** The event-time example end to end (test/bench/windowed.ts), against P1 in the same run. */
+const windowedBench = once(async () => {
+  const base = await p1Bench()
+  const w = await windowedBench_(nc, natsUrl, size.input)
+  const r = { ...w, ratioP1: w.perSecond / base.perSecond }
+  console.log(
+    `windowed: revenue example ${fmt(w.perSecond)} input records/s to FINISHED (${fmt(w.results)} (record, window) pairs; exit ${w.exitCode}, exactly once by the oracle: ${w.exactlyOnce}); ${r.ratioP1.toFixed(2)} of P1`
+  )
+  return r
+})
+
 const p1pgBench = once(async () => {
   const t = await p1PostgresBench(nc, {
     job: uniqueName("bench_p1pg"),
@@ -424,6 +437,7 @@ const benches: Record<string, () => Promise<unknown>> = {
   sink: sinkBench,
   relay: relayBench,
   p1: p1Bench,
+  windowed: windowedBench,
   p2: p2Bench,
   rawRead: rawReadBench,
   p2js: p2JetStreamBench,
@@ -462,6 +476,7 @@ const rb = results.rabbit as Awaited<ReturnType<typeof rabbitBench>> | undefined
 const sk = results.sink as Awaited<ReturnType<typeof sinkBench>> | undefined
 const rl = results.relay as Awaited<ReturnType<typeof relayBench>> | undefined
 const r1 = results.p1 as Awaited<ReturnType<typeof p1Bench>> | undefined
+const rw = results.windowed as Awaited<ReturnType<typeof windowedBench>> | undefined
 const r2 = results.p2 as Awaited<ReturnType<typeof p2Bench>> | undefined
 const r2js = results.p2js as Awaited<ReturnType<typeof p2JetStreamBench>> | undefined
 const rr = results.rawRead as Awaited<ReturnType<typeof rawReadBench>> | undefined
@@ -478,6 +493,13 @@ if (p1pg)
     `${fmt(p1pg.perSecond)}/s`,
     "exactly once",
     yes(p1pg.exactlyOnce)
+  ])
+if (rw)
+  rows.push([
+    "windowed: the revenue example (2 sources, 3 window kinds, 4 sinks), input records/s to FINISHED, ratio to P1",
+    `${fmt(rw.perSecond)}/s, ${rw.ratioP1.toFixed(2)}${rw.exactlyOnce ? "" : " (NOT exactly once)"}`,
+    ">= 0.8",
+    yes(rw.ratioP1 >= 0.8 && rw.exactlyOnce)
   ])
 if (pgs) {
   rows.push([

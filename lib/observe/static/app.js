@@ -90,6 +90,43 @@ const drawJob = (entry) => {
   drawGraph(entry)
   drawPlot(entry)
   drawTimeline(entry)
+  drawEventTime(entry)
+}
+
+const END = Number.MAX_SAFE_INTEGER
+const showWatermark = (w) => (w >= END ? "END" : w <= -END ? "−∞" : new Date(w).toISOString())
+const showLag = (ms) =>
+  ms < 120_000
+    ? `${(ms / 1000).toFixed(1)} s`
+    : ms < 7_200_000
+      ? `${(ms / 60_000).toFixed(1)} min`
+      : `${(ms / 3_600_000).toFixed(1)} h`
+
+/** Per operator with event time: min watermark over its instances, lag, idle, timers, late records. */
+const drawEventTime = (entry) => {
+  const s = entry.status
+  const ops = new Map()
+  for (const i of s.instances) {
+    if (typeof i.watermark !== "number") continue
+    const o = ops.get(opOf(i.id)) ?? { watermark: END, idle: 0, idleInputs: 0, timers: 0, late: 0, firing: 0 }
+    o.watermark = Math.min(o.watermark, i.watermark)
+    o.idle += i.idle === true ? 1 : 0
+    o.idleInputs += i.idleInputs ?? 0
+    o.timers += i.timers ?? 0
+    o.late += i.lateRecords ?? 0
+    o.firing += i.firing === true ? 1 : 0
+    ops.set(opOf(i.id), o)
+  }
+  const el = document.getElementById("watermarks")
+  if (ops.size === 0) {
+    el.outerHTML = `<p class="muted" id="watermarks">This job has no event time: no watermarks to show.</p>`
+    return
+  }
+  const rows = [...ops].map(
+    ([name, o]) =>
+      `<tr data-operator="${esc(name)}"><td>${esc(name)}</td><td class="watermark">${esc(showWatermark(o.watermark))}</td><td>${o.watermark >= END || o.watermark <= -END ? "" : esc(showLag(Math.max(0, s.updatedAt - o.watermark)))}</td><td>${o.idle}</td><td>${o.idleInputs}</td><td>${num(o.timers)}</td><td>${num(o.late)}</td><td>${o.firing}</td></tr>`
+  )
+  el.outerHTML = `<table id="watermarks"><thead><tr><th>operator</th><th>watermark</th><th>lag</th><th>idle</th><th>idle inputs</th><th>timers</th><th>late</th><th>firing</th></tr></thead><tbody>${rows.join("")}</tbody></table>`
 }
 
 const drawGraph = (entry) => {
