@@ -8,9 +8,14 @@
  * - T8: a savepoint at window parallelism 2, restored at 3, watermarks 5 s of event time apart:
  *   still exactly the simulation. (Without the restored watermark floor it printed brokenChains 4,
  *   "firings 1,1"; without timers in the snapshot, lost 787.)
+ * - T3: a window instance kills itself (once) at its 100th onTimer, mid-burst: after recovery,
+ *   still exactly the simulation.
  * - T6: two sources blocked on credit ~10 s each with idleTimeout 100 ms never report idle, and
  *   no on-time order is late. (Counting the time blocked in routing as idle made them report idle.)
  */
+import { existsSync, readFileSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { connect } from "@nats-io/transport-node"
 import * as Effect from "effect/Effect"
 import t, { type Test } from "tap"
@@ -229,5 +234,29 @@ t.test(
       v.ok,
       `exactly once by the oracle (lateWrong ${v.lateWrong}): ${v.results} results, ${v.lateRecords} late rows`
     )
+  }
+)
+
+t.test(
+  "T3: a window instance killed in the middle of a firing burst: after recovery no window is lost or fired twice",
+  async (t) => {
+    const flag = join(tmpdir(), `${uniqueName("die")}.flag`)
+    t.teardown(() => rmSync(flag, { force: true }))
+    const { job, nc, processes, verdict } = await windowJob(t, cases[0]!, 3000, {
+      EXACTOR_DIE_AT_TIMER: "100",
+      EXACTOR_DIE_FLAG: flag
+    })
+    const run = processes.run()
+    const code = await exitWithin(run.exit, 180_000)
+    t.equal(code, 0, "the job FINISHED")
+    if (code !== 0) t.comment(run.output().slice(-4000))
+    t.ok(
+      existsSync(flag),
+      `a window instance killed itself at its 100th onTimer (pid ${existsSync(flag) ? readFileSync(flag, "utf8").trim() : "?"})`
+    )
+    const s = await status({ nc, job })
+    t.ok((s?.recoveries ?? 0) >= 1, `${s?.recoveries} recoveries (last: ${s?.lastRecoveryReason})`)
+    const v = await verdict()
+    t.ok(v.ok, `exactly the simulation: ${v.results} results, ${v.lateRecords} late rows`)
   }
 )
