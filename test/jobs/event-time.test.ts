@@ -9,7 +9,7 @@
  *   still exactly the simulation. (Without the restored watermark floor it printed brokenChains 4,
  *   "firings 1,1"; without timers in the snapshot, lost 787.)
  * - T3: a window instance kills itself (once) at its 100th onTimer, mid-burst: after recovery,
- *   still exactly the simulation.
+ *   still exactly the simulation. (Without timers in the snapshot: lost 508.)
  * - T6: two sources blocked on credit ~10 s each with idleTimeout 100 ms never report idle, and
  *   no on-time order is late. (Counting the time blocked in routing as idle made them report idle.)
  */
