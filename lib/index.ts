@@ -52,9 +52,39 @@ export {
   KeyedStream,
   PipelineBuilder,
   pipeline,
+  type SourceOptions,
   type StageOptions,
-  Stream
+  Stream,
+  WindowedStream
 } from "./api/Stream.ts"
+// Event time (DESIGN-dataflow §2–§4)
+export {
+  boundedOutOfOrderness,
+  END_OF_TIME,
+  START_OF_TIME,
+  type WatermarkGenerator,
+  type WatermarkStrategy,
+  WatermarkStrategyInvalid
+} from "./api/Watermark.ts"
+export {
+  type AggregateFunction,
+  type Late,
+  session,
+  sliding,
+  tumbling,
+  type Window,
+  type WindowAssigner,
+  WindowInvalid,
+  type WindowResult,
+  type WindowSpec
+} from "./api/Windows.ts"
+export {
+  IntervalJoinInvalid,
+  type IntervalJoinSpec,
+  intervalJoin,
+  type JoinLate
+} from "./api/IntervalJoin.ts"
+export type { FiredTimer, ProcessContext, TimerTag, Timers } from "./api/Operator.ts"
 export {
   type CheckpointOptions,
   defaultJobOptions,

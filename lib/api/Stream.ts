@@ -8,6 +8,7 @@
  * Invariant: the builder only records; every rule is checked by `validatePipeline`, which names
  * the operator that breaks it.
  */
+import { type IntervalJoinSpec, intervalJoin } from "./IntervalJoin.ts"
 import type { JobOptionsInput } from "./JobOptions.ts"
 import type { Key } from "../core/KeyGroups.ts"
 import type {
@@ -374,6 +375,19 @@ export class ConnectedStreams<A, B, K extends Key> {
       ]
     )
     return new Stream<O>(graph, [{ operator: node, port: "main" }])
+  }
+
+  /**
+   * The interval join (lib/api/IntervalJoin.ts): `join(a, b, key)` for each a of the first and b
+   * of the second stream with the same key and a.ts + lower ≤ b.ts ≤ a.ts + upper; late records to
+   * `leftLate` / `rightLate`. Needs event time on both inputs.
+   */
+  intervalJoin<O>(
+    spec: IntervalJoinSpec<A, B> & { readonly name: string },
+    join: (a: A, b: B, key: K) => O,
+    options?: StageOptions
+  ): Stream<O> {
+    return this.process(intervalJoin<A, B, K, O>(spec.name, spec, join), options)
   }
 }
 
