@@ -5,19 +5,10 @@
  */
 import t from "tap"
 import { Effect } from "effect"
-import {
-  declaredPorts,
-  type Emit,
-  type OutputTag,
-  outputTag,
-  type ProcessContext,
-  type ProcessDeclaration,
-  source,
-  type TimerTag
-} from "../../lib/api/Operator.ts"
+import { declaredPorts, outputTag, type ProcessDeclaration, source } from "../../lib/api/Operator.ts"
 import { pipeline } from "../../lib/api/Stream.ts"
 import { Driver } from "../harness/keyedDriver.ts"
-import { END_OF_TIME, START_OF_TIME } from "../../lib/api/Watermark.ts"
+import { END_OF_TIME } from "../../lib/api/Watermark.ts"
 import {
   type AggregateFunction,
   type Late,
