@@ -5,12 +5,15 @@
  * 10 s tumbling windows, 60 s windows sliding by 10 s, and sessions of activity (gap 5 s). Each
  * window result `{key, window, value: {count, sum, idHash}, firing, final}` goes to its own RabbitMQ
  * queue; orders too late for a window go, with the windows they missed and the window operator's
- * name, to one `late` queue. `idHash` (Σ fnv1a32(id) mod 2³² of the members) lets a checker tell
+ * name, to one `late` queue. An interval join pairs each order of A with the orders of B by the
+ * same customer within 1 s of it (`{customer, a, b}` to its own queue; its late orders to the late
+ * queue too, with their side). `idHash` (Σ fnv1a32(id) mod 2³² of the members) lets a checker tell
  * which orders a window holds without listing them.
  * Names and knobs come from the environment: EXACTOR_REVENUE_JOB (`revenue`), the streams
  * EXACTOR_REVENUE_A (`revenue-a`) and EXACTOR_REVENUE_B (`revenue-b`), the queues
  * EXACTOR_REVENUE_TUMBLING (`revenue-10s`), EXACTOR_REVENUE_SLIDING (`revenue-60s`),
- * EXACTOR_REVENUE_SESSIONS (`revenue-sessions`), EXACTOR_REVENUE_LATE (`revenue-late`); the
+ * EXACTOR_REVENUE_SESSIONS (`revenue-sessions`), EXACTOR_REVENUE_LATE (`revenue-late`),
+ * EXACTOR_REVENUE_JOINED (`revenue-joined`); the
  * watermarks' EXACTOR_MAX_DELAY (2000 ms) and EXACTOR_IDLE_TIMEOUT (5000 ms), the windows'
  * EXACTOR_LATENESS (3000 ms) and EXACTOR_WINDOW_PARALLELISM (2, the tumbling windows'; the others
  * run one instance), and the orders example's job options (checkpoint interval, restarts).
@@ -18,6 +21,7 @@
  * independent oracle.
  */
 import { outputTag } from "../../lib/api/Operator.ts"
+import type { JoinLate } from "../../lib/api/IntervalJoin.ts"
 import { pipeline } from "../../lib/api/Stream.ts"
 import { boundedOutOfOrderness } from "../../lib/api/Watermark.ts"
 import {
@@ -58,7 +62,8 @@ export const revenueNames = (env: Env = process.env) => ({
   tumbling: env.EXACTOR_REVENUE_TUMBLING ?? "revenue-10s",
   sliding: env.EXACTOR_REVENUE_SLIDING ?? "revenue-60s",
   sessions: env.EXACTOR_REVENUE_SESSIONS ?? "revenue-sessions",
-  late: env.EXACTOR_REVENUE_LATE ?? "revenue-late"
+  late: env.EXACTOR_REVENUE_LATE ?? "revenue-late",
+  joined: env.EXACTOR_REVENUE_JOINED ?? "revenue-joined"
 })
 
 /** The job's event-time settings, from the environment (defaults in the header). */
@@ -69,7 +74,9 @@ export const revenueTime = (env: Env = process.env) => ({
   windowParallelism: Number(env.EXACTOR_WINDOW_PARALLELISM ?? 2),
   tumbling: 10_000,
   sliding: { size: 60_000, slide: 10_000 },
-  sessionGap: 5000
+  sessionGap: 5000,
+  /** the join: an order of B within this many ms of one of A by the same customer */
+  joinWithin: 1000
 })
 
 /** FNV-1a, 32 bits, over the UTF-8 bytes of `s`. */
@@ -95,6 +102,14 @@ export const revenue: AggregateFunction<TimedOrder, Revenue, Revenue> = {
 }
 
 const late = outputTag<Late<TimedOrder>>("late")
+const joinLate = outputTag<JoinLate<TimedOrder>>("joinLate")
+
+/** Orders of the same customer in both shops within `joinWithin` ms of each other. */
+export interface BothShops {
+  readonly customer: string
+  readonly a: string
+  readonly b: string
+}
 
 /**
  * The pipeline as `env` names and tunes it: a function, so a module that re-exports the example
@@ -114,7 +129,8 @@ export const revenuePipeline = (env: Env = process.env) => {
       watermarks
     })
   )
-  const byCustomer = a!.union(b!).keyBy((o) => o.customer)
+  const customer = (o: TimedOrder) => o.customer
+  const byCustomer = a!.union(b!).keyBy(customer)
   const spec = { lateness: time.lateness, lateOutput: late }
   const per10s = byCustomer
     .window(tumbling(time.tumbling), { name: "tumbling", ...spec })
@@ -125,6 +141,21 @@ export const revenuePipeline = (env: Env = process.env) => {
   const sessions = byCustomer
     .window(session(time.sessionGap), { name: "sessions", ...spec })
     .aggregate(revenue, { parallelism: 1 })
+  const joined = a!
+    .keyBy(customer)
+    .connect(b!.keyBy(customer))
+    .intervalJoin(
+      {
+        name: "join",
+        lower: -time.joinWithin,
+        upper: time.joinWithin,
+        leftLate: joinLate,
+        rightLate: joinLate
+      },
+      (x, y, key): BothShops => ({ customer: key, a: x.id, b: y.id }),
+      { parallelism: 1 }
+    )
+  joined.sink(rabbitmqSink<BothShops>("join-sink", { queue: names.joined }), { parallelism: 1 })
   const results = rabbitmqSink<WindowResult<string, Revenue>>
   per10s.sink(results("tumbling-sink", { queue: names.tumbling }), { parallelism: 1 })
   per60s.sink(results("sliding-sink", { queue: names.sliding }), { parallelism: 1 })
@@ -132,7 +163,10 @@ export const revenuePipeline = (env: Env = process.env) => {
   per10s
     .sideOutput(late)
     .union(per60s.sideOutput(late), sessions.sideOutput(late))
-    .sink(rabbitmqSink<Late<TimedOrder>>("late-sink", { queue: names.late }), { parallelism: 1 })
+    .union(joined.sideOutput(joinLate))
+    .sink(rabbitmqSink<Late<TimedOrder> | JoinLate<TimedOrder>>("late-sink", { queue: names.late }), {
+      parallelism: 1
+    })
   return p.build()
 }
 

@@ -64,9 +64,10 @@ export const intervalJoin = <A, B, K extends Key, O>(
   if (!Number.isSafeInteger(upper))
     throw new IntervalJoinInvalid(name, "upper", `must be a whole number of ms, got ${upper}`)
   if (upper < lower) throw new IntervalJoinInvalid(name, "upper", `must be ≥ lower (${lower}), got ${upper}`)
-  const outputs = [spec.leftLate, spec.rightLate].filter(
-    (o): o is OutputTag<JoinLate<never>> => o !== undefined
-  )
+  // both sides may share one late output
+  const outputs = [spec.leftLate, spec.rightLate]
+    .filter((o): o is OutputTag<JoinLate<never>> => o !== undefined)
+    .filter((o, i, all) => all.findIndex((x) => x.name === o.name) === i)
   const timestampOf = (ctx: ProcessContext<O>): number => {
     if (ctx.timestamp === undefined)
       throw new Error(`${name}: record has no event time: give its source \`watermarks\``)

@@ -225,10 +225,14 @@ export class Stream<A> {
   }
 
   /** This stream and `others` as one: the next operator gets one edge per head (no operator of its own). */
-  union(...others: ReadonlyArray<Stream<A>>): Stream<A> {
+  union<B = A>(...others: ReadonlyArray<Stream<B>>): Stream<A | B> {
     for (const o of others)
       if (o.graph !== this.graph) throw new Error("union: the streams come from different pipeline() calls")
-    return new Stream<A>(this.graph, [...this.heads, ...others.flatMap((o) => o.heads)], this.partitioning)
+    return new Stream<A | B>(
+      this.graph,
+      [...this.heads, ...others.flatMap((o) => o.heads)],
+      this.partitioning
+    )
   }
 
   /** Round robin over the next operator's instances. */

@@ -1,8 +1,8 @@
 /**
  * `exactor chaos` on the event-time example (test/oracle/revenueJob.ts: two sources, tumbling,
- * sliding and session windows, one late queue): SIGKILLs of sources, window instances, sinks and
+ * sliding and session windows, an interval join, one late queue): SIGKILLs of sources, window instances, sinks and
  * the coordinator, and SIGSTOP zombies, while the oracle checks every window from the input alone.
- * Each window sink must be exactly once by the oracle (lost, duplicated, unexpected, lateWrong,
+ * Each window sink and the join sink must be exactly once by their oracles (lost, duplicated, unexpected, lateWrong,
  * brokenChains all 0) and the late sink must hold each late row once.
  */
 import { fileURLToPath } from "node:url"
@@ -24,7 +24,7 @@ t.test("event-time windows under kills and zombies: every window exactly once by
   t.ok(report.finished, `the job FINISHED (state ${report.state}, exit ${report.exitCode})`)
   t.same(
     (report.sinks ?? []).map((s) => s.sink),
-    ["tumbling-sink", "sliding-sink", "sessions-sink", "late-sink"],
+    ["tumbling-sink", "sliding-sink", "sessions-sink", "join-sink", "late-sink"],
     "one verdict per sink"
   )
   for (const s of report.sinks ?? [])

@@ -3,20 +3,28 @@
  * oracle as a `jobSpec`, for `exactor chaos test/oracle/revenueJob.ts` and `exactor example`: two
  * splits of seeded orders (96 % on time, 2 % allowed-late, 2 % too late), one per JetStream
  * stream, and for each window operator's sink the oracle's verdict over its results and the late
- * rows that name it. The oracle and the generator import nothing from lib/; this module only
+ * rows that name it; for the interval join's sink the join oracle's, with the join's late rows. The oracle and the generator import nothing from lib/; this module only
  * adapts their verdict to the chaos report's.
  */
 import { revenuePipeline } from "../../actors/examples/revenue.ts"
 import type { JobSpec, SpecEnv } from "../../lib/chaos/JobSpec.ts"
 import type { OutputMessage, Verdict } from "../../lib/chaos/OutputCheck.ts"
-import { type Assigner, checkWindows, type LateRow, type WindowResultRow } from "./windowOracle.ts"
+import { checkJoin, type JoinLateRow, type JoinRow } from "./joinOracle.ts"
+import {
+  type Assigner,
+  checkWindows,
+  type LateRow,
+  type WindowResultRow,
+  type WindowVerdict
+} from "./windowOracle.ts"
 import { generateOrders, type InputOrder } from "./windowInput.ts"
 
 /** The example's event-time settings (its defaults; the spec sets none of them). */
 const time = {
   maxDelay: 2000,
   lateness: 3000,
-  emitEvery: 200
+  emitEvery: 200,
+  joinWithin: 1000
 }
 const windows: ReadonlyArray<{
   readonly sink: string
@@ -64,8 +72,21 @@ export const revenueInput = (records: number, seed = 7): Array<Array<InputOrder>
 
 const bodies = <A>(out: ReadonlyArray<OutputMessage>) => out.map((m) => m.body as A)
 
-/** The oracle's window verdict as a chaos verdict: ok counts (record, window) pairs delivered once. */
-const asVerdict = (v: ReturnType<typeof checkWindows>): Verdict => ({
+/** An oracle's verdict as a chaos verdict: ok counts (record, window) pairs or join pairs delivered once. */
+const asVerdict = (
+  v: Pick<
+    WindowVerdict,
+    | "attempted"
+    | "ok"
+    | "lost"
+    | "duplicated"
+    | "unexpected"
+    | "brokenChains"
+    | "lateWrong"
+    | "mismatch"
+    | "examples"
+  >
+): Verdict => ({
   attempted: v.attempted,
   ok: v.ok ? v.attempted : Math.max(0, v.attempted - v.lost - v.duplicated),
   lost: v.lost,
@@ -85,7 +106,7 @@ const checkLateRows = (rows: ReadonlyArray<LateRow & { readonly operator?: strin
   let unexpected = 0
   const examples: Array<string> = []
   for (const r of rows) {
-    if (!windows.some((w) => w.operator === r.operator)) {
+    if (r.operator !== "join" && !windows.some((w) => w.operator === r.operator)) {
       unexpected++
       if (examples.length < 5) examples.push(`late row for no window operator: ${JSON.stringify(r)}`)
       continue
@@ -121,6 +142,7 @@ export const jobSpec: JobSpec = {
     EXACTOR_REVENUE_SLIDING: `revenue-60s-${tag}`,
     EXACTOR_REVENUE_SESSIONS: `revenue-sessions-${tag}`,
     EXACTOR_REVENUE_LATE: `revenue-late-${tag}`,
+    EXACTOR_REVENUE_JOINED: `revenue-joined-${tag}`,
     // the oracle assumes these; pinned so a caller's environment cannot change them under it
     EXACTOR_MAX_DELAY: String(time.maxDelay),
     EXACTOR_LATENESS: String(time.lateness)
@@ -159,6 +181,30 @@ export const jobSpec: JobSpec = {
             })
           )
       })),
+      {
+        sink: "join-sink",
+        queue: env.EXACTOR_REVENUE_JOINED!,
+        check: (
+          out: ReadonlyArray<OutputMessage>,
+          outputOf: (sink: string) => ReadonlyArray<OutputMessage>
+        ) => {
+          const [left, right] = revenueInput(records)
+          return asVerdict({
+            ...checkJoin({
+              left: left!,
+              right: right!,
+              lower: -time.joinWithin,
+              upper: time.joinWithin,
+              results: bodies<JoinRow>(out),
+              late: bodies<JoinLateRow & { readonly operator?: string }>(outputOf("late-sink")).filter(
+                (l) => l.operator === "join"
+              )
+            }),
+            brokenChains: 0,
+            mismatch: 0
+          })
+        }
+      },
       {
         sink: "late-sink",
         queue: q.late,

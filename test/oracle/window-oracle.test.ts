@@ -1,4 +1,5 @@
 import t from "tap"
+import { checkJoin } from "./joinOracle.ts"
 import {
   generateOrders,
   type InputOrder,
@@ -349,3 +350,57 @@ t.test("every counter catches its corruption", async (t) => {
   })
   t.ok(v.unexpected >= 1 && v.mismatch === 2, `sessions: a session no record bounds\n${verdictTable(v)}`)
 })
+
+t.test(
+  "the join oracle: exact output passes; a lost, a doubled and an out-of-bounds pair and an on-time late row are each caught",
+  async (t) => {
+    const [left, right] = generateOrders({
+      seed: 5,
+      splits: 2,
+      perSplit: 400,
+      customers: 10,
+      step: 100,
+      start: 0,
+      maxDelay: 500,
+      lateness: 0,
+      size: 1000,
+      emitEvery: 100
+    })
+    const late = [...left!, ...right!]
+      .filter((r) => r.intended === "tooLate")
+      .map((r) => ({ record: r, side: (r.split === 0 ? "left" : "right") as "left" | "right" }))
+    const lateIds = new Set(late.map((l) => l.record.id))
+    const pairs = left!.flatMap((a) =>
+      right!
+        .filter(
+          (b) =>
+            !lateIds.has(a.id) &&
+            !lateIds.has(b.id) &&
+            a.customer === b.customer &&
+            Math.abs(b.at - a.at) <= 300
+        )
+        .map((b) => ({ customer: a.customer, a: a.id, b: b.id }))
+    )
+    const check = (results: typeof pairs, lateRows = late) =>
+      checkJoin({ left: left!, right: right!, lower: -300, upper: 300, results, late: lateRows })
+    const exact = check(pairs)
+    t.ok(
+      exact.ok && exact.attempted === pairs.length && pairs.length > 50,
+      `${pairs.length} pairs, exact: ok`
+    )
+    t.equal(check(pairs.slice(1)).lost, 1, "a pair missing: lost")
+    t.equal(check([...pairs, pairs[0]!]).duplicated, 1, "a pair twice: duplicated")
+    const far = right!.find((b) => b.customer === left![0]!.customer && Math.abs(b.at - left![0]!.at) > 300)!
+    t.equal(
+      check([...pairs, { customer: far.customer, a: left![0]!.id, b: far.id }]).unexpected,
+      1,
+      "out of bounds: unexpected"
+    )
+    const onTime = left!.find((r) => r.intended === "onTime")!
+    t.equal(
+      check(pairs, [...late, { record: onTime, side: "left" }]).lateWrong,
+      1,
+      "an on-time record late: lateWrong"
+    )
+  }
+)
