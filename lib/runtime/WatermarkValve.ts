@@ -41,10 +41,15 @@ export class WatermarkValve {
     this.output = floor
   }
 
-  /** Watermark `w` on `channel`; ignored while the channel is idle or ended. */
+  /**
+   * Watermark `w` on `channel`; ignored while the channel is idle or ended. END_OF_TIME is the
+   * channel's end (a finished source sends it before its end of stream): it counts as `onEnded`,
+   * so it cannot push the output to END while another channel is idle (FLINK-38477).
+   */
   onWatermark(channel: number, w: number): ValveOutput {
     this.check(channel)
     if (this.statuses[channel] !== "active" || w <= this.wms[channel]!) return NOTHING
+    if (w >= END_OF_TIME) return this.onEnded(channel)
     this.wms[channel] = w
     return this.recompute()
   }

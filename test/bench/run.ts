@@ -414,7 +414,13 @@ const windowedBench = once(async () => {
   const w = await windowedBench_(nc, natsUrl, size.input)
   const r = { ...w, ratioP1: w.perSecond / base.perSecond }
   console.log(
-    `windowed: revenue example ${fmt(w.perSecond)} input records/s to FINISHED (${fmt(w.results)} (record, window) pairs; exit ${w.exitCode}, exactly once by the oracle: ${w.exactlyOnce}); ${r.ratioP1.toFixed(2)} of P1`
+    `windowed: revenue example ${fmt(w.perSecond)} input records/s to FINISHED (${fmt(w.results)} (record, window) and join pairs; exit ${w.exitCode}, exactly once by the oracles: ${w.exactlyOnce}); ${r.ratioP1.toFixed(2)} of P1`
+  )
+  console.log(
+    `  CPU µs per input record: ${Object.entries(w.cpuMicros)
+      .sort((a, b) => b[1] - a[1])
+      .map(([g, us]) => `${g} ${us.toFixed(1)}`)
+      .join(", ")}`
   )
   return r
 })

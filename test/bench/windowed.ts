@@ -14,6 +14,7 @@ import { InstanceId, Subjects } from "../../lib/core/Address.ts"
 import { decode, EnvelopeDecodeError } from "../../lib/runtime/Envelope.ts"
 import { amqpUrl, uniqueName } from "../harness/env.ts"
 import { jobSpec } from "../oracle/revenueJob.ts"
+import { type CpuReading, readCpu } from "./cpu.ts"
 import { startJob } from "./jobRun.ts"
 
 const revenueModule = new URL("../oracle/revenueJob.ts", import.meta.url).pathname
@@ -25,6 +26,8 @@ export interface WindowedFigures {
   readonly exitCode: number
   readonly exactlyOnce: boolean
   readonly results: number
+  /** CPU µs per input record by process group (operators, coordinator, nats, rabbitmq), first to last reading */
+  readonly cpuMicros: Readonly<Record<string, number>>
 }
 
 export const windowedBench = async (
@@ -55,8 +58,18 @@ export const windowedBench = async (
     env: { ...env, EXACTOR_CHECKPOINT_INTERVAL: "1000" }
   })
   try {
+    // CPU readings every 200 ms while the job runs: the last one before its processes exit
+    const readings: Array<CpuReading> = []
+    const timer = setInterval(() => {
+      if (first !== undefined) readings.push(readCpu())
+    }, 200)
     const exitCode = await run.exit
     const exited = performance.now()
+    clearInterval(timer)
+    const [from, to] = [readings[0], readings.at(-2) ?? readings.at(-1)]
+    const cpuMicros: Record<string, number> = {}
+    if (from && to)
+      for (const [g, sec] of to.groups) cpuMicros[g] = ((sec - (from.groups.get(g) ?? 0)) * 1e6) / records
     const sinks = await Effect.runPromise(
       checkSpecOutputs(jobSpec, env, records, amqpUrl, (l) => console.error(l))
     )
@@ -67,7 +80,8 @@ export const windowedBench = async (
       perSecond: records / seconds,
       exitCode,
       exactlyOnce: exitCode === 0 && sinks.every((s) => exactlyOnce(s.verdict)),
-      results: sumVerdicts(sinks.map((s) => s.verdict)).attempted
+      results: sumVerdicts(sinks.map((s) => s.verdict)).attempted,
+      cpuMicros
     }
   } finally {
     sub.unsubscribe()

@@ -55,6 +55,21 @@ t.test(
   }
 )
 
+t.test(
+  "a finished source's END watermark is its end: with another channel idle the output stays below END (FLINK-38477; T5 found it)",
+  async (t) => {
+    const v = new WatermarkValve(2)
+    v.onWatermark(0, 10)
+    v.onWatermark(1, 12)
+    v.onIdle(1, true)
+    t.same(v.onWatermark(0, END_OF_TIME), { watermark: 12, idle: true }, "max over the idle channel, not END")
+    t.equal(v.status(0), "ended", "the channel counts as ended")
+    t.same(v.onEnded(0), {}, "its end of stream after the END watermark changes nothing")
+    t.same(v.onIdle(1, false), { idle: false })
+    t.same(v.onWatermark(1, END_OF_TIME), { watermark: END_OF_TIME }, "END once every channel has ended")
+  }
+)
+
 t.test("no regression: the output never decreases; a channel below it stays unaligned", async (t) => {
   const v = new WatermarkValve(2)
   v.onWatermark(0, 100)

@@ -114,12 +114,13 @@ export interface ProduceOptions {
   readonly subject?: string
   /**
    * The records: an NDJSON file (msgID `<stream>/<line number>`), generated orders (msgID
-   * `<stream>/<id>`), or values in memory, each published as JSON (msgID `<stream>/<index>`).
+   * `<stream>/<id>`), or values in memory, each published as JSON (msgID `<stream>/<index>`;
+   * `firstIndex` numbers them from there, so a later batch appends instead of deduplicating).
    */
   readonly input:
     | { readonly file: string }
     | { readonly generate: GenerateInput }
-    | { readonly records: ReadonlyArray<unknown> }
+    | { readonly records: ReadonlyArray<unknown>; readonly firstIndex?: number }
   /** Publishes awaiting their ack at once. Default 1000. */
   readonly inFlight?: number
   /** Duplicate window of a created stream, in ms. Default 120000 (the server's). */
@@ -301,10 +302,11 @@ function* valueRecords(
   values: Iterable<unknown>,
   stream: string,
   partitions: ProduceOptions["partitions"],
-  what: string
+  what: string,
+  firstIndex = 0
 ): Generator<Outgoing> {
   const enc = new TextEncoder()
-  let i = 0
+  let i = firstIndex
   for (const value of values) {
     const data = enc.encode(JSON.stringify(value))
     if (partitions === undefined) yield { msgID: `${stream}/${i}`, data }
@@ -446,7 +448,7 @@ export const produce = (options: ProduceOptions): Effect.Effect<ProduceResult, P
         "file" in input
           ? fileRecords(input.file, stream, options.partitions)
           : "records" in input
-            ? valueRecords(input.records, stream, options.partitions, "records")
+            ? valueRecords(input.records, stream, options.partitions, "records", input.firstIndex)
             : valueRecords(generatedOrders(input.generate), stream, options.partitions, "generated orders")
       return yield* publishAll(jetstream(nc), stream, subject, records, options.inFlight ?? 1000)
     })
