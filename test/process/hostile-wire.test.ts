@@ -157,7 +157,11 @@ t.test("garbage on every subject of a running job: rejected and counted, output 
     0,
     `malformed messages alone caused no recovery ${JSON.stringify((counted.recoveryLog ?? []).map((r) => r.cause))}`
   )
-  t.equal(counted.state, "RUNNING")
+  // neither failed nor restoring; a fast run may have read all its input already (FINISHING)
+  t.ok(
+    counted.state === "RUNNING" || counted.state === "FINISHING",
+    `the job is running on (${counted.state})`
+  )
   const total1 = counted.instances.find((i) => i.id === "total#1")!
   t.ok(total1.rejected >= 5000, `total#1 counted the flood (${total1.rejected} rejected)`)
 
