@@ -79,10 +79,13 @@ export const revenueTime = (env: Env = process.env) => ({
   joinWithin: 1000
 })
 
+/** one encoder for every call: `add` runs once per record */
+const utf8 = new TextEncoder()
+
 /** FNV-1a, 32 bits, over the UTF-8 bytes of `s`. */
 const fnv1a32 = (s: string): number => {
   let h = 0x811c9dc5
-  for (const byte of new TextEncoder().encode(s)) h = Math.imul(h ^ byte, 0x01000193) >>> 0
+  for (const byte of utf8.encode(s)) h = Math.imul(h ^ byte, 0x01000193) >>> 0
   return h
 }
 

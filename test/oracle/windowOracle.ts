@@ -48,10 +48,13 @@ export interface LateRow {
   readonly windows: ReadonlyArray<Window>
 }
 
+/** one encoder for every call (the aggregate hashes once per record) */
+const utf8 = new TextEncoder()
+
 /** FNV-1a, 32 bits, over the UTF-8 bytes of `s`. */
 export const fnv1a32 = (s: string): number => {
   let h = 0x811c9dc5
-  for (const byte of new TextEncoder().encode(s)) h = Math.imul(h ^ byte, 0x01000193) >>> 0
+  for (const byte of utf8.encode(s)) h = Math.imul(h ^ byte, 0x01000193) >>> 0
   return h
 }
 
