@@ -20,6 +20,8 @@ export interface TimeEnv extends ApplyEnv {
   readonly router: Router
   /** at most this many timers fire between two yields */
   readonly sourceBatch: number
+  /** sends a report (`heartbeat`: the instance's heartbeat, its body filled in) */
+  readonly report: (kind: "heartbeat") => void
 }
 
 export class OperatorTime {
@@ -127,6 +129,7 @@ export class OperatorTime {
     const slice = Math.max(1, env.sourceBatch)
     return Effect.gen(function* () {
       const due: Array<Timer> = []
+      let slices = 0
       for (;;) {
         due.length = 0
         for (let t = timers.pollDue(domain, upTo); t !== undefined; t = timers.pollDue(domain, upTo)) {
@@ -136,6 +139,8 @@ export class OperatorTime {
         if (due.length === 0) return
         if (onTimer === undefined) continue
         env.stats.firing = true
+        // a burst of more than one slice is announced at once, so a view (or a nemesis) sees it firing
+        if (++slices === 2) env.report("heartbeat")
         const out = new TimedBuffer()
         keyed.begin(out, ports)
         yield* applyBatch(
