@@ -76,6 +76,11 @@ export interface ChaosOptions {
    */
   readonly maxFaults?: number
   readonly kinds: ReadonlyArray<TargetKind>
+  /**
+   * kill -9 a keyed instance the moment its heartbeat says it is firing a burst of timers (at the end
+   * of input, after a restore), up to this many times (default 0), besides the schedule's faults
+   */
+  readonly firingKills?: number
   /** SIGSTOP/SIGCONT pauses too, every other one (the first too) longer than the heartbeat timeout */
   readonly pause: boolean
   /** run against a private nats-server and restart it as one of the faults */
@@ -117,6 +122,7 @@ const validate = (o: ChaosOptions): ChaosOptionInvalid | undefined => {
     (o.maxFaults === undefined ? undefined : whole("maxFaults", o.maxFaults, 1)) ??
     whole("duration", o.deadlineMs, 1000) ??
     whole("rabbitmqCrashes", o.rabbitmqCrashes ?? 0, 0) ??
+    whole("firingKills", o.firingKills ?? 0, 0) ??
     (o.postgresCrashes === undefined ? undefined : whole("postgres-crashes", o.postgresCrashes, 0)) ??
     (o.kinds.length === 0 &&
     !o.pause &&
@@ -273,6 +279,8 @@ export const runChaos = (o: ChaosOptions) =>
         maxEpoch: 0,
         memory: {}
       }
+      /** set once the faults begin: a heartbeat that says `firing` (instance, pid) */
+      let onFiring: ((name: string, pid: number) => void) | undefined
       const sub = nc.subscribe(subjects.coordinator, {
         callback: (_e, m) => {
           const r = decode(subjects.coordinator, m.data)
@@ -280,6 +288,7 @@ export const runChaos = (o: ChaosOptions) =>
           const hb = ("b" in r ? r.b : undefined) as Partial<HeartbeatBody> | undefined
           watch.seen.set(r.c, { phase: hb?.phase ?? "?", epoch: r.e })
           watch.maxEpoch = Math.max(watch.maxEpoch, r.e)
+          if (hb?.firing === true && hb.pid !== undefined) onFiring?.(r.c, hb.pid)
         }
       })
       yield* Effect.addFinalizer(() => Effect.sync(() => sub.unsubscribe()))
@@ -475,6 +484,21 @@ export const runChaos = (o: ChaosOptions) =>
         }
       })
       const nemesisFiber = started ? yield* Effect.forkScoped(nemesis) : undefined
+      // --firing-kills: a keyed instance killed in the middle of a burst of timers
+      let firingKills = 0
+      if (started && (o.firingKills ?? 0) > 0)
+        onFiring = (name, pid) => {
+          if (firingKills >= (o.firingKills ?? 0) || exitCode !== "running") return
+          const target = jobProcesses(runPid).get(name)
+          if (target?.pid !== pid || kindOf(plan, name) !== "keyed") return
+          if (signalProcess(target, "SIGKILL") !== true) return
+          const at = Date.now() - t0
+          firingKills++
+          kills.keyed++
+          killedByName.set(name, (killedByName.get(name) ?? 0) + 1)
+          faults.push({ at, fault: "kill", target: name, pid, firing: true })
+          o.log(`chaos: ${(at / 1000).toFixed(1)} s kill -9 ${name} (pid ${pid}) while it fires timers`)
+        }
 
       // --rabbitmq-crashes: kill -9 the private node N times, each after a checkpoint completed since the last one
       let rabbitmqCrashes = 0
@@ -564,6 +588,7 @@ export const runChaos = (o: ChaosOptions) =>
         verdict,
         ...(sinks ? { sinks } : {}),
         kills,
+        firingKills,
         pauses,
         longPauses,
         natsRestarts,

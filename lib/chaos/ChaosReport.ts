@@ -18,6 +18,8 @@ export interface FaultEvent {
   readonly pid?: number
   /** pause length in ms */
   readonly ms?: number
+  /** a kill sent when the target's heartbeat said it was firing a burst of timers (`firingKills`) */
+  readonly firing?: boolean
 }
 
 /** VmRSS per process name (KiB), with the pid it was read from. */
@@ -47,6 +49,8 @@ export interface ChaosReport {
   /** a job with a jobSpec: each sink's verdict */
   readonly sinks?: ReadonlyArray<SinkVerdict>
   readonly kills: Readonly<Record<KilledKind, number>>
+  /** of the keyed kills, those sent while the target said it was firing timers (`firingKills`) */
+  readonly firingKills: number
   readonly pauses: number
   /** pauses longer than the heartbeat timeout (the instance is declared dead: a zombie) */
   readonly longPauses: number
@@ -108,7 +112,7 @@ export const formatChaosReport = (r: ChaosReport): string => {
       ? r.sinks.flatMap((s) => [rule(`sink ${s.sink} (queue ${s.queue})`), formatVerdict(s.verdict)])
       : [formatVerdict(r.verdict)]),
     rule("faults"),
-    `${"kills".padEnd(12)}${killed}: source ${k.source}, keyed ${k.keyed}, sink ${k.sink}, coordinator ${k.coordinator}, other ${k.other}`,
+    `${"kills".padEnd(12)}${killed}: source ${k.source}, keyed ${k.keyed}, sink ${k.sink}, coordinator ${k.coordinator}, other ${k.other}${r.firingKills > 0 ? ` (${r.firingKills} keyed while firing timers)` : ""}`,
     `${"pauses".padEnd(12)}${r.pauses} SIGSTOP/SIGCONT (${r.longPauses} longer than the heartbeat timeout)`,
     `${"NATS".padEnd(12)}${r.natsRestarts} restarts${r.natsRestartsEnabled ? ` of the private server ${redactUrl(r.natsUrl)}` : ""}`,
     ...(r.rabbitmqCrashes

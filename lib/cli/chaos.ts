@@ -16,6 +16,7 @@ export interface ChaosFlags {
   readonly records: number
   readonly interval: number
   readonly maxFaults: number | undefined
+  readonly firingKills: number
   readonly kinds: string
   readonly pause: boolean
   readonly natsRestarts: boolean
@@ -59,6 +60,7 @@ export const runChaosCli = (f: ChaosFlags) =>
       records: f.records,
       intervalMs: f.interval,
       ...(f.maxFaults === undefined ? {} : { maxFaults: f.maxFaults }),
+      firingKills: f.firingKills,
       kinds,
       pause: f.pause,
       natsRestarts: f.natsRestarts,

@@ -341,6 +341,12 @@ const chaos = Command.make(
       Flag.withDescription("stop injecting after this many faults; the job then runs on to its end"),
       Flag.optional
     ),
+    firingKills: Flag.Int("firing-kills").pipe(
+      Flag.withDescription(
+        "also kill -9 a keyed instance the moment its heartbeat says it fires a burst of timers, up to N times"
+      ),
+      Flag.withDefault(0)
+    ),
     kinds: Flag.String("kinds").pipe(
       Flag.withDescription("what to kill: sources,keyed,sinks,coordinator,operators"),
       Flag.withDefault("sources,keyed,sinks,coordinator,operators")
@@ -381,6 +387,7 @@ const chaos = Command.make(
           seed: Option.getOrUndefined(f.seed),
           postgresCrashes: Option.getOrUndefined(f.postgresCrashes),
           maxFaults: Option.getOrUndefined(f.maxFaults),
+          firingKills: f.firingKills,
           urls
         })
       ),
