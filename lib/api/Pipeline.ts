@@ -28,7 +28,7 @@ export interface OperatorNode {
   readonly name: string
   readonly declaration: Declaration
   readonly parallelism: number
-  /** a source's event time: timestamps and watermarks per split (DESIGN-dataflow §2.2) */
+  /** event time: a source's timestamps and watermarks per split, or an assignTimestamps operator's per instance (DESIGN-dataflow §2.2) */
   readonly watermarks?: WatermarkStrategy<unknown>
 }
 
@@ -226,12 +226,16 @@ export const validatePipeline = (p: Pipeline): JobPlan | PipelineInvalid | Inval
     const node = operator.get(name)!
     const ins = inputs.get(name)!
     const d = node.declaration
-    timed.set(name, d.kind === "source" ? node.watermarks !== undefined : ins.every((e) => timed.get(e.from)))
+    // a source's `watermarks` or an `assignTimestamps` operator starts event time
+    timed.set(
+      name,
+      node.watermarks !== undefined || (d.kind !== "source" && ins.every((e) => timed.get(e.from)))
+    )
     if ("eventTime" in d && d.eventTime === true && !timed.get(name)) {
       const untimed = ins.filter((e) => !timed.get(e.from)).map((e) => e.from)
       add(
         name,
-        `needs event time, but its input from ${untimed.join(", ")} has none: give every source on the way \`watermarks\` (pipeline.source(decl, { watermarks: boundedOutOfOrderness(...) }))`
+        `needs event time, but its input from ${untimed.join(", ")} has none: give every source on the way \`watermarks\` (pipeline.source(decl, { watermarks: boundedOutOfOrderness(...) })) or assign timestamps after it (stream.assignTimestamps(boundedOutOfOrderness(...)))`
       )
     }
   }

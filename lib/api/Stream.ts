@@ -23,7 +23,7 @@ import type {
   SourceDeclaration,
   SplitDeclaration
 } from "./Operator.ts"
-import { split as splitDeclaration } from "./Operator.ts"
+import { map, split as splitDeclaration } from "./Operator.ts"
 import type { Edge, OperatorNode, Partitioning, Pipeline } from "./Pipeline.ts"
 import {
   type AggregateFunction,
@@ -94,10 +94,16 @@ class Graph {
       readonly stream: Stream<unknown>
       readonly key?: Partitioning
       readonly input?: 1
-    }>
+    }>,
+    watermarks?: WatermarkStrategy<unknown>
   ): OperatorNode {
     const first = inputs[0]!.stream.heads[0]
-    const node = this.add(declaration, options?.parallelism ?? first?.operator.parallelism ?? 1, options)
+    const node = this.add(
+      declaration,
+      options?.parallelism ?? first?.operator.parallelism ?? 1,
+      options,
+      watermarks
+    )
     for (const { stream, key, input } of inputs) {
       if (stream.graph !== this)
         throw new Error(`${node.name}: its inputs come from another pipeline() than its own`)
@@ -187,6 +193,24 @@ export class Stream<A> {
   }
   filter<E>(declaration: FilterDeclaration<A, E>, options?: StageOptions): Stream<A> {
     return this.next<A>(declaration as FilterDeclaration<unknown>, options)
+  }
+
+  /**
+   * Event time from here on (Flink's assignTimestampsAndWatermarks): an operator (name default
+   * `assignTimestamps`) that passes every record on with `strategy.timestamp(record)` and sends the
+   * watermarks of one generator per instance, in the order its records arrive; watermarks and
+   * statuses from upstream are dropped, and END goes out once every input has ended. Its
+   * generators are in its snapshots. Prefer a source's `watermarks` (one generator per split):
+   * after a shuffle the arrival order, and so the watermarks, depend on timing.
+   */
+  assignTimestamps(strategy: WatermarkStrategy<A>, options?: StageOptions): Stream<A> {
+    const node = this.graph.append(
+      map<A, A>(options?.name ?? "assignTimestamps", (a) => a) as MapDeclaration<unknown, unknown>,
+      options,
+      [{ stream: this as Stream<unknown> }],
+      strategy as WatermarkStrategy<unknown>
+    )
+    return new Stream<A>(this.graph, [{ operator: node, port: "main" }])
   }
 
   /**

@@ -361,6 +361,8 @@ export const runActor = (env: ActorEnv) =>
                 break
               default:
                 state = { kind: "stateless" }
+                // assignTimestamps: the instance's generator, as a source's (§2.7)
+                if (node.watermarks !== undefined) clock = restoredClock(node.watermarks, snapshots)
             }
             const mailbox = yield* Mailbox.open<TaskCommand>(
               nc,

@@ -69,7 +69,7 @@ export interface TaskEnv extends ApplyEnv {
   readonly report: (kind: ReportKind, n?: number, body?: unknown) => void
   /** a sink's commits (beside the loop or in it, per its writer); the loop fails when one failed */
   readonly commits?: SinkCommits
-  /** a source with `watermarks` */
+  /** a source with `watermarks`, or an operator of `assignTimestamps` */
   readonly clock?: SourceClock
   /** an operator's watermark restored from the checkpoint (the floor of every input channel) */
   readonly watermarkFloor?: number
@@ -94,8 +94,17 @@ const captureState = (env: TaskEnv, n: number): Effect.Effect<unknown, unknown> 
       return Effect.succeed(s.store.snapshot(w))
     case "sink":
       return s.writer.snapshot(n)
-    case "stateless":
+    case "stateless": {
+      // assignTimestamps: its generator and idle flag, as a source keeps them (§2.7)
+      const clock = env.clock
+      if (clock !== undefined)
+        return Effect.succeed({
+          ...(w === undefined ? {} : { watermark: w }),
+          generator: clock.generator.snapshot(),
+          idle: clock.idle
+        })
       return Effect.succeed(w === undefined ? undefined : { watermark: w })
+    }
   }
 }
 
@@ -302,6 +311,11 @@ const runOperator = (env: TaskEnv) =>
       env.state.kind === "keyed" ? new KeyedContext(operatorOf(env.instance), env.state.store) : undefined
     const time = new OperatorTime(env, channels, env.watermarkFloor ?? START_OF_TIME, keyed, ports)
     const isSink = env.state.kind === "sink"
+    // assignTimestamps: event time starts here, from one generator per instance; upstream
+    // watermarks and statuses are dropped, END goes out once every input has ended (§2.2)
+    const clock = env.clock
+    const idleness = clock === undefined ? undefined : sourceIdleness(env)
+    if (clock?.idle === true) yield* env.router.idle(true)
     /**
      * A sink whose transaction is full asks for a checkpoint (once per checkpoint), and is finished
      * only when it has seen eos on every input and nothing is left waiting for a transaction.
@@ -323,9 +337,11 @@ const runOperator = (env: TaskEnv) =>
       const base = env.commits !== undefined || env.router.lingering ? env.lingerMs : idleWaitMs
       const timerWait = keyed === undefined ? undefined : time.processingWait(Date.now())
       const wait = timerWait === undefined ? base : Math.min(base, timerWait)
+      const waitFrom = Date.now()
       const item = ready.length > 0 ? ready.shift() : yield* env.mailbox.takeWithin(wait)
       if (env.commits) yield* env.commits.check
       const now = Date.now()
+      if (item === undefined && idleness !== undefined) yield* idleness.readNothing(now - waitFrom)
       if (keyed !== undefined) yield* time.fireProcessing(now)
       if (now - lastFlush >= env.lingerMs) {
         lastFlush = now
@@ -348,6 +364,10 @@ const runOperator = (env: TaskEnv) =>
             yield* env.state.writer.write(envelope.r)
             env.stats.recordsOut += envelope.r.length
             sinkProgress(env.state.writer)
+          } else if (clock !== undefined) {
+            idleness!.reset()
+            yield* routeWithWatermarks(env, clock, envelope.r)
+            env.stats.recordsOut += envelope.r.length
           } else {
             const out = yield* transform(env, channel, envelope, ports, keyed)
             if (out.length > 0) yield* env.router.route(out.records, "main", out.times)
@@ -359,10 +379,10 @@ const runOperator = (env: TaskEnv) =>
           break
         }
         case "wm":
-          if (!isSink) yield* time.onWatermark(channel, envelope.w)
+          if (!isSink && clock === undefined) yield* time.onWatermark(channel, envelope.w)
           break
         case "idle":
-          if (!isSink) yield* time.onIdle(channel, envelope.on)
+          if (!isSink && clock === undefined) yield* time.onIdle(channel, envelope.on)
           break
         case "barrier": {
           const outcome = aligner.onBarrier(channel, envelope.n, now)
@@ -379,10 +399,11 @@ const runOperator = (env: TaskEnv) =>
             ended[channel] = true
             endedCount++
             // an ended channel is out of the minimum; all ended: END fires every event-time timer (§1.5)
-            if (!isSink) yield* time.onEnded(channel)
+            if (!isSink && clock === undefined) yield* time.onEnded(channel)
             if (endedCount === channels) {
               if (env.state.kind === "sink") sinkProgress(env.state.writer)
               else {
+                if (clock !== undefined) yield* sourceWatermark(env, END_OF_TIME)
                 yield* env.router.eos
                 env.report("heartbeat")
               }

@@ -1,7 +1,9 @@
 import t from "tap"
 import { double, even, out, src, total } from "../fixtures/numberOperators.ts"
 import { type Pipeline, PipelineInvalid, validatePipeline } from "../../lib/api/Pipeline.ts"
-import { pipeline } from "../../lib/api/Stream.ts"
+import { pipeline, type Stream } from "../../lib/api/Stream.ts"
+import { boundedOutOfOrderness } from "../../lib/api/Watermark.ts"
+import { tumbling } from "../../lib/api/Windows.ts"
 
 const problemsOf = (p: Pipeline) => {
   const r = validatePipeline(p)
@@ -91,3 +93,29 @@ t.test("bad options name the field", async (t) => {
   )
   t.match(String((hb as { message: string }).message), /heartbeatTimeout/)
 })
+
+t.test(
+  "event time starts at a source's watermarks or at assignTimestamps; a window without it is refused",
+  async (t) => {
+    const strategy = boundedOutOfOrderness<number>({ timestamp: (n) => n, maxDelay: 10 })
+    const perTen = (s: Stream<number>) =>
+      s
+        .keyBy((n) => n % 10)
+        .window(tumbling(100), { name: "perTen", lateness: 0 })
+        .reduce((a, b) => a + b)
+        .sink(out as never) // a sink of numbers: only the graph is checked here
+    const untimed = pipeline("j").source(src).map(double)
+    perTen(untimed)
+    const [problem] = problemsOf(untimed.graph.build())
+    t.match(problem, /^perTen: needs event time, but its input from double has none: .*assignTimestamps/)
+    const assigned = pipeline("j").source(src).map(double).assignTimestamps(strategy, { name: "stamp" })
+    perTen(assigned)
+    const p = assigned.graph.build()
+    t.same(problemsOf(p), [], "valid with assignTimestamps after the map")
+    t.equal(
+      p.operators.find((o) => o.name === "stamp")?.watermarks,
+      strategy,
+      "the stamping operator carries the strategy"
+    )
+  }
+)
