@@ -12,7 +12,7 @@
  * steady RSS of P6), p4 (recovery after SIGKILL), p6 (RSS under a slowed sink), pgsink (the PostgreSQL
  * sink vs a raw pg client, on a private cluster; JSON key `pgSink`), p1pg (P1 with the PostgreSQL sink),
  * windowed (the event-time example end to end, against P1: `results.windowed.perSecond`, `ratioP1`).
- * `EXACTOR_BENCH_PROFILE=<dir>`: the processes of the P1 and p2js jobs write `--cpu-prof` profiles there.
+ * `EXACTOR_BENCH_PROFILE=<dir>`: the processes of the P1, p2js and windowed jobs write `--cpu-prof` profiles there.
  */
 import { spawn } from "node:child_process"
 import { writeFileSync } from "node:fs"
@@ -411,7 +411,7 @@ const pgsinkBench = once(async () => {
 /** The event-time example end to end (test/bench/windowed.ts), against P1 in the same run. */
 const windowedBench = once(async () => {
   const base = await p1Bench()
-  const w = await windowedBench_(nc, natsUrl, size.input)
+  const w = await windowedBench_(nc, natsUrl, size.input, profileDir)
   const r = { ...w, ratioP1: w.perSecond / base.perSecond }
   console.log(
     `windowed: revenue example ${fmt(w.perSecond)} input records/s to FINISHED (${fmt(w.results)} (record, window) and join pairs; exit ${w.exitCode}, exactly once by the oracles: ${w.exactlyOnce}); ${r.ratioP1.toFixed(2)} of P1`

@@ -33,7 +33,8 @@ export interface WindowedFigures {
 export const windowedBench = async (
   nc: NatsConnection,
   natsUrl: string,
-  records: number
+  records: number,
+  profileDir?: string
 ): Promise<WindowedFigures> => {
   const tag = uniqueName("w").replace(/[^a-zA-Z0-9]/g, "")
   const env = jobSpec.env(tag)
@@ -55,7 +56,11 @@ export const windowedBench = async (
     module: revenueModule,
     job,
     stream: streams[0]!,
-    env: { ...env, EXACTOR_CHECKPOINT_INTERVAL: "1000" }
+    env: {
+      ...env,
+      EXACTOR_CHECKPOINT_INTERVAL: "1000",
+      ...(profileDir ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profileDir}` } : {})
+    }
   })
   try {
     // CPU readings every 200 ms while the job runs: the last one before its processes exit
