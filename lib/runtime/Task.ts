@@ -333,8 +333,9 @@ const runOperator = (env: TaskEnv) =>
       }
     }
     for (;;) {
-      // a partial batch (or a sink's commits) wants a look every lingerMs; otherwise only input wakes the loop
-      const base = env.commits !== undefined || env.router.lingering ? env.lingerMs : idleWaitMs
+      // a partial batch wants a look every lingerMs; otherwise only input and commands wake the loop
+      // (a sink's failed commit is seen at the next input or within idleWaitMs)
+      const base = env.router.lingering ? env.lingerMs : idleWaitMs
       const timerWait = keyed === undefined ? undefined : time.processingWait(Date.now())
       const wait = timerWait === undefined ? base : Math.min(base, timerWait)
       const waitFrom = Date.now()

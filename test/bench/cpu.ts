@@ -10,6 +10,8 @@ import { readdirSync, readFileSync } from "node:fs"
 export interface CpuReading {
   readonly at: number
   readonly groups: ReadonlyMap<string, number>
+  /** each process's group and CPU seconds */
+  readonly pids: ReadonlyMap<number, { readonly group: string; readonly seconds: number }>
   readonly busy: number
   readonly total: number
 }
@@ -39,6 +41,7 @@ const read = (path: string): string | undefined => {
 /** Reads every process's CPU time (user + system) now, summed by group. */
 export const readCpu = (): CpuReading => {
   const groups = new Map<string, number>()
+  const pids = new Map<number, { group: string; seconds: number }>()
   for (const pid of readdirSync("/proc")) {
     if (!/^\d+$/.test(pid)) continue
     const cmd = read(`/proc/${pid}/cmdline`)
@@ -49,6 +52,7 @@ export const readCpu = (): CpuReading => {
     const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
     const seconds = (Number(f[11]) + Number(f[12])) / ticksPerSecond
     groups.set(group, (groups.get(group) ?? 0) + seconds)
+    pids.set(Number(pid), { group, seconds })
   }
   const cpu = (read("/proc/stat") ?? "").split("\n")[0]!.split(/\s+/).slice(1).map(Number)
   const idle = (cpu[3] ?? 0) + (cpu[4] ?? 0)
@@ -56,9 +60,27 @@ export const readCpu = (): CpuReading => {
   return {
     at: performance.now(),
     groups,
+    pids,
     busy: (total - idle) / ticksPerSecond,
     total: total / ticksPerSecond
   }
+}
+
+/**
+ * CPU seconds each group used over a series of readings, per process from its first reading to its
+ * last (a process that exits before the last reading still counts, up to when it was last seen).
+ */
+export const cpuOver = (readings: ReadonlyArray<CpuReading>): Map<string, number> => {
+  const first = new Map<number, number>()
+  const last = new Map<number, { group: string; seconds: number }>()
+  for (const r of readings)
+    for (const [pid, p] of r.pids) {
+      if (!first.has(pid)) first.set(pid, r === readings[0] ? p.seconds : 0)
+      last.set(pid, p)
+    }
+  const out = new Map<string, number>()
+  for (const [pid, p] of last) out.set(p.group, (out.get(p.group) ?? 0) + p.seconds - first.get(pid)!)
+  return out
 }
 
 /** Cores each group used between two readings (a group absent from `from` counts from 0), and the machine's busy share. */

@@ -1,6 +1,6 @@
 /**
  * The windowed benchmark (issue 16): the event-time example (test/oracle/revenueJob.ts: two
- * JetStream sources, tumbling, sliding and session windows, four RabbitMQ 2PC sinks) end to end on
+ * JetStream sources, tumbling, sliding and session windows, an interval join, five RabbitMQ 2PC sinks) end to end on
  * `records` generated orders. The rate is input records over the time from the coordinator's `run`
  * of epoch 1 to the first source to the job's exit (FINISHED: every window fired and committed, the
  * job stopped), so it includes the final checkpoint and the shutdown; the output is checked by the
@@ -14,7 +14,7 @@ import { InstanceId, Subjects } from "../../lib/core/Address.ts"
 import { decode, EnvelopeDecodeError } from "../../lib/runtime/Envelope.ts"
 import { amqpUrl, uniqueName } from "../harness/env.ts"
 import { jobSpec } from "../oracle/revenueJob.ts"
-import { type CpuReading, readCpu } from "./cpu.ts"
+import { type CpuReading, cpuOver, readCpu } from "./cpu.ts"
 import { startJob } from "./jobRun.ts"
 
 const revenueModule = new URL("../oracle/revenueJob.ts", import.meta.url).pathname
@@ -71,10 +71,9 @@ export const windowedBench = async (
     const exitCode = await run.exit
     const exited = performance.now()
     clearInterval(timer)
-    const [from, to] = [readings[0], readings.at(-2) ?? readings.at(-1)]
+    // per process up to its last reading: the job's processes exit one by one at its end
     const cpuMicros: Record<string, number> = {}
-    if (from && to)
-      for (const [g, sec] of to.groups) cpuMicros[g] = ((sec - (from.groups.get(g) ?? 0)) * 1e6) / records
+    for (const [g, sec] of cpuOver(readings)) cpuMicros[g] = (sec * 1e6) / records
     const sinks = await Effect.runPromise(
       checkSpecOutputs(jobSpec, env, records, amqpUrl, (l) => console.error(l))
     )
